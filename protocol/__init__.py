@@ -1,0 +1,101 @@
+"""kpnet protocol: signed, end-to-end encrypted messages between national nodes.
+
+A pure library (standard library, PyNaCl and pydantic only). Its parts:
+
+- ``NodeIdentity`` (private keys) and ``NodeCard`` (the public, self-signed
+  description of a node), with ``fingerprint`` for in-person verification;
+- ``canonical_json`` (RFC 8785) — the one encoder used for every signature;
+- ``seal`` / ``open_envelope`` — envelopes; ``open_envelope`` returns an
+  ``OpenedMessage`` or raises a ``ProtocolError`` subclass with a stable ``code``;
+- payload models, one per message type, listed in ``MESSAGE_TYPES``.
+
+The specification is ``docs/protocol.md``; test vectors are in
+``docs/protocol/test-vectors.json`` (made by ``python -m protocol.testvectors``).
+"""
+
+from ._base64 import b64decode, b64encode
+from ._canonical import canonical_json, parse_json
+from ._card import NodeCard, make_card, verify_card
+from ._envelope import (
+    DEFAULT_CLOCK_SKEW,
+    DEFAULT_MAX_BYTES,
+    MAX_LIFETIME,
+    PROTOCOL_VERSION,
+    SUPPORTED_VERSIONS,
+    Header,
+    KeyDirectory,
+    OpenedMessage,
+    Recipient,
+    StaticDirectory,
+    new_message_id,
+    open_envelope,
+    peek_header,
+    seal,
+)
+from ._errors import (
+    ERROR_CODES,
+    BadSignature,
+    CardError,
+    CardInvalid,
+    DecryptionFailed,
+    EnvelopeError,
+    Expired,
+    FingerprintMismatch,
+    HeaderMismatch,
+    KeyExpired,
+    Malformed,
+    NotYetValid,
+    ProtocolError,
+    SchemaInvalid,
+    SenderInactive,
+    TooLarge,
+    UnknownKey,
+    UnknownSender,
+    UnsupportedVersion,
+    WrongRecipient,
+)
+from ._keys import (
+    NodeIdentity,
+    PublicKey,
+    fingerprint,
+    fingerprints_equal,
+    is_node_id,
+    key_id,
+)
+from ._messages import (
+    HANDLING_LEVELS,
+    MESSAGE_TYPES,
+    Alert,
+    AlertRetract,
+    AlertUpdate,
+    CardUpdate,
+    DisclosedDetails,
+    DisclosureRequest,
+    DisclosureResponse,
+    IdentityDocument,
+    KycHit,
+    KycQuery,
+    KycResponse,
+    MatchFeature,
+    Party,
+    Payload,
+    Place,
+    Receipt,
+    SharedLicensee,
+)
+
+__all__ = [
+    "DEFAULT_CLOCK_SKEW", "DEFAULT_MAX_BYTES", "ERROR_CODES", "HANDLING_LEVELS", "MAX_LIFETIME",
+    "MESSAGE_TYPES", "PROTOCOL_VERSION", "SUPPORTED_VERSIONS",
+    "Alert", "AlertRetract", "AlertUpdate", "BadSignature", "CardError", "CardInvalid",
+    "CardUpdate", "DecryptionFailed", "DisclosedDetails", "DisclosureRequest",
+    "DisclosureResponse", "EnvelopeError", "Expired", "FingerprintMismatch", "Header",
+    "HeaderMismatch", "IdentityDocument", "KeyDirectory", "KeyExpired", "KycHit", "KycQuery",
+    "KycResponse", "Malformed", "MatchFeature", "NodeCard", "NodeIdentity", "NotYetValid",
+    "OpenedMessage", "Party", "Payload", "Place", "ProtocolError", "PublicKey", "Receipt",
+    "Recipient", "SchemaInvalid", "SenderInactive", "SharedLicensee", "StaticDirectory",
+    "TooLarge", "UnknownKey", "UnknownSender", "UnsupportedVersion", "WrongRecipient",
+    "b64decode", "b64encode", "canonical_json", "fingerprint", "fingerprints_equal",
+    "is_node_id", "key_id", "make_card", "new_message_id", "open_envelope", "parse_json",
+    "peek_header", "seal", "verify_card",
+]

@@ -1,0 +1,216 @@
+"""Payload schemas of protocol version 1, one model per message type.
+
+Every model forbids unknown fields, takes JSON types strictly (no string-to-number
+coercion), and bounds every string and list, so a peer cannot make us store or
+process unbounded input. Scores are integers 0–1000; coordinates are integer
+micro-degrees: the protocol carries no floating-point numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ._card import NodeCard
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(min_length=1, max_length=8000)]
+Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+PartialDate = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$")]
+Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+Timestamp = Annotated[int, Field(ge=0, le=2**53 - 1)]
+Score = Annotated[int, Field(ge=0, le=1000)]
+
+Handling = Literal["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"]
+HANDLING_LEVELS: tuple[str, ...] = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
+AlertCategory = Literal[
+    "seizure",
+    "smuggling_route",
+    "suspect_movement",
+    "fake_kp_certificate",
+    "cash_movement",
+    "licence_suspended_revoked",
+    "embargo_breach",
+    "other",
+]
+Severity = Literal["info", "warning", "urgent"]
+PartyKind = Literal["person", "organisation"]
+LicenceType = Literal["buying_house", "collector", "exporter", "cooperative", "other"]
+LicenceStatus = Literal["active", "suspended", "revoked", "expired"]
+ReasonCategory = Literal[
+    "smuggling", "fraud", "fake_kp_certificate", "money_laundering", "embargo_breach", "other"
+]
+
+
+def _list(item: Any, most: int) -> Any:
+    return Annotated[list[item], Field(default_factory=list, max_length=most)]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class IdentityDocument(Payload):
+    type: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    number: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    country: Country | None = None
+
+
+class Party(Payload):
+    """A person or organisation as named in an alert or a KYC query."""
+
+    kind: PartyKind
+    names: Annotated[list[Text], Field(min_length=1, max_length=20)]
+    aliases: _list(Text, 20)
+    date_of_birth: PartialDate | None = None
+    nationality: Country | None = None
+    documents: _list(IdentityDocument, 10)
+    licence_numbers: _list(Annotated[str, StringConstraints(min_length=1, max_length=64)], 10)
+    role: Text | None = None
+
+
+class Place(Payload):
+    country: Country
+    locality: Text | None = None
+    lat_e6: Annotated[int, Field(ge=-90_000_000, le=90_000_000)] | None = None
+    lon_e6: Annotated[int, Field(ge=-180_000_000, le=180_000_000)] | None = None
+
+
+class Alert(Payload):
+    """``alert``: an early warning. ``alert_id`` is stable across updates and retraction."""
+
+    alert_id: Uuid
+    revision: Annotated[int, Field(ge=1, le=10_000)] = 1
+    category: AlertCategory
+    severity: Severity
+    title: Text
+    body: LongText
+    subjects: _list(Party, 50)
+    place: Place | None = None
+    handling: Handling
+    expires_at: Timestamp | None = None
+    references: _list(Text, 20)
+    issued_at: Timestamp
+
+
+class AlertUpdate(Alert):
+    """``alert.update``: the full new content of an alert, with a higher ``revision``."""
+
+    revision: Annotated[int, Field(ge=2, le=10_000)]
+
+
+class AlertRetract(Payload):
+    """``alert.retract``: withdraw an alert; receivers mark it retracted."""
+
+    alert_id: Uuid
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
+class KycQuery(Payload):
+    """``kyc.query``: step 1 of a check; asks whether the recipient holds anything."""
+
+    query_id: Uuid
+    subject: Party
+    purpose: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    requesting_role: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    max_results: Annotated[int, Field(ge=1, le=50)] = 10
+
+
+class MatchFeature(Payload):
+    feature: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    score: Score
+    detail: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class SharedLicensee(Payload):
+    """Licensee (KYC) fields a node may share in a step-1 answer."""
+
+    legal_name: Text | None = None
+    licence_number: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    licence_type: LicenceType | None = None
+    status: LicenceStatus | None = None
+    valid_from: PartialDate | None = None
+    valid_until: PartialDate | None = None
+
+
+class KycHit(Payload):
+    kind: Literal["licensee", "subject"]
+    score: Score
+    reference: Reference
+    handling: Handling
+    licensee: SharedLicensee | None = None
+    explanation: _list(MatchFeature, 20)
+
+
+class KycResponse(Payload):
+    """``kyc.response``: the answer to one query; ``hits`` is empty for "no hit"."""
+
+    query_id: Uuid
+    hits: _list(KycHit, 50)
+
+
+class DisclosureRequest(Payload):
+    """``disclosure.request``: step 2, ask the holder for the details behind a reference."""
+
+    request_id: Uuid
+    query_id: Uuid | None = None
+    reference: Reference
+    justification: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    requested_by_role: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class DisclosedDetails(Payload):
+    """Subject fields an analyst chose to release; every field is optional."""
+
+    kind: PartyKind | None = None
+    names: _list(Text, 20)
+    aliases: _list(Text, 20)
+    date_of_birth: PartialDate | None = None
+    nationality: Country | None = None
+    documents: _list(IdentityDocument, 10)
+    reason_category: ReasonCategory | None = None
+    risk_level: Literal["low", "medium", "high"] | None = None
+    narrative: LongText | None = None
+    source_agency: Text | None = None
+    linked_licences: _list(Annotated[str, StringConstraints(min_length=1, max_length=64)], 10)
+
+
+class DisclosureResponse(Payload):
+    """``disclosure.response``: granted with details, or denied with a reason."""
+
+    request_id: Uuid
+    reference: Reference
+    decision: Literal["granted", "denied"]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    details: DisclosedDetails | None = None
+    handling: Handling | None = None
+
+
+class Receipt(Payload):
+    """``receipt``: the recipient's signed statement about one message it received."""
+
+    message_id: Uuid
+    status: Literal["delivered", "read", "acted", "rejected"]
+    at: Timestamp
+    error_code: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")] | None = None
+
+
+class CardUpdate(Payload):
+    """``card.update``: a new self-signed card, sent in an envelope signed by the current key."""
+
+    card: NodeCard
+
+
+MESSAGE_TYPES: dict[str, type[Payload]] = {
+    "alert": Alert,
+    "alert.update": AlertUpdate,
+    "alert.retract": AlertRetract,
+    "kyc.query": KycQuery,
+    "kyc.response": KycResponse,
+    "disclosure.request": DisclosureRequest,
+    "disclosure.response": DisclosureResponse,
+    "receipt": Receipt,
+    "card.update": CardUpdate,
+}
