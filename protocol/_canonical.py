@@ -39,10 +39,10 @@ def _write(value: Any, out: list[str]) -> None:
             raise ValueError(f"integer {value} is outside the I-JSON safe range")
         out.append(str(int(value)))
     elif isinstance(value, Mapping):
+        if not all(isinstance(key, str) for key in value):
+            raise TypeError("object member names must be strings")
         out.append("{")
         for i, key in enumerate(sorted(value, key=_utf16_key)):
-            if not isinstance(key, str):
-                raise TypeError("object member names must be strings")
             if i:
                 out.append(",")
             out.append(_encode_string(key))

@@ -1049,7 +1049,8 @@ def test_ciphertext_that_is_not_base64url_is_refused(net: Any, ciphertext: str) 
 
 @pytest.mark.parametrize(
     ("created_at", "expires_at"),
-    [(2**53, 2**53 + 3600), (2**53 - 1, 2**53 + 3599), (2**63, 2**63 + 1), (10**30, 10**30 + 1)],
+    [(2**53, 2**53 + 3600), (2**53 - 1, 2**53 + 3599)],
+    ids=["both-unsafe", "expires-unsafe"],
 )
 def test_integers_beyond_the_safe_range_in_the_header_are_refused(
     net: Any, created_at: int, expires_at: int

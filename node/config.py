@@ -1,0 +1,106 @@
+"""Node settings: one pydantic-settings class.
+
+Sources, highest priority first: explicit arguments, environment variables prefixed
+``KPNET_`` (e.g. ``KPNET_DATABASE_URL``), the data directory's ``config.toml``, and
+defaults. The default database is a SQLite file inside the data directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from protocol import is_node_id
+
+CONFIG_FILE = "config.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KPNET_", extra="ignore")
+
+    data_dir: Path
+    node_id: str = Field(description="This node's id, e.g. CM or CF-usaf")
+    node_name: str = Field(description="Display name shown to peers")
+    public_url: str = Field(description="URL peers use to reach this node")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data dir"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8100
+    max_message_bytes: int = 256 * 1024
+    clock_skew_seconds: int = 300
+    metrics_token: str | None = Field(
+        default=None, description="If set, /metrics requires this bearer token"
+    )
+
+    @field_validator("node_id")
+    @classmethod
+    def _check_node_id(cls, value: str) -> str:
+        if not is_node_id(value):
+            raise ValueError("node id must be a country code, optionally -tag (e.g. CM, CF-usaf)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        data_dir = _data_dir_from(init_settings, env_settings)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if data_dir is not None and (data_dir / CONFIG_FILE).is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=data_dir / CONFIG_FILE))
+        return tuple(sources)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'kpnet.db'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def card_path(self) -> Path:
+        return self.data_dir / "card.json"
+
+
+def _data_dir_from(*sources: PydanticBaseSettingsSource) -> Path | None:
+    for source in sources:
+        value: Any = source().get("data_dir")
+        if value:
+            return Path(value)
+    return None
+
+
+def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Settings:
+    """Settings for the node in ``data_dir`` (or ``KPNET_DATA_DIR``)."""
+    if data_dir is not None:
+        overrides["data_dir"] = Path(data_dir)
+    return Settings(**overrides)
+
+
+def write_config(data_dir: Path, values: dict[str, str | int]) -> Path:
+    """Write ``config.toml`` (strings and integers only), readable by the owner only."""
+    lines = ["# kpnet node configuration; environment variables KPNET_* override it."]
+    for key, value in values.items():
+        if isinstance(value, int):
+            lines.append(f"{key} = {value}")
+        else:
+            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'{key} = "{escaped}"')
+    path = data_dir / CONFIG_FILE
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path

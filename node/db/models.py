@@ -1,0 +1,182 @@
+"""SQLAlchemy 2 models of the node's database.
+
+Schema changes go through Alembic migrations in ``migrations/versions``; nothing here
+creates tables at run time.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        date: Date(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+        list[str]: JSON(),
+        list[dict[str, Any]]: JSON(),
+    }
+
+
+class ApiToken(Base):
+    """A bearer token for the local API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class RecordMixin:
+    """Columns every kept record has: opaque reference, version, who/when, soft delete."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(36), unique=True)
+    handling: Mapped[str] = mapped_column(String(12))
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+    deleted_at: Mapped[datetime | None]
+    deleted_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Licensee(RecordMixin, Base):
+    """A licensed or registered actor: buying house / comptoir, collector, exporter, ..."""
+
+    __tablename__ = "licensees"
+    __table_args__ = (
+        Index(
+            "uq_licensees_live_licence_number",
+            "licence_number",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
+
+    licence_number: Mapped[str] = mapped_column(String(64))
+    licence_type: Mapped[str] = mapped_column(String(20))
+    legal_name: Mapped[str] = mapped_column(String(200))
+    trade_names: Mapped[list[str]] = mapped_column(default=list)
+    persons: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    address: Mapped[str | None] = mapped_column(String(500))
+    region: Mapped[str | None] = mapped_column(String(100))
+    issued_on: Mapped[date | None]
+    expires_on: Mapped[date | None]
+    status: Mapped[str] = mapped_column(String(12))
+
+    status_history: Mapped[list[LicenceStatusChange]] = relationship(
+        back_populates="licensee", order_by="LicenceStatusChange.id"
+    )
+
+
+class LicenceStatusChange(Base):
+    __tablename__ = "licence_status_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    licensee_id: Mapped[int] = mapped_column(ForeignKey("licensees.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(100))
+
+    licensee: Mapped[Licensee] = relationship(back_populates="status_history")
+
+
+class Subject(RecordMixin, Base):
+    """A person or organisation of interest, flagged by an agency."""
+
+    __tablename__ = "subjects"
+
+    kind: Mapped[str] = mapped_column(String(12))
+    names: Mapped[list[str]]
+    aliases: Mapped[list[str]] = mapped_column(default=list)
+    date_of_birth: Mapped[str | None] = mapped_column(String(10))
+    nationality: Mapped[str | None] = mapped_column(String(2))
+    documents: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    linked_licensee_refs: Mapped[list[str]] = mapped_column(default=list)
+    reason_category: Mapped[str] = mapped_column(String(30))
+    risk_level: Mapped[str] = mapped_column(String(10))
+    narrative: Mapped[str | None] = mapped_column(Text)
+    source_agency: Mapped[str | None] = mapped_column(String(200))
+
+
+class RecordChange(Base):
+    """History of a record: one row per version, with the changed fields and a snapshot."""
+
+    __tablename__ = "record_changes"
+    __table_args__ = (Index("ix_record_changes_record", "record_kind", "record_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_kind: Mapped[str] = mapped_column(String(20))
+    record_id: Mapped[int]
+    version: Mapped[int]
+    action: Mapped[str] = mapped_column(String(20))
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(100))
+    changes: Mapped[dict[str, Any]]
+    snapshot: Mapped[dict[str, Any]]
+
+
+class AuditEntry(Base):
+    """One entry of the append-only, hash-chained audit log."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(100), index=True)
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    target_kind: Mapped[str | None] = mapped_column(String(30))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single row naming the last audit entry; locked to serialise appends."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int]
+    hash: Mapped[str] = mapped_column(String(64))

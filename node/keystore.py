@@ -1,0 +1,87 @@
+"""The node's private keys and signed card on disk.
+
+``keys/`` (mode 0700) holds ``signing.key`` (Ed25519 seed) and ``encryption.key``
+(X25519 secret), each 32 raw bytes in a file of mode 0600; retired encryption keys
+stay as ``encryption.<kid>.retired`` so messages sealed to them still open.
+``card.json`` is the node's current signed card.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from protocol import NodeCard, NodeIdentity, make_card, verify_card
+
+SIGNING_FILE = "signing.key"
+ENCRYPTION_FILE = "encryption.key"
+
+
+class KeyFileError(Exception):
+    """The key files are missing, malformed or readable by others."""
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _read_secret(path: Path) -> bytes:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise KeyFileError(f"key file {path} is missing") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(f"key file {path} is readable by others; run: chmod 600 {path}")
+    data = path.read_bytes()
+    if len(data) != 32:
+        raise KeyFileError(f"key file {path} is not a 32-byte key")
+    return data
+
+
+def create_identity(keys_dir: Path, node_id: str) -> NodeIdentity:
+    """Generate new keys into ``keys_dir``; refuses to overwrite existing ones."""
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys_dir.chmod(0o700)
+    identity = NodeIdentity.generate(node_id)
+    try:
+        _write_secret(keys_dir / SIGNING_FILE, identity.signing_seed)
+        _write_secret(keys_dir / ENCRYPTION_FILE, identity.encryption_secret)
+    except FileExistsError:
+        raise KeyFileError(f"keys already exist in {keys_dir}") from None
+    return identity
+
+
+def load_identity(keys_dir: Path, node_id: str) -> NodeIdentity:
+    retired = tuple(_read_secret(p) for p in sorted(keys_dir.glob("encryption.*.retired")))
+    return NodeIdentity(
+        node_id,
+        _read_secret(keys_dir / SIGNING_FILE),
+        _read_secret(keys_dir / ENCRYPTION_FILE),
+        retired,
+    )
+
+
+def write_card(path: Path, card: NodeCard) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(card.to_bytes())
+    tmp.replace(path)
+
+
+def issue_card(path: Path, identity: NodeIdentity, *, name: str, url: str, now: int) -> NodeCard:
+    card = make_card(identity, name=name, endpoints=[url], now=now)
+    write_card(path, card)
+    return card
+
+
+def load_card(path: Path, identity: NodeIdentity) -> NodeCard:
+    """Load the node's card and check it belongs to ``identity``."""
+    try:
+        card = verify_card(path.read_bytes())
+    except FileNotFoundError:
+        raise KeyFileError(f"card {path} is missing") from None
+    if card.node_id != identity.node_id or card.signed_by != identity.signing_kid:
+        raise KeyFileError(f"card {path} was not issued by this node's signing key")
+    return card
