@@ -1,1 +1,201 @@
-def main(): pass
+"""The ``kpnet`` command.
+
+Every command takes ``--data-dir`` (or ``KPNET_DATA_DIR``). Mistakes a user can fix
+print one line on stderr and exit with status 1 (2 for usage errors); no tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from protocol import ProtocolError
+
+from .bootstrap import NodeExists, init_node
+from .config import Settings, load_settings
+from .keystore import KeyFileError
+from .runtime import Node, open_node, utc_now
+from .services.audit import verify_chain
+from .services.records import SYSTEM, Actor, RecordError
+from .services.tokens import ROLES, TokenService
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="kpnet national node.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+db_app = typer.Typer(no_args_is_help=True, help="Database.")
+audit_app = typer.Typer(no_args_is_help=True, help="Audit log.")
+app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
+]
+CLI_ACTOR = Actor("cli", "admin")
+
+
+class CliError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def fail(message: str) -> None:
+    raise CliError(message)
+
+
+def settings_for(data_dir: Path) -> Settings:
+    if not (data_dir / "config.toml").is_file():
+        fail(f"no node in {data_dir}; create one with `kpnet init --data-dir {data_dir} ...`")
+    return load_settings(data_dir)
+
+
+@contextmanager
+def opened(data_dir: Path, *, migrate: bool = True):  # type: ignore[no-untyped-def]
+    node = open_node(settings_for(data_dir), migrate=migrate)
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+@app.command()
+def init(
+    data_dir: DataDir,
+    node_id: Annotated[str, typer.Option(help="Node id: country code, optionally -tag (CM, CF-usaf).")],
+    name: Annotated[str, typer.Option(help="Display name shown to peers.")],
+    url: Annotated[str, typer.Option(help="URL at which peers reach this node.")],
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in the data dir).")] = None,
+) -> None:
+    """Create a node: data directory, keys, signed card, database. Prints the fingerprint."""
+    try:
+        settings = init_node(data_dir, node_id=node_id, name=name, url=url,
+                             now=utc_now(), database_url=database_url)
+    except NodeExists as exc:
+        fail(str(exc))
+    with opened(settings.data_dir, migrate=False) as node:
+        typer.echo(f"Node {node.settings.node_id} created in {data_dir}")
+        typer.echo(f"Fingerprint (read it aloud to your peers): {node.identity.fingerprint}")
+
+
+@app.command()
+def serve(
+    data_dir: DataDir,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the node's HTTP server."""
+    import uvicorn
+
+    from .app import create_app
+
+    settings = settings_for(data_dir)
+    uvicorn.run(
+        create_app(settings), host=host or settings.host, port=port or settings.port,
+        log_level="info", proxy_headers=True,
+    )
+
+
+@app.command()
+def card(data_dir: DataDir) -> None:
+    """Print this node's signed card (give it to peers with the fingerprint)."""
+    with opened(data_dir) as node:
+        typer.echo(json.dumps(node.card.to_json(), indent=2, ensure_ascii=False))
+
+
+@app.command()
+def fingerprint(data_dir: DataDir) -> None:
+    """Print this node's fingerprint, to read aloud when peering in person."""
+    with opened(data_dir) as node:
+        typer.echo(node.identity.fingerprint)
+
+
+@token_app.command("create")
+def token_create(
+    data_dir: DataDir,
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    name: Annotated[str, typer.Option(help="Who or what the token is for.")],
+    expires_days: Annotated[int | None, typer.Option(min=1, help="Days until it expires.")] = None,
+) -> None:
+    """Create an API token and print it once."""
+    if role not in ROLES:
+        fail(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
+    with opened(data_dir) as node, node.sessions() as session:
+        row, secret = TokenService(session, CLI_ACTOR, node.now()).create(
+            name=name, role=role, expires_days=expires_days)
+        session.commit()
+        typer.echo(secret)
+        typer.echo(f"token {row.id} ({role}, {name}); it will not be shown again", err=True)
+
+
+@token_app.command("list")
+def token_list(data_dir: DataDir) -> None:
+    """List tokens (never their secrets)."""
+    with opened(data_dir) as node, node.sessions() as session:
+        for row in TokenService(session, CLI_ACTOR, node.now()).list():
+            state = "revoked" if row.revoked_at else (
+                f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "active")
+            typer.echo(f"{row.id}\t{row.role}\t{row.name}\t{row.prefix}…\t{state}")
+
+
+@token_app.command("revoke")
+def token_revoke(data_dir: DataDir, token_id: Annotated[int, typer.Argument(help="Token id.")]) -> None:
+    """Revoke a token at once."""
+    with opened(data_dir) as node, node.sessions() as session:
+        TokenService(session, CLI_ACTOR, node.now()).revoke(token_id)
+        session.commit()
+        typer.echo(f"token {token_id} revoked")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir) -> None:
+    """Apply pending database migrations."""
+    from .db.migrate import current_revision
+
+    with opened(data_dir) as node:
+        typer.echo(f"database at revision {current_revision(node.engine)}")
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir) -> None:
+    """Check the audit log's hash chain; exit 1 naming the first broken entry."""
+    with opened(data_dir) as node, node.sessions() as session:
+        report = verify_chain(session)
+    if not report.ok:
+        fail(f"audit log BROKEN at entry {report.first_broken_seq}: {report.problem} "
+             f"({report.entries} entries verified before it)")
+    typer.echo(f"audit log intact: {report.entries} entries verified")
+
+
+def main() -> None:
+    os.umask(0o077)  # everything the node writes is private to its user
+    try:
+        app(standalone_mode=False)
+    except CliError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except (KeyFileError, RecordError, ProtocolError, ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        typer.echo(f"error: {where}: {first['msg']}", err=True)
+        sys.exit(1)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except Exception as exc:  # click usage errors and exits
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise

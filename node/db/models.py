@@ -132,7 +132,7 @@ class Subject(RecordMixin, Base):
     date_of_birth: Mapped[str | None] = mapped_column(String(10))
     nationality: Mapped[str | None] = mapped_column(String(2))
     documents: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
-    linked_licensee_refs: Mapped[list[str]] = mapped_column(default=list)
+    linked_licence_numbers: Mapped[list[str]] = mapped_column(default=list)
     reason_category: Mapped[str] = mapped_column(String(30))
     risk_level: Mapped[str] = mapped_column(String(10))
     narrative: Mapped[str | None] = mapped_column(Text)

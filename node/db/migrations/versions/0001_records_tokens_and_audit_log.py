@@ -107,7 +107,7 @@ def upgrade() -> None:
     sa.Column('date_of_birth', sa.String(length=10), nullable=True),
     sa.Column('nationality', sa.String(length=2), nullable=True),
     sa.Column('documents', sa.JSON(), nullable=False),
-    sa.Column('linked_licensee_refs', sa.JSON(), nullable=False),
+    sa.Column('linked_licence_numbers', sa.JSON(), nullable=False),
     sa.Column('reason_category', sa.String(length=30), nullable=False),
     sa.Column('risk_level', sa.String(length=10), nullable=False),
     sa.Column('narrative', sa.Text(), nullable=True),

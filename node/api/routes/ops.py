@@ -1,0 +1,54 @@
+"""Operations endpoints without a token: health, metrics, the node's signed card."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from ...keystore import KeyFileError, load_card, load_identity
+from ..deps import NodeDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Database reachable and keys loadable: 200, else 503")
+def healthz(node: NodeDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        with node.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        identity = load_identity(node.settings.keys_dir, node.settings.node_id)
+        load_card(node.settings.card_path, identity)
+        checks["keys"] = "ok"
+    except (KeyFileError, OSError, ValueError) as exc:
+        checks["keys"] = f"error: {exc}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "unhealthy", "node_id": node.settings.node_id, **checks},
+        status_code=200 if healthy else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(node: NodeDep, request: Request) -> Response:
+    expected = node.settings.metrics_token
+    if expected:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return Response("metrics token required\n", status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/federation/v1/card", summary="This node's signed card (see docs/protocol.md)")
+def card(node: NodeDep) -> Any:
+    return JSONResponse(node.card.to_json())

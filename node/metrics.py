@@ -1,0 +1,92 @@
+"""Prometheus metrics of one node, named ``kpnet_<subsystem>_<name>_<unit>``.
+
+Each app owns its registry (so several nodes can live in one test process). Counts
+that live in the database (records, audit entries) are read at scrape time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+Scope = dict[str, Any]
+ASGIApp = Callable[..., Any]
+
+
+class DatabaseCounts(Collector):
+    """Gauges computed from the database when Prometheus scrapes."""
+
+    def __init__(self, read_counts: Callable[[], dict[str, Any]]) -> None:
+        self._read_counts = read_counts
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        counts = self._read_counts()
+        records = GaugeMetricFamily(
+            "kpnet_records_total_count", "Live records by kind", labels=["kind"]
+        )
+        for kind, value in sorted(counts.get("records", {}).items()):
+            records.add_metric([kind], value)
+        yield records
+        yield GaugeMetricFamily(
+            "kpnet_audit_entries_count", "Entries in the audit log", value=counts.get("audit", 0)
+        )
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http_requests = Counter(
+            "kpnet_http_requests_total", "HTTP requests by method, route and status",
+            ["method", "route", "status"], registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "kpnet_http_request_duration_seconds", "HTTP request latency by method and route",
+            ["method", "route"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+    def watch_database(self, read_counts: Callable[[], dict[str, Any]]) -> None:
+        self.registry.register(DatabaseCounts(read_counts))
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route as a template (``/api/v1/subjects/{ref}``), so labels stay few."""
+    if scope.get("route") is None:
+        return "unmatched"
+    params = {str(v): k for k, v in scope.get("path_params", {}).items()}
+    segments = scope.get("path", "").split("/")
+    return "/".join("{" + params[s] + "}" if s in params else s for s in segments)
+
+
+class HttpMetricsMiddleware:
+    """Pure ASGI middleware: counts and times requests by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: NodeMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            template = route_template(scope)
+            method = scope.get("method", "")
+            self.metrics.http_requests.labels(method, template, str(status)).inc()
+            self.metrics.http_latency.labels(method, template).observe(time.perf_counter() - start)

@@ -1,0 +1,74 @@
+"""API tokens: random, shown once, stored as SHA-256, expiring and revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..db.models import ApiToken
+from .audit import AuditLog
+from .records import Actor, NotFound
+
+ROLES = ("admin", "analyst", "officer", "auditor")
+TOKEN_PREFIX = "kpn_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenService:
+    def __init__(self, session: Session, actor: Actor, now: datetime) -> None:
+        self.session, self.actor, self.now = session, actor, now
+
+    def create(self, *, name: str, role: str, expires_days: int | None = None) -> tuple[ApiToken, str]:
+        """Create a token; return the row and the secret (shown once, never stored)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = ApiToken(
+            name=name, role=role, token_hash=hash_token(secret), prefix=secret[:10],
+            created_at=self.now, created_by=self.actor.name,
+            expires_at=self.now + timedelta(days=expires_days) if expires_days else None,
+        )
+        self.session.add(row)
+        self.session.flush()
+        AuditLog(self.session).record(
+            str(self.actor), "token.create", now=self.now, target_kind="token",
+            target_id=str(row.id), detail={"name": name, "role": role, "expires_days": expires_days},
+        )
+        return row, secret
+
+    def list(self) -> list[ApiToken]:
+        return list(self.session.execute(select(ApiToken).order_by(ApiToken.id)).scalars())
+
+    def revoke(self, token_id: int) -> ApiToken:
+        row = self.session.get(ApiToken, token_id)
+        if row is None:
+            raise NotFound(f"no token {token_id}")
+        if row.revoked_at is None:
+            row.revoked_at = self.now
+            AuditLog(self.session).record(
+                str(self.actor), "token.revoke", now=self.now, target_kind="token",
+                target_id=str(token_id), detail={"name": row.name},
+            )
+        return row
+
+
+def authenticate(session: Session, secret: str, now: datetime) -> ApiToken | None:
+    """The live token matching ``secret``, or None. Lookup is by hash of the secret,
+    so no stored value is compared with attacker input."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    row = session.execute(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(secret))
+    ).scalar_one_or_none()
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and row.expires_at <= now:
+        return None
+    return row

@@ -1,0 +1,106 @@
+"""Shared fixtures: real nodes on real databases.
+
+``database_url`` yields a fresh, empty database: a SQLite file, and (when
+``KPNET_TEST_DATABASE_URL`` points at a PostgreSQL server) a newly created PostgreSQL
+database that is dropped afterwards. Tests using it run on both.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from node.app import create_app
+from node.bootstrap import init_node
+from node.config import Settings
+from node.runtime import open_node
+from node.services.records import Actor
+from node.services.tokens import ROLES, TokenService
+
+PG_URL = os.environ.get("KPNET_TEST_DATABASE_URL")
+
+
+def _postgres_admin_url() -> str:
+    assert PG_URL
+    return make_url(PG_URL).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new empty PostgreSQL database (skipped only when no server is configured)."""
+    if not PG_URL:
+        pytest.skip("KPNET_TEST_DATABASE_URL is not set")
+    name = f"kpnet_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(_postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+            ), {"n": name})
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None (the default SQLite file) or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+def create_node(data_dir: Path, node_id: str = "CM", *, database_url: str | None = None,
+                port: int = 8100) -> Settings:
+    return init_node(
+        data_dir, node_id=node_id, name=f"Test node {node_id}",
+        url=f"http://127.0.0.1:{port}", now=datetime.now(UTC), database_url=database_url,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
+    return create_node(tmp_path / "node", database_url=database_url)
+
+
+def issue_tokens(settings: Settings) -> dict[str, str]:
+    """One API token per role."""
+    node = open_node(settings, migrate=False)
+    try:
+        with node.sessions() as session:
+            service = TokenService(session, Actor("test", "admin"), node.now())
+            secrets = {role: service.create(name=f"{role}-1", role=role)[1] for role in ROLES}
+            session.commit()
+        return secrets
+    finally:
+        node.close()
+
+
+@dataclass
+class ApiClient:
+    client: TestClient
+    tokens: dict[str, str]
+    settings: Settings
+
+    def as_role(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[ApiClient]:
+    tokens = issue_tokens(settings)
+    with TestClient(create_app(settings)) as client:
+        yield ApiClient(client, tokens, settings)
