@@ -139,6 +139,7 @@ def verify_card(
     *,
     expected_fingerprint: str | None = None,
     now: int | None = None,
+    clock_skew: int = 0,
 ) -> NodeCard:
     """Check a card's structure and self-signature; optionally its fingerprint and validity.
 
@@ -176,6 +177,6 @@ def verify_card(
         raise FingerprintMismatch(
             f"card of {card.node_id} does not match the fingerprint you were given"
         )
-    if now is not None and not signer.valid_at(now):
+    if now is not None and not signer.valid_from - clock_skew <= now <= signer.valid_until + clock_skew:
         raise CardInvalid("the card's signing key is not valid now")
     return card

@@ -281,11 +281,11 @@ def _parse(raw: bytes) -> _Parsed:
     return _Parsed(doc, header, binary["nonce"], binary["ciphertext"], binary["signature"])
 
 
-def _sender_key(keys: Sequence[PublicKey], kid: str, use: str, now: int) -> PublicKey:
+def _sender_key(keys: Sequence[PublicKey], kid: str, use: str, now: int, skew: int) -> PublicKey:
     key = next((k for k in keys if k.kid == kid and k.use == use), None)
     if key is None:
         raise UnknownKey(f"no {use} key {kid} for the sender")
-    if not key.valid_at(now):
+    if not key.valid_from - skew <= now <= key.valid_until + skew:
         raise KeyExpired(f"{use} key {kid} is not valid at {now}")
     return key
 
@@ -319,7 +319,7 @@ def open_envelope(
     keys = directory.keys_for(header.sender)
     if keys is None:
         raise UnknownSender(f"unknown sender {header.sender}")
-    sig_key = _sender_key(keys, header.sender_sig_kid, "sig", now)
+    sig_key = _sender_key(keys, header.sender_sig_kid, "sig", now, clock_skew)
     unsigned = {k: v for k, v in doc.items() if k != "signature"}
     try:
         VerifyKey(sig_key.key).verify(canonical_json(unsigned), parsed.signature)
@@ -337,7 +337,7 @@ def open_envelope(
     if header.created_at > now + clock_skew:
         raise NotYetValid(f"created at {header.created_at}, now {now}")
 
-    enc_key = _sender_key(keys, header.sender_enc_kid, "enc", now)
+    enc_key = _sender_key(keys, header.sender_enc_kid, "enc", now, clock_skew)
     try:
         box = Box(my_key, BoxPublicKey(enc_key.key))
         plaintext = box.decrypt(parsed.ciphertext, parsed.nonce)
@@ -354,11 +354,11 @@ def open_envelope(
         if inner[name] != doc[name]:
             raise HeaderMismatch(f"encrypted {name} differs from the header")
 
-    payload = _validate_payload(header, inner["payload"], now)
+    payload = _validate_payload(header, inner["payload"], now, clock_skew)
     return OpenedMessage(header=header, payload=payload, size=len(raw))
 
 
-def _validate_payload(header: Header, data: Any, now: int) -> Payload:
+def _validate_payload(header: Header, data: Any, now: int, clock_skew: int) -> Payload:
     model = MESSAGE_TYPES[header.type]
     try:
         payload = model.model_validate(data)
@@ -370,7 +370,7 @@ def _validate_payload(header: Header, data: Any, now: int) -> Payload:
         raise SchemaInvalid(f"{header.type} payload invalid: {problems}") from None
     if isinstance(payload, CardUpdate):
         try:
-            card = verify_card(payload.card.to_json(), now=now)
+            card = verify_card(payload.card.to_json(), now=now, clock_skew=clock_skew)
         except CardError as exc:
             raise SchemaInvalid(f"card.update carries an invalid card: {exc.detail}") from None
         if card.node_id != header.sender:

@@ -4,7 +4,8 @@ Every failure has its own class and a stable, machine-readable ``code`` string t
 nodes send back to peers and count in metrics. The hierarchy::
 
     ProtocolError                      (base; never raised itself)
-    ├── EnvelopeError                  opening an envelope failed, in the order checked:
+    ├── EnvelopeError                  opening an envelope failed; roughly in the order checked
+    │   │                              (docs/protocol.md has the exact step list):
     │   ├── TooLarge                   too_large            body over the size limit (before parsing)
     │   ├── Malformed                  malformed            not JSON, wrong fields or types
     │   ├── UnsupportedVersion         unsupported_version  protocol version not spoken here
@@ -16,9 +17,10 @@ nodes send back to peers and count in metrics. The hierarchy::
     │   ├── WrongRecipient             wrong_recipient      addressed to another node or key
     │   ├── Expired                    expired              past expires_at (plus clock skew)
     │   ├── NotYetValid                not_yet_valid        created_at in the future (beyond skew)
+    │   │   (then the sender's encryption key: unknown_key / key_expired)
     │   ├── DecryptionFailed           decryption_failed    crypto_box authentication failed
-    │   ├── HeaderMismatch             header_mismatch      encrypted copy of the header differs
-    │   └── SchemaInvalid              schema_invalid       payload does not match its type's schema
+    │   ├── SchemaInvalid              schema_invalid       inner document or payload off its schema
+    │   └── HeaderMismatch             header_mismatch      encrypted copy of the header differs
     └── CardError                      node cards
         ├── CardInvalid                card_invalid         malformed card or bad self-signature
         └── FingerprintMismatch        fingerprint_mismatch card does not match the fingerprint read aloud

@@ -8,9 +8,10 @@ micro-degrees: the protocol carries no floating-point numbers.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from ._card import NodeCard
 
@@ -18,7 +19,20 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=8000)]
 Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-PartialDate = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$")]
+def _real_date(value: str) -> str:
+    parts = [int(p) for p in value.split("-")]
+    if len(parts) >= 2 and not 1 <= parts[1] <= 12:
+        raise ValueError("month must be 01-12")
+    if len(parts) == 3:
+        date(*parts)  # raises ValueError for a day the month does not have
+    return value
+
+
+PartialDate = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"),
+    AfterValidator(_real_date),
+]
 Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Timestamp = Annotated[int, Field(ge=0, le=2**53 - 1)]
 Score = Annotated[int, Field(ge=0, le=1000)]
@@ -186,6 +200,14 @@ class DisclosureResponse(Payload):
     reason: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
     details: DisclosedDetails | None = None
     handling: Handling | None = None
+
+    @model_validator(mode="after")
+    def _decision_matches_content(self) -> DisclosureResponse:
+        if self.decision == "granted" and (self.details is None or self.reason is not None):
+            raise ValueError("a granted disclosure carries details and no reason")
+        if self.decision == "denied" and (self.reason is None or self.details is not None):
+            raise ValueError("a denied disclosure carries a reason and no details")
+        return self
 
 
 class Receipt(Payload):

@@ -258,14 +258,20 @@ disclosed_details = model(
         "linked_licences": small_list(short64),
     },
 )
-disclosure_responses = model(
-    p.DisclosureResponse,
-    {
-        "request_id": uuids,
-        "reference": references,
-        "decision": st.sampled_from(["granted", "denied"]),
-    },
-    {"reason": opt(text(1, 1000)), "details": opt(disclosed_details), "handling": opt(handling)},
+# A grant carries details and no reason; a denial a reason and no details.
+disclosure_responses = st.one_of(
+    model(
+        p.DisclosureResponse,
+        {"request_id": uuids, "reference": references, "decision": st.just("granted"),
+         "details": disclosed_details},
+        {"handling": opt(handling)},
+    ),
+    model(
+        p.DisclosureResponse,
+        {"request_id": uuids, "reference": references, "decision": st.just("denied"),
+         "reason": text(1, 1000)},
+        {"handling": opt(handling)},
+    ),
 )
 receipts = model(
     p.Receipt,
@@ -900,17 +906,20 @@ def test_key_expired(net: Any) -> None:
     wire = sealed(net)
     now = net.now
     good = (now - 10, now + 10)
-    for window in ((now - 100, now - 1), (now + 1, now + 100)):
+    # Key validity allows the same clock skew as message times (300 s by default).
+    for window in ((now - 1000, now - 301), (now + 301, now + 1000)):
         directory = _sender_keys_valid(net, window, good)
         assert error_code(lambda d=directory: open_as(net, wire, directory=d)) == "key_expired"
         directory = _sender_keys_valid(net, good, window)
         assert error_code(lambda d=directory: open_as(net, wire, directory=d)) == "key_expired"
-    # Validity bounds are inclusive.
+    # Validity bounds are inclusive, and widened by the clock skew.
     assert open_as(net, wire, directory=_sender_keys_valid(net, (now, now + 1), (now - 1, now))).id
+    assert open_as(net, wire, directory=_sender_keys_valid(net, (now + 300, now + 400), good)).id
+    assert open_as(net, wire, directory=_sender_keys_valid(net, (now - 400, now - 300), good)).id
     # An expired signing key is reported before a bad signature.
     doc = sealed_doc(net)
     bad_sig = canonical_json({**doc, "created_at": doc["created_at"] - 1})
-    directory = _sender_keys_valid(net, (now - 100, now - 1), good)
+    directory = _sender_keys_valid(net, (now - 1000, now - 301), good)
     assert error_code(lambda: open_as(net, bad_sig, directory=directory)) == "key_expired"
 
 
