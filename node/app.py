@@ -6,24 +6,42 @@ card loaded) and closes it on shutdown. Routes live in ``node.api.routes``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import func, select
 
 from . import __version__
 from .api.errors import install_error_handlers
-from .api.routes import audit, node_info, ops, registry, tokens
+from .api.routes import (
+    alerts,
+    audit,
+    federation,
+    node_info,
+    ops,
+    peers,
+    registry,
+    tokens,
+    transfer,
+)
 from .config import Settings
-from .db.models import Licensee, Subject
+from .db.models import Licensee, OutboxMessage, Peer, Subject
+from .federation.feed import AlertFeed
+from .federation.ratelimit import RateLimiter
+from .federation.sender import OutboxSender, SenderSettings
 from .metrics import HttpMetricsMiddleware, NodeMetrics
 from .runtime import Clock, Node, open_node, utc_now
 from .services.audit import count_entries
 
 
 def _database_counts(node: Node) -> dict[str, Any]:
+    now = node.now()
     with node.sessions() as session:
         records = {
             kind: session.execute(
@@ -31,10 +49,43 @@ def _database_counts(node: Node) -> dict[str, Any]:
             ).scalar_one()
             for kind, model in (("licensee", Licensee), ("subject", Subject))
         }
-        return {"records": records, "audit": count_entries(session)}
+        pending = dict(
+            (row[0], (row[1], row[2])) for row in session.execute(
+                select(OutboxMessage.recipient, func.count(), func.min(OutboxMessage.created_at))
+                .where(OutboxMessage.status == "pending").group_by(OutboxMessage.recipient)
+            )
+        )
+        peers = {}
+        for peer in session.execute(select(Peer).where(Peer.status != "removed")).scalars():
+            count, oldest = pending.get(peer.node_id, (0, None))
+            if oldest is not None and oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            peers[peer.node_id] = {
+                "pending": count,
+                "oldest_age": (now - oldest).total_seconds() if oldest else 0.0,
+                "up": 1 if peer.consecutive_failures == 0 else 0,
+            }
+        return {"records": records, "audit": count_entries(session), "peers": peers}
 
 
-def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
+def sender_settings(settings: Settings) -> SenderSettings:
+    return SenderSettings(
+        batch_size=settings.delivery_batch_size,
+        lease_seconds=settings.delivery_lease_seconds,
+        poll_seconds=settings.delivery_poll_seconds,
+        backoff_base_seconds=settings.delivery_backoff_base_seconds,
+        backoff_cap_seconds=settings.delivery_backoff_cap_seconds,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The node's app. ``transport`` replaces the network for outgoing deliveries
+    (tests wire several nodes together in one process with ``httpx.ASGITransport``)."""
     metrics = NodeMetrics()
 
     @asynccontextmanager
@@ -43,10 +94,22 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         node.metrics = metrics
         metrics.watch_database(lambda: _database_counts(node))
         app.state.node = node
-        try:
-            yield
-        finally:
-            node.close()
+        app.state.alert_feed = AlertFeed()
+        app.state.rate_limiter = RateLimiter(settings.peer_rate_per_second, settings.peer_rate_burst)
+        app.state.sender = None
+        task = None
+        async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
+            if settings.sender_enabled:
+                app.state.sender = OutboxSender(node, client, sender_settings(settings))
+                task = asyncio.create_task(app.state.sender.run(), name="kpnet-outbox-sender")
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                node.close()
 
     app = FastAPI(
         title=f"kpnet node {settings.node_id}",
@@ -56,10 +119,11 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> FastAPI:
         lifespan=lifespan,
     )
     api = APIRouter(prefix="/api/v1")
-    for module in (registry, tokens, audit, node_info):
+    for module in (registry, transfer, alerts, peers, tokens, audit, node_info):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ops.router)
+    app.include_router(federation.router)
     install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

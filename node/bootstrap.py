@@ -33,12 +33,14 @@ def init_node(
     settings = Settings(data_dir=data_dir, **values)  # type: ignore[arg-type]
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)
-    write_config(data_dir, values)
-    identity = create_identity(settings.keys_dir, node_id)
-    issue_card(settings.card_path, identity, name=name, url=url, now=int(now.timestamp()))
+    # The database first: if it is unreachable, no config or keys are left behind to
+    # make the next attempt refuse with "a node already exists".
     engine = make_engine(settings.sqlalchemy_url)
     try:
         upgrade(engine)
     finally:
         engine.dispose()
+    write_config(data_dir, values)
+    identity = create_identity(settings.keys_dir, node_id)
+    issue_card(settings.card_path, identity, name=name, url=url, now=int(now.timestamp()))
     return load_settings(data_dir)

@@ -12,10 +12,11 @@ import sys
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from protocol import ProtocolError
 
@@ -23,7 +24,9 @@ from .bootstrap import NodeExists, init_node
 from .config import Settings, load_settings
 from .keystore import KeyFileError
 from .runtime import Node, open_node, utc_now
+from .services.agreements import ALERT_CATEGORIES, SharingAgreement
 from .services.audit import verify_chain
+from .services.peers import PeerRegistry
 from .services.records import SYSTEM, Actor, RecordError
 from .services.tokens import ROLES, TokenService
 
@@ -34,6 +37,8 @@ audit_app = typer.Typer(no_args_is_help=True, help="Audit log.")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+peer_app = typer.Typer(no_args_is_help=True, help="Peers (other countries' nodes).")
+app.add_typer(peer_app, name="peer")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
@@ -152,6 +157,90 @@ def token_revoke(data_dir: DataDir, token_id: Annotated[int, typer.Argument(help
         typer.echo(f"token {token_id} revoked")
 
 
+def _peers(node: Node, session: Any) -> PeerRegistry:
+    return PeerRegistry(session, CLI_ACTOR, node.now(), own_node_id=node.identity.node_id)
+
+
+@peer_app.command("add")
+def peer_add(
+    data_dir: DataDir,
+    card_file: Annotated[Path, typer.Argument(help="The peer's card (JSON), from `kpnet card`.")],
+    fingerprint: Annotated[str, typer.Option(help="The fingerprint the peer's focal point read aloud.")],
+    name: Annotated[str | None, typer.Option(help="Name to show for this peer.")] = None,
+) -> None:
+    """Admit a peer after comparing its fingerprint in person."""
+    try:
+        card_bytes = card_file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {card_file}: {exc.strerror}")
+    with opened(data_dir) as node, node.sessions() as session:
+        peer = _peers(node, session).add(card_bytes, fingerprint=fingerprint, name=name)
+        session.commit()
+        typer.echo(f"peer {peer.node_id} ({peer.name}) admitted at {peer.endpoint}; "
+                   f"sharing up to TLP:{peer.agreement['max_handling']}")
+
+
+@peer_app.command("list")
+def peer_list(data_dir: DataDir) -> None:
+    """List peers with their state."""
+    with opened(data_dir) as node, node.sessions() as session:
+        for peer in _peers(node, session).list():
+            contact = f"{peer.last_contact_at:%Y-%m-%d %H:%M}" if peer.last_contact_at else "never"
+            typer.echo(f"{peer.node_id}\t{peer.status}\t{peer.name}\t{peer.endpoint}\t"
+                       f"last contact {contact}\tfailures {peer.consecutive_failures}")
+
+
+def _peer_status(data_dir: Path, node_id: str, new_status: str) -> None:
+    with opened(data_dir) as node, node.sessions() as session:
+        _peers(node, session).set_status(node_id, new_status)
+        session.commit()
+        typer.echo(f"peer {node_id} is now {new_status}")
+
+
+@peer_app.command("suspend")
+def peer_suspend(data_dir: DataDir, node_id: str) -> None:
+    """Stop exchanging with a peer; its messages are refused."""
+    _peer_status(data_dir, node_id, "suspended")
+
+
+@peer_app.command("resume")
+def peer_resume(data_dir: DataDir, node_id: str) -> None:
+    """Resume exchanging with a suspended peer."""
+    _peer_status(data_dir, node_id, "active")
+
+
+@peer_app.command("remove")
+def peer_remove(data_dir: DataDir, node_id: str) -> None:
+    """Remove a peer (it becomes unknown; its history stays in the audit log)."""
+    _peer_status(data_dir, node_id, "removed")
+
+
+@peer_app.command("agreement")
+def peer_agreement(
+    data_dir: DataDir,
+    node_id: str,
+    max_handling: Annotated[str | None, typer.Option(help="Highest TLP level sent: CLEAR, GREEN, AMBER, AMBER+STRICT, RED.")] = None,
+    categories: Annotated[str | None, typer.Option(help="Alert categories, comma-separated, or 'all'.")] = None,
+    kyc: Annotated[str | None, typer.Option(help="Record kinds KYC queries are answered from: licensee,subject.")] = None,
+) -> None:
+    """Show or change the sharing agreement with a peer."""
+    with opened(data_dir) as node, node.sessions() as session:
+        registry = _peers(node, session)
+        peer = registry.get(node_id)
+        values = dict(peer.agreement)
+        if max_handling is not None:
+            values["max_handling"] = max_handling.upper()
+        if categories is not None:
+            values["alert_categories"] = (list(ALERT_CATEGORIES) if categories == "all"
+                                          else [c.strip() for c in categories.split(",") if c.strip()])
+        if kyc is not None:
+            values["kyc_record_kinds"] = [k.strip() for k in kyc.split(",") if k.strip()]
+        if values != peer.agreement:
+            registry.set_agreement(node_id, SharingAgreement.model_validate(values))
+            session.commit()
+        typer.echo(json.dumps(registry.get(node_id).agreement, indent=2))
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir) -> None:
     """Apply pending database migrations."""
@@ -181,6 +270,10 @@ def main() -> None:
         sys.exit(1)
     except (KeyFileError, RecordError, ProtocolError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        typer.echo(f"error: database: {reason}", err=True)
         sys.exit(1)
     except ValidationError as exc:
         first = exc.errors()[0]

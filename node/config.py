@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     port: int = 8100
     max_message_bytes: int = 256 * 1024
     clock_skew_seconds: int = 300
+    sender_enabled: bool = Field(default=True, description="Deliver the outbox from this process")
+    delivery_poll_seconds: float = 1.0
+    delivery_batch_size: int = 50
+    delivery_backoff_base_seconds: float = 2.0
+    delivery_backoff_cap_seconds: float = 900.0
+    delivery_lease_seconds: int = 60
+    peer_rate_per_second: float = Field(default=50.0, description="Messages per second per peer")
+    peer_rate_burst: float = Field(default=1000.0, description="Burst allowance per peer")
     metrics_token: str | None = Field(
         default=None, description="If set, /metrics requires this bearer token"
     )

@@ -35,6 +35,23 @@ class DatabaseCounts(Collector):
         yield GaugeMetricFamily(
             "kpnet_audit_entries_count", "Entries in the audit log", value=counts.get("audit", 0)
         )
+        depth = GaugeMetricFamily(
+            "kpnet_outbox_pending_count", "Messages waiting for delivery, by peer", labels=["peer"]
+        )
+        oldest = GaugeMetricFamily(
+            "kpnet_outbox_oldest_pending_age_seconds",
+            "Age of the oldest message waiting for delivery, by peer", labels=["peer"],
+        )
+        up = GaugeMetricFamily(
+            "kpnet_peer_up", "1 if the last delivery attempt to the peer succeeded", labels=["peer"]
+        )
+        for peer, info in sorted(counts.get("peers", {}).items()):
+            depth.add_metric([peer], info["pending"])
+            oldest.add_metric([peer], info["oldest_age"])
+            up.add_metric([peer], info["up"])
+        yield depth
+        yield oldest
+        yield up
 
 
 class NodeMetrics:
@@ -50,17 +67,55 @@ class NodeMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
+        self.messages_received = Counter(
+            "kpnet_federation_messages_received_total", "Messages accepted from peers",
+            ["peer", "type"], registry=self.registry,
+        )
+        self.messages_duplicate = Counter(
+            "kpnet_federation_messages_duplicate_total",
+            "Re-delivered messages acknowledged again without processing",
+            ["peer", "type"], registry=self.registry,
+        )
+        self.messages_rejected = Counter(
+            "kpnet_federation_messages_rejected_total",
+            "Messages refused, by claimed sender, type and error code",
+            ["peer", "type", "code"], registry=self.registry,
+        )
+        self.messages_sent = Counter(
+            "kpnet_federation_messages_sent_total", "Messages delivered to peers (receipt verified)",
+            ["peer", "type"], registry=self.registry,
+        )
+        self.messages_failed = Counter(
+            "kpnet_federation_messages_failed_total",
+            "Messages a peer refused for good, by error code", ["peer", "type", "code"],
+            registry=self.registry,
+        )
+        self.delivery_attempts_failed = Counter(
+            "kpnet_federation_delivery_failures_total",
+            "Delivery attempts that failed and will be retried", ["peer", "reason"],
+            registry=self.registry,
+        )
+        self.delivery_latency = Histogram(
+            "kpnet_federation_delivery_latency_seconds",
+            "Time from queuing a message to its verified receipt", ["peer"],
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
+        )
+
     def watch_database(self, read_counts: Callable[[], dict[str, Any]]) -> None:
         self.registry.register(DatabaseCounts(read_counts))
 
 
 def route_template(scope: Scope) -> str:
     """The matched route as a template (``/api/v1/subjects/{ref}``), so labels stay few."""
-    if scope.get("route") is None:
+    own = getattr(scope.get("route"), "path_format", None)
+    if not own:
         return "unmatched"
-    params = {str(v): k for k, v in scope.get("path_params", {}).items()}
-    segments = scope.get("path", "").split("/")
-    return "/".join("{" + params[s] + "}" if s in params else s for s in segments)
+    # A route of an included router knows only its own part of the path; the part in
+    # front of it (the including routers' prefixes, which hold no parameters) is read
+    # off the request. Parameter values are never put into the label.
+    prefix = scope.get("path", "").split("/")[: -own.count("/")]
+    return "/".join(prefix) + own
 
 
 class HttpMetricsMiddleware:

@@ -47,6 +47,13 @@ def check_partial_date(value: str | None) -> str | None:
     return value
 
 
+def reject_null(value: T | None) -> T:
+    """In an update, an absent field stays as it is; ``null`` would erase a required one."""
+    if value is None:
+        raise ValueError("may not be null; leave the field out to keep its value")
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -100,6 +107,10 @@ class LicenseeUpdate(Strict):
     expires_on: date | None = None
     handling: Handling | None = None
 
+    _not_null = field_validator(
+        "licence_type", "legal_name", "trade_names", "persons", "handling"
+    )(reject_null)
+
 
 class StatusChange(Strict):
     status: LicenceStatus
@@ -143,6 +154,10 @@ class SubjectUpdate(Strict):
     handling: Handling | None = None
 
     _dob = field_validator("date_of_birth")(check_partial_date)
+    _not_null = field_validator(
+        "kind", "names", "aliases", "documents", "linked_licence_numbers", "reason_category",
+        "risk_level", "handling",
+    )(reject_null)
 
 
 class RecordMeta(BaseModel):

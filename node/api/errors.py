@@ -1,9 +1,11 @@
-"""Map service errors to HTTP answers (routes stay free of try/except)."""
+"""Map service and protocol errors to HTTP answers (routes stay free of try/except)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from protocol import CardError
 
 from ..services.records import Conflict, InvalidInput, NotFound
 
@@ -21,5 +23,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
         return JSONResponse(
             {"detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]},
+            status_code=422,
+        )
+
+    @app.exception_handler(CardError)
+    async def _card(_: Request, exc: CardError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": [{"loc": ["body", "card"], "msg": str(exc), "type": exc.code}]},
             status_code=422,
         )

@@ -128,7 +128,13 @@ class RecordRegistry(Generic[M]):
         return list(items), total
 
     def history(self, ref: str) -> list[RecordChange]:
-        record = self.get(ref)
+        """Every version of a record, its deletion included (so a deleted record's
+        history stays readable)."""
+        record = self.session.execute(
+            select(self.model).where(self.model.ref == ref)
+        ).scalar_one_or_none()
+        if record is None:
+            raise NotFound(f"no {self.kind} {ref}")
         return list(self.session.execute(
             select(RecordChange)
             .where(RecordChange.record_kind == self.kind, RecordChange.record_id == record.id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -41,6 +41,11 @@ class ChainOut(BaseModel):
     problem: str | None
 
 
+def _utc(moment: datetime) -> datetime:
+    """A time given without a zone is UTC, like the log's own times."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @router.get("", response_model=AuditPage, summary="Read the audit log, newest first")
 def list_audit(
     session: SessionDep,
@@ -63,9 +68,9 @@ def list_audit(
     if target_id:
         query = query.where(AuditEntry.target_id == target_id)
     if since:
-        query = query.where(AuditEntry.at >= since)
+        query = query.where(AuditEntry.at >= _utc(since))
     if until:
-        query = query.where(AuditEntry.at < until)
+        query = query.where(AuditEntry.at < _utc(until))
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.execute(
         query.order_by(AuditEntry.seq.desc()).limit(limit).offset(offset)

@@ -1,0 +1,82 @@
+"""``POST /federation/v1/messages``: where peers deliver envelopes (no bearer token:
+every envelope proves its sender by signature).
+
+The body is one envelope object, or a JSON array of envelopes (a batch). A single
+envelope is answered with its result and the HTTP status of its error code; a batch
+with 200 and one result per envelope. Accepted and duplicate envelopes come back with
+our signed receipt. A peer over its rate gets 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+import protocol
+
+from ...federation.inbound import InboundProcessor, InboundResult
+from ..deps import NodeDep
+
+router = APIRouter(prefix="/federation/v1", tags=["federation"])
+MAX_BATCH = 100
+
+
+def _split(body: bytes) -> list[bytes] | None:
+    """The envelopes of a batch as bytes, or None when the body is a single envelope."""
+    if not body.lstrip().startswith(b"["):
+        return None
+    try:
+        items = protocol.parse_json(body)
+        return [protocol.canonical_json(item) for item in items]
+    except (protocol.ProtocolError, TypeError, ValueError):
+        return [body]  # reported as malformed by the opener
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/messages", summary="Deliver one envelope or a batch (see docs/protocol.md)")
+async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
+    settings = node.settings
+    body = await _read_body(request, settings.max_message_bytes * MAX_BATCH)
+    if body is None:
+        return JSONResponse({"error": "too_large", "detail": "request body too large"}, 413)
+    batch = _split(body)
+    envelopes = batch if batch is not None else [body]
+    if len(envelopes) > MAX_BATCH:
+        return JSONResponse({"error": "too_large", "detail": f"at most {MAX_BATCH} per batch"}, 413)
+    limiter = request.app.state.rate_limiter
+    wait = limiter.take(_claimed_sender(envelopes[0], settings.max_message_bytes), len(envelopes))
+    if wait > 0:
+        return JSONResponse({"error": "rate_limited", "detail": "slow down"}, 429,
+                            headers={"Retry-After": str(math.ceil(wait))})
+    processor = InboundProcessor(node)
+    results: list[InboundResult] = []
+    for raw in envelopes:
+        results.append(await run_in_threadpool(processor.process, raw))
+    if any(r.new_alert_ids for r in results):
+        request.app.state.alert_feed.notify()
+    if batch is None:
+        result = results[0]
+        return JSONResponse(result.to_json() | {"results": [result.to_json()]}, result.http_status)
+    return JSONResponse({"results": [r.to_json() for r in results]})
+
+
+def _claimed_sender(raw: bytes, max_bytes: int) -> str:
+    try:
+        return protocol.peek_header(raw, max_bytes=max_bytes).sender
+    except protocol.ProtocolError:
+        return "?"

@@ -1,0 +1,129 @@
+"""What an accepted message does, one handler per message type.
+
+Handlers run inside the transaction that records the message as received, so a
+message's effects and its de-duplication row commit together or not at all. A handler
+raises ``NotPermitted`` when our sharing agreement with the sender refuses what it sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import protocol
+
+from ..db.models import Alert, AlertRecipient, OutboxMessage, Peer
+from ..services.peers import PeerRegistry, agreement_of
+from ..services.records import Actor
+
+
+class NotPermitted(protocol.EnvelopeError):
+    """The message is valid but our sharing agreement with its sender refuses it."""
+
+    code = "not_permitted"
+
+
+@dataclass
+class Context:
+    session: Session
+    peer: Peer
+    message: protocol.OpenedMessage
+    now: datetime
+    own_node_id: str
+    new_alert_ids: list[int] = field(default_factory=list)
+
+
+def _dt(ts: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def _alert_values(payload: protocol.Alert) -> dict[str, object]:
+    return {
+        "revision": payload.revision, "category": payload.category,
+        "severity": payload.severity, "title": payload.title, "body": payload.body,
+        "subjects": [s.model_dump(mode="json", exclude_none=True) for s in payload.subjects],
+        "place": payload.place.model_dump(mode="json", exclude_none=True) if payload.place else None,
+        "handling": payload.handling, "references": list(payload.references),
+        "issued_at": _dt(payload.issued_at), "expires_at": _dt(payload.expires_at),
+    }
+
+
+def _find_alert(ctx: Context, alert_uuid: str) -> Alert | None:
+    return ctx.session.execute(
+        select(Alert).where(Alert.origin == ctx.peer.node_id, Alert.alert_uuid == alert_uuid)
+    ).scalar_one_or_none()
+
+
+def handle_alert(ctx: Context) -> None:
+    payload = ctx.message.payload
+    assert isinstance(payload, protocol.Alert)
+    refusal = agreement_of(ctx.peer).alert_refusal(payload.category, payload.handling)
+    if refusal:
+        raise NotPermitted(refusal)
+    alert = _find_alert(ctx, payload.alert_id)
+    if alert is None:
+        alert = Alert(
+            alert_uuid=payload.alert_id, direction="inbound", origin=ctx.peer.node_id,
+            status="active", created_by=ctx.peer.node_id, received_at=ctx.now,
+            updated_at=ctx.now, source_message_id=ctx.message.id, **_alert_values(payload),
+        )
+        ctx.session.add(alert)
+        ctx.session.flush()
+        ctx.new_alert_ids.append(alert.id)
+    elif payload.revision > alert.revision:
+        for name, value in _alert_values(payload).items():
+            setattr(alert, name, value)
+        alert.updated_at, alert.source_message_id = ctx.now, ctx.message.id
+        alert.read_at = alert.read_by = alert.acted_at = alert.acted_by = None
+
+
+def handle_alert_retract(ctx: Context) -> None:
+    payload = ctx.message.payload
+    assert isinstance(payload, protocol.AlertRetract)
+    alert = _find_alert(ctx, payload.alert_id)
+    if alert is not None:
+        alert.status, alert.retract_reason, alert.updated_at = "retracted", payload.reason, ctx.now
+
+
+def handle_receipt(ctx: Context) -> None:
+    """A peer read or acted on something we sent: update that recipient's state."""
+    payload = ctx.message.payload
+    assert isinstance(payload, protocol.Receipt)
+    sent = ctx.session.execute(
+        select(OutboxMessage).where(
+            OutboxMessage.message_id == payload.message_id,
+            OutboxMessage.recipient == ctx.peer.node_id,
+        )
+    ).scalar_one_or_none()
+    if sent is None or sent.alert_id is None or payload.status not in ("read", "acted"):
+        return
+    recipient = ctx.session.execute(
+        select(AlertRecipient).where(
+            AlertRecipient.alert_id == sent.alert_id, AlertRecipient.peer == ctx.peer.node_id
+        )
+    ).scalar_one_or_none()
+    if recipient is not None and not (recipient.state == "acted" and payload.status == "read"):
+        recipient.state, recipient.updated_at = payload.status, ctx.now
+
+
+def handle_card_update(ctx: Context) -> None:
+    payload = ctx.message.payload
+    assert isinstance(payload, protocol.CardUpdate)
+    registry = PeerRegistry(ctx.session, Actor(ctx.peer.node_id, "peer"), ctx.now,
+                            own_node_id=ctx.own_node_id)
+    card = protocol.verify_card(payload.card.to_json())
+    registry.apply_card_update(ctx.peer.node_id, card)
+
+
+Handler = Callable[[Context], None]
+HANDLERS: dict[str, Handler] = {
+    "alert": handle_alert,
+    "alert.update": handle_alert,
+    "alert.retract": handle_alert_retract,
+    "receipt": handle_receipt,
+    "card.update": handle_card_update,
+}

@@ -1,0 +1,54 @@
+"""Sharing agreements: what may be sent to a peer and answered for it.
+
+Enforced when sending (nothing leaves that the peer may not see) and checked again on
+receipt. The default shares every alert category up to TLP:AMBER and answers KYC
+queries from the licensee registry only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol import HANDLING_LEVELS
+
+from ..schemas import Handling
+
+AlertCategory = Literal[
+    "seizure", "smuggling_route", "suspect_movement", "fake_kp_certificate", "cash_movement",
+    "licence_suspended_revoked", "embargo_breach", "other",
+]
+ALERT_CATEGORIES: tuple[str, ...] = AlertCategory.__args__  # type: ignore[attr-defined]
+RecordKind = Literal["licensee", "subject"]
+
+
+def handling_rank(level: str) -> int:
+    return HANDLING_LEVELS.index(level)
+
+
+class SharingAgreement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alert_categories: list[AlertCategory] = Field(
+        default_factory=lambda: list(ALERT_CATEGORIES),
+        description="Alert categories that may be sent to this peer",
+    )
+    max_handling: Handling = Field(
+        default="AMBER", description="Highest TLP level of anything sent to this peer"
+    )
+    kyc_record_kinds: list[RecordKind] = Field(
+        default_factory=lambda: ["licensee"],
+        description="Record kinds this peer's KYC queries may be answered from",
+    )
+
+    def alert_refusal(self, category: str, handling: str) -> str | None:
+        """Why an alert may not go to this peer, or None if it may."""
+        if category not in self.alert_categories:
+            return f"category {category} is not in the sharing agreement"
+        if handling_rank(handling) > handling_rank(self.max_handling):
+            return f"TLP:{handling} is above the agreed TLP:{self.max_handling}"
+        return None
+
+    def allows_handling(self, handling: str) -> bool:
+        return handling_rank(handling) <= handling_rank(self.max_handling)

@@ -1,0 +1,149 @@
+"""Peers: admission (card + fingerprint read aloud in person), status, sharing
+agreement, key rotation, and the key directory the protocol opens messages with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from protocol import NodeCard, PublicKey, SenderInactive, b64decode, verify_card
+
+from ..db.models import Peer
+from .agreements import SharingAgreement
+from .audit import AuditLog
+from .records import Actor, Conflict, InvalidInput, NotFound
+
+PEER_STATUSES = ("active", "suspended", "removed")
+
+
+def card_keys(card: NodeCard) -> list[dict[str, Any]]:
+    return [key.model_dump(mode="json") for key in card.keys]
+
+
+def agreement_of(peer: Peer) -> SharingAgreement:
+    return SharingAgreement.model_validate(peer.agreement)
+
+
+class PeerRegistry:
+    def __init__(self, session: Session, actor: Actor, now: datetime, *, own_node_id: str) -> None:
+        self.session, self.actor, self.now = session, actor, now
+        self.own_node_id = own_node_id
+        self.audit = AuditLog(session)
+
+    def _log(self, action: str, peer: Peer, **detail: Any) -> None:
+        self.audit.record(str(self.actor), f"peer.{action}", now=self.now,
+                          target_kind="peer", target_id=peer.node_id, detail=detail)
+
+    def find(self, node_id: str) -> Peer | None:
+        return self.session.execute(select(Peer).where(Peer.node_id == node_id)).scalar_one_or_none()
+
+    def get(self, node_id: str) -> Peer:
+        peer = self.find(node_id)
+        if peer is None or peer.status == "removed":
+            raise NotFound(f"no peer {node_id}")
+        return peer
+
+    def list(self, *, include_removed: bool = False) -> list[Peer]:
+        query = select(Peer).order_by(Peer.node_id)
+        if not include_removed:
+            query = query.where(Peer.status != "removed")
+        return list(self.session.execute(query).scalars())
+
+    def active(self) -> list[Peer]:
+        return [p for p in self.list() if p.status == "active"]
+
+    def add(
+        self,
+        card_data: bytes | str | dict[str, Any],
+        *,
+        fingerprint: str,
+        name: str | None = None,
+        agreement: SharingAgreement | None = None,
+    ) -> Peer:
+        """Admit a peer. Raises ``CardInvalid``/``FingerprintMismatch`` for a bad card."""
+        card = verify_card(card_data, expected_fingerprint=fingerprint, now=int(self.now.timestamp()))
+        if card.node_id == self.own_node_id:
+            raise InvalidInput("card", "this is our own card")
+        existing = self.find(card.node_id)
+        if existing is not None and existing.status != "removed":
+            raise Conflict(f"peer {card.node_id} is already admitted")
+        values = dict(
+            name=name or card.name, endpoint=card.endpoints[0], card=card.to_json(),
+            card_serial=card.serial, keys=card_keys(card), fingerprint=card.fingerprint,
+            status="active", agreement=(agreement or SharingAgreement()).model_dump(),
+            added_at=self.now, added_by=self.actor.name, last_error=None,
+            consecutive_failures=0, next_attempt_at=None,
+        )
+        if existing is not None:
+            for key, value in values.items():
+                setattr(existing, key, value)
+            peer = existing
+        else:
+            peer = Peer(node_id=card.node_id, **values)
+            self.session.add(peer)
+        self.session.flush()
+        self._log("add", peer, fingerprint=card.fingerprint, serial=card.serial)
+        return peer
+
+    def set_status(self, node_id: str, status: str) -> Peer:
+        if status not in PEER_STATUSES:
+            raise InvalidInput("status", f"must be one of {', '.join(PEER_STATUSES)}")
+        peer = self.get(node_id)
+        if peer.status != status:
+            previous, peer.status = peer.status, status
+            self._log(status if status == "removed" else {"active": "resume", "suspended": "suspend"}[status],
+                      peer, previous=previous)
+        return peer
+
+    def set_agreement(self, node_id: str, agreement: SharingAgreement) -> Peer:
+        peer = self.get(node_id)
+        peer.agreement = agreement.model_dump()
+        self._log("agreement", peer, **peer.agreement)
+        return peer
+
+    def apply_card_update(self, node_id: str, card: NodeCard) -> Peer:
+        """Replace a peer's keys with those of its new card (already verified by the
+        protocol: self-signed, sent in an envelope signed by the peer's current key)."""
+        peer = self.get(node_id)
+        if card.node_id != peer.node_id:
+            raise InvalidInput("card", "card.update for another node")
+        if card.serial <= peer.card_serial:
+            raise Conflict(f"card serial {card.serial} is not newer than {peer.card_serial}")
+        # Keys the new card no longer lists stay usable for verification until they expire.
+        listed = {k["kid"] for k in card_keys(card)}
+        now_ts = int(self.now.timestamp())
+        kept = [k for k in peer.keys if k["kid"] not in listed and k["valid_until"] >= now_ts]
+        peer.card, peer.card_serial = card.to_json(), card.serial
+        peer.keys = card_keys(card) + kept
+        peer.endpoint = card.endpoints[0]
+        peer.fingerprint = card.fingerprint
+        self._log("card_update", peer, serial=card.serial, fingerprint=card.fingerprint)
+        return peer
+
+
+class PeerDirectory:
+    """The protocol's ``KeyDirectory`` over the peers table: unknown or removed peers
+    are unknown senders; suspended peers are refused as inactive."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def keys_for(self, node_id: str) -> Sequence[PublicKey] | None:
+        peer = self.session.execute(select(Peer).where(Peer.node_id == node_id)).scalar_one_or_none()
+        if peer is None or peer.status == "removed":
+            return None
+        if peer.status != "active":
+            raise SenderInactive(f"peer {node_id} is {peer.status}")
+        return [
+            PublicKey(k["kid"], k["use"], b64decode(k["public_key"]), k["valid_from"], k["valid_until"])
+            for k in peer.keys
+        ]
+
+
+def current_encryption_key(peer: Peer, now: datetime) -> PublicKey:
+    card = verify_card(peer.card)
+    return card.current_key("enc", int(now.timestamp()))
