@@ -12,7 +12,7 @@ import sys
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
@@ -26,6 +26,8 @@ from .keystore import KeyFileError
 from .runtime import Node, open_node, utc_now
 from .services.agreements import ALERT_CATEGORIES, SharingAgreement
 from .services.audit import verify_chain
+from .services.csv_import import import_csv
+from .services.export import start_export
 from .services.peers import PeerRegistry
 from .services.records import SYSTEM, Actor, RecordError
 from .services.tokens import ROLES, TokenService
@@ -39,6 +41,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 peer_app = typer.Typer(no_args_is_help=True, help="Peers (other countries' nodes).")
 app.add_typer(peer_app, name="peer")
+keys_app = typer.Typer(no_args_is_help=True, help="This node's keys.")
+app.add_typer(keys_app, name="keys")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (on temporary nodes).")
+app.add_typer(bench_app, name="bench")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
@@ -241,6 +247,19 @@ def peer_agreement(
         typer.echo(json.dumps(registry.get(node_id).agreement, indent=2))
 
 
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDir) -> None:
+    """New keys and card, announced to every peer (signed with the current key).
+    Restart the node afterwards."""
+    from .services.rotation import rotate_keys
+
+    with opened(data_dir) as node:
+        card = rotate_keys(node, CLI_ACTOR, node.now())
+        fingerprint = card.fingerprint
+    typer.echo(f"new card serial {card.serial}; new fingerprint {fingerprint}")
+    typer.echo("peers are told through card.update; restart the node to use the new keys")
+
+
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir) -> None:
     """Apply pending database migrations."""
@@ -259,6 +278,104 @@ def audit_verify(data_dir: DataDir) -> None:
         fail(f"audit log BROKEN at entry {report.first_broken_seq}: {report.problem} "
              f"({report.entries} entries verified before it)")
     typer.echo(f"audit log intact: {report.entries} entries verified")
+
+
+RecordKind = Annotated[
+    Literal["licensees", "subjects"], typer.Argument(help="What to import or export.")
+]
+MAX_ERRORS_SHOWN = 20
+
+
+@contextmanager
+def _progress_bar():  # type: ignore[no-untyped-def]
+    """A rich progress bar on stderr, driven by a service's ``progress(phase, done, total)``."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    labels = {"validate": "validating", "write": "writing"}
+    bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=Console(stderr=True))
+    tasks: dict[str, Any] = {}
+
+    def update(phase: str, done: int, total: int) -> None:
+        if phase not in tasks:
+            tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
+        bar.update(tasks[phase], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+@app.command("import")
+def import_records(
+    kind: RecordKind,
+    file: Annotated[Path, typer.Argument(help="CSV file: UTF-8, `;` or `,` separated.")],
+    data_dir: DataDir,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only.")] = False,
+) -> None:
+    """Import records from a CSV file: every row, or none if one is invalid (docs/csv.md)."""
+    data = file.read_bytes()
+    with opened(data_dir) as node, _progress_bar() as progress:
+        report = import_csv(node.sessions, kind, data, actor=CLI_ACTOR, now=node.now(),
+                            dry_run=dry_run, progress=progress)
+    for error in report.errors[:MAX_ERRORS_SHOWN]:
+        column = f", column {error.column}" if error.column else ""
+        typer.echo(f"row {error.row}{column}: {error.message}", err=True)
+    if report.errors_total > MAX_ERRORS_SHOWN:
+        typer.echo(f"... and {report.errors_total - MAX_ERRORS_SHOWN} more errors", err=True)
+    if report.errors_total:
+        fail(f"{report.errors_total} errors in {file} ({report.rows_valid} of "
+             f"{report.rows_total} rows valid); nothing was written")
+    if dry_run:
+        typer.echo(f"{report.rows_valid} rows valid; nothing written (dry run)")
+    else:
+        typer.echo(f"{report.written} {kind} imported from {file} (sha256 {report.sha256})")
+
+
+@app.command("export")
+def export_records(
+    kind: RecordKind,
+    data_dir: DataDir,
+    fmt: Annotated[Literal["csv", "json"], typer.Option(
+        "--format", help="csv (UTF-8 with BOM, `,` separated, re-importable) or json.")] = "csv",
+    output: Annotated[Path | None, typer.Option(
+        "--output", help="File to write (default: standard output).")] = None,
+) -> None:
+    """Export every live record of a kind (the export is audited)."""
+    with opened(data_dir) as node:
+        export = start_export(node.sessions, kind, fmt, actor=CLI_ACTOR, now=node.now(),
+                              node_id=node.settings.node_id)
+        if output is None:
+            for chunk in export.chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        partial = output.with_name(output.name + ".part")
+        try:
+            with partial.open("wb") as stream:
+                for chunk in export.chunks:
+                    stream.write(chunk)
+            partial.replace(output)
+        finally:
+            partial.unlink(missing_ok=True)
+    typer.echo(f"{export.count} {kind} exported to {output}", err=True)
+
+
+@bench_app.command("import")
+def bench_import(
+    rows: Annotated[int, typer.Option(min=1, help="Licensees in the synthetic file.")] = 100_000,
+) -> None:
+    """Time `kpnet import licensees` of a synthetic file into a temporary SQLite node."""
+    from .bench.import_bench import run_import_bench
+
+    result = run_import_bench(rows, echo=lambda line: typer.echo(line, err=True))
+    typer.echo(json.dumps(result))
 
 
 def main() -> None:
