@@ -3,24 +3,27 @@
 Each envelope is opened by the protocol library (size, form, version, sender key,
 signature, recipient, time, decryption, schema — in that order) with the peers table
 as key directory, then de-duplicated on (sender, message id), handled, and answered
-with a signed ``receipt``, all in one transaction. A re-delivered message gets its
-original receipt again and is not processed twice. Rejections are audited and
-counted with their error code.
+with a signed ``receipt``. A re-delivered message gets its original receipt again and
+is not processed twice. Rejections are audited and counted with their error code.
+
+A batch is one database transaction with a savepoint per envelope: one envelope's
+failure undoes only its own effects, and the batch costs one commit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 import protocol
 
 from ..db.models import InboundMessage, Peer
 from ..runtime import Node
-from ..services.audit import AuditLog
+from ..services.audit import AuditEvent, AuditLog
 from ..services.peers import PeerDirectory, current_encryption_key
 from ..services.records import RecordError
 from .handlers import HANDLERS, Context, NotPermitted
@@ -55,69 +58,104 @@ class InboundResult:
         return {"id": self.message_id or "", "status": self.status, "receipt": self.receipt or ""}
 
 
+@dataclass
+class _Batch:
+    session: Session
+    now: datetime
+    directory: PeerDirectory
+    known: dict[tuple[str, str], str]  # (sender, message id) -> receipt, already received
+    audit: list[AuditEvent] = field(default_factory=list)
+    accepted: list[tuple[str, str]] = field(default_factory=list)  # (sender, type) for metrics
+
+
 class InboundProcessor:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.metrics = node.metrics
 
     def process(self, raw: bytes) -> InboundResult:
-        node = self.node
-        now = node.now()
-        with node.sessions() as session:
-            try:
-                message = protocol.open_envelope(
-                    raw, identity=node.identity, directory=PeerDirectory(session),
-                    now=int(now.timestamp()), max_bytes=node.settings.max_message_bytes,
-                    clock_skew=node.settings.clock_skew_seconds,
-                )
-            except protocol.ProtocolError as exc:
-                session.rollback()
-                return self._reject(raw, exc, now)
-            existing = self._receipt_of(session, message.sender, message.id)
-            if existing is not None:
-                self.metrics.messages_duplicate.labels(message.sender, message.type).inc()
-                return InboundResult("duplicate", message.id, existing)
-            peer = session.execute(select(Peer).where(Peer.node_id == message.sender)).scalar_one()
-            ctx = Context(session, peer, message, now, node.identity.node_id)
-            try:
-                HANDLERS[message.type](ctx)
-            except NotPermitted as exc:
-                session.rollback()
-                return self._reject(raw, exc, now, message)
-            except RecordError as exc:
-                session.rollback()
-                return self._reject(raw, NotPermitted(str(exc)), now, message)
+        return self.process_batch([raw])[0]
+
+    def process_batch(self, raws: list[bytes]) -> list[InboundResult]:
+        try:
+            return self._process_together(raws)
+        except IntegrityError:
+            # Another process committed one of these messages first: redo one by one,
+            # so those become duplicates and the rest are accepted.
+            return [self._process_together([raw])[0] for raw in raws]
+
+    def _process_together(self, raws: list[bytes]) -> list[InboundResult]:
+        now = self.node.now()
+        with self.node.sessions() as session:
+            batch = _Batch(session, now, PeerDirectory(session), self._already_received(session, raws))
+            results = [self._one(batch, raw) for raw in raws]
+            for sender in {sender for sender, _ in batch.accepted}:
+                peer = batch.directory.peer(sender)
+                if peer is not None:
+                    peer.last_contact_at = now
+            AuditLog(session).record_many(batch.audit, now=now)
+            session.commit()
+        for sender, msg_type in batch.accepted:
+            self.metrics.messages_received.labels(sender, msg_type).inc()
+        return results
+
+    def _one(self, batch: _Batch, raw: bytes) -> InboundResult:
+        node, session, now = self.node, batch.session, batch.now
+        try:
+            message = protocol.open_envelope(
+                raw, identity=node.identity, directory=batch.directory,
+                now=int(now.timestamp()), max_bytes=node.settings.max_message_bytes,
+                clock_skew=node.settings.clock_skew_seconds,
+            )
+        except protocol.ProtocolError as exc:
+            return self._reject(batch, raw, exc)
+        existing = batch.known.get((message.sender, message.id))
+        if existing is not None:
+            self.metrics.messages_duplicate.labels(message.sender, message.type).inc()
+            return InboundResult("duplicate", message.id, existing)
+        peer = batch.directory.peer(message.sender)
+        assert peer is not None  # the directory just gave its keys
+        ctx = Context(session, peer, message, now, node.identity.node_id)
+        savepoint = session.begin_nested()
+        try:
+            HANDLERS[message.type](ctx)
             receipt = self._receipt(peer, message, now)
-            peer.last_contact_at = now
             session.add(InboundMessage(
                 sender=message.sender, message_id=message.id, msg_type=message.type,
                 received_at=now, expires_at=datetime.fromtimestamp(message.header.expires_at, UTC),
                 receipt=receipt,
             ))
-            AuditLog(session).record(
-                message.sender, "message.received", now=now, target_kind="message",
-                target_id=message.id, detail={"type": message.type, "bytes": message.size},
-            )
-            try:
-                session.commit()
-            except IntegrityError:
-                # The same message arrived concurrently and was committed first.
-                session.rollback()
-                existing = self._receipt_of(session, message.sender, message.id)
-                if existing is None:
-                    raise
-                self.metrics.messages_duplicate.labels(message.sender, message.type).inc()
-                return InboundResult("duplicate", message.id, existing)
-        self.metrics.messages_received.labels(message.sender, message.type).inc()
+            savepoint.commit()
+        except (NotPermitted, RecordError) as exc:
+            savepoint.rollback()
+            refusal = exc if isinstance(exc, NotPermitted) else NotPermitted(str(exc))
+            return self._reject(batch, raw, refusal, message)
+        batch.known[(message.sender, message.id)] = receipt
+        batch.accepted.append((message.sender, message.type))
+        batch.audit.append(AuditEvent(
+            message.sender, "message.received", "message", message.id,
+            {"type": message.type, "bytes": message.size},
+        ))
         return InboundResult("accepted", message.id, receipt, new_alert_ids=tuple(ctx.new_alert_ids))
 
-    @staticmethod
-    def _receipt_of(session, sender: str, message_id: str) -> str | None:  # type: ignore[no-untyped-def]
-        return session.execute(
-            select(InboundMessage.receipt).where(
-                InboundMessage.sender == sender, InboundMessage.message_id == message_id
+    def _already_received(self, session: Session, raws: list[bytes]) -> dict[tuple[str, str], str]:
+        """Receipts of messages of this batch received before, looked up in one query by
+        their claimed (unverified) ids; a hit counts only after the envelope verifies."""
+        claimed: set[tuple[str, str]] = set()
+        for raw in raws:
+            try:
+                header = protocol.peek_header(raw, max_bytes=self.node.settings.max_message_bytes)
+            except protocol.ProtocolError:
+                continue
+            claimed.add((header.sender, header.id))
+        if not claimed:
+            return {}
+        rows = session.execute(
+            select(InboundMessage.sender, InboundMessage.message_id, InboundMessage.receipt).where(
+                InboundMessage.message_id.in_([message_id for _, message_id in claimed])
             )
-        ).scalar_one_or_none()
+        ).all()
+        return {(r.sender, r.message_id): r.receipt for r in rows if (r.sender, r.message_id) in claimed}
 
     def _receipt(self, peer: Peer, message: protocol.OpenedMessage, now: datetime) -> str:
         recipient = protocol.Recipient(peer.node_id, current_encryption_key(peer, now))
@@ -126,7 +164,7 @@ class InboundProcessor:
                              ttl=7 * 86400, in_reply_to=message.id)
         return wire.decode("utf-8")
 
-    def _reject(self, raw: bytes, exc: protocol.ProtocolError, now: datetime,
+    def _reject(self, batch: _Batch, raw: bytes, exc: protocol.ProtocolError,
                 message: protocol.OpenedMessage | None = None) -> InboundResult:
         claimed_sender, claimed_id, claimed_type = "?", None, "?"
         if message is not None:
@@ -138,11 +176,8 @@ class InboundProcessor:
             except protocol.ProtocolError:
                 pass
         self.metrics.messages_rejected.labels(claimed_sender, claimed_type, exc.code).inc()
-        with self.node.sessions() as session:
-            AuditLog(session).record(
-                f"claimed:{claimed_sender}", "message.rejected", now=now, target_kind="message",
-                target_id=claimed_id, detail={"code": exc.code, "detail": exc.detail[:300],
-                                              "bytes": len(raw)},
-            )
-            session.commit()
+        batch.audit.append(AuditEvent(
+            f"claimed:{claimed_sender}", "message.rejected", "message", claimed_id,
+            {"code": exc.code, "detail": exc.detail[:300], "bytes": len(raw)},
+        ))
         return InboundResult("rejected", claimed_id, error=exc.code, detail=exc.detail[:300])

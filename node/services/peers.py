@@ -4,13 +4,14 @@ agreement, key rotation, and the key directory the protocol opens messages with.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from protocol import NodeCard, PublicKey, SenderInactive, b64decode, verify_card
+from protocol import NodeCard, PublicKey, SenderInactive, b64decode, canonical_json, verify_card
 
 from ..db.models import Peer
 from .agreements import SharingAgreement
@@ -131,19 +132,38 @@ class PeerDirectory:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._keys: dict[str, list[PublicKey]] = {}
+        self._peers: dict[str, Peer | None] = {}
+
+    def peer(self, node_id: str) -> Peer | None:
+        """The peer row (looked up once per directory, i.e. per batch)."""
+        if node_id not in self._peers:
+            self._peers[node_id] = self.session.execute(
+                select(Peer).where(Peer.node_id == node_id)).scalar_one_or_none()
+        return self._peers[node_id]
 
     def keys_for(self, node_id: str) -> Sequence[PublicKey] | None:
-        peer = self.session.execute(select(Peer).where(Peer.node_id == node_id)).scalar_one_or_none()
+        peer = self.peer(node_id)
         if peer is None or peer.status == "removed":
             return None
         if peer.status != "active":
             raise SenderInactive(f"peer {node_id} is {peer.status}")
-        return [
-            PublicKey(k["kid"], k["use"], b64decode(k["public_key"]), k["valid_from"], k["valid_until"])
-            for k in peer.keys
-        ]
+        cache_key = f"{node_id}:{peer.card_serial}:{len(peer.keys)}"
+        if cache_key not in self._keys:
+            self._keys[cache_key] = [
+                PublicKey(k["kid"], k["use"], b64decode(k["public_key"]), k["valid_from"], k["valid_until"])
+                for k in peer.keys
+            ]
+        return self._keys[cache_key]
+
+
+@lru_cache(maxsize=256)
+def _verified_card(card_bytes: bytes) -> NodeCard:
+    return verify_card(card_bytes)
 
 
 def current_encryption_key(peer: Peer, now: datetime) -> PublicKey:
-    card = verify_card(peer.card)
+    """The peer's encryption key to seal to now (its stored card was verified on entry
+    and is verified again here; the result is cached per card)."""
+    card = _verified_card(canonical_json(peer.card))
     return card.current_key("enc", int(now.timestamp()))

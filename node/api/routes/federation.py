@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 import protocol
 
-from ...federation.inbound import InboundProcessor, InboundResult
+from ...federation.inbound import InboundProcessor
 from ..deps import NodeDep
 
 router = APIRouter(prefix="/federation/v1", tags=["federation"])
@@ -63,10 +63,7 @@ async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
     if wait > 0:
         return JSONResponse({"error": "rate_limited", "detail": "slow down"}, 429,
                             headers={"Retry-After": str(math.ceil(wait))})
-    processor = InboundProcessor(node)
-    results: list[InboundResult] = []
-    for raw in envelopes:
-        results.append(await run_in_threadpool(processor.process, raw))
+    results = await run_in_threadpool(InboundProcessor(node).process_batch, envelopes)
     if any(r.new_alert_ids for r in results):
         request.app.state.alert_feed.notify()
     if batch is None:

@@ -16,6 +16,11 @@ from ..deps import NodeDep
 router = APIRouter(tags=["operations"])
 
 
+@router.get("/livez", summary="The process answers (liveness; checks nothing else)")
+def livez() -> dict[str, str]:
+    return {"status": "ok"}
+
+
 @router.get("/healthz", summary="Database reachable and keys loadable: 200, else 503")
 def healthz(node: NodeDep) -> JSONResponse:
     checks: dict[str, str] = {}

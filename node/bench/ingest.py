@@ -1,0 +1,170 @@
+"""``kpnet bench ingest``: inbound alerts accepted per second by one node process,
+against requests per second of a trivial endpoint (``/livez``) of the same app.
+
+A receiving node runs as its own ``kpnet serve`` process (one process, SQLite by
+default or ``--database-url``); a sending node's keys seal realistic alerts to it
+beforehand, so the timed part is only what the receiver does: size and schema checks,
+signature, decryption, de-duplication, storage, audit entry and the signed receipt.
+Envelopes go in batches, as the node's own outbox sender sends them. The same HTTP
+client, with the same concurrency, then times ``/livez``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import protocol
+
+from ..bootstrap import init_node
+from ..keystore import load_identity
+from ..runtime import open_node
+from ..services.peers import PeerRegistry
+from ..services.records import Actor
+
+SETUP = Actor("bench", "admin")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _alert(now: int, n: int) -> protocol.Alert:
+    return protocol.Alert(
+        alert_id=str(uuid.uuid4()), category="seizure", severity="urgent",
+        title=f"Saisie n°{n} : colis de diamants bruts à Garoua-Boulaï",
+        body=("Les douanes ont saisi un colis de pierres brutes dans un bus en provenance de "
+              "Berbérati. Le certificat KP présenté porte un numéro inexistant. ") * 4,
+        subjects=[protocol.Party(kind="person", names=["NGOUANDJIKA Marcel"], date_of_birth="1981",
+                                 nationality="CF")],
+        place=protocol.Place(country="CM", locality="Garoua-Boulaï"),
+        handling="AMBER", references=[f"KP-CF-2026-{n:06d}"], issued_at=now,
+    )
+
+
+def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Path, list[bytes]]:
+    now = datetime.now(UTC)
+    receiver = init_node(base / "CM", node_id="CM", name="Bench receiver",
+                         url="http://127.0.0.1:1", now=now, database_url=database_url)
+    sender = init_node(base / "CF", node_id="CF", name="Bench sender", url="http://127.0.0.1:2", now=now)
+    sender_identity = load_identity(sender.keys_dir, "CF")
+    node = open_node(receiver, migrate=False)
+    try:
+        with node.sessions() as session:
+            PeerRegistry(session, SETUP, now, own_node_id="CM").add(
+                sender.card_path.read_bytes(), fingerprint=sender_identity.fingerprint)
+            session.commit()
+        recipient = protocol.Recipient("CM", node.card.current_key("enc", int(now.timestamp())))
+    finally:
+        node.close()
+    ts = int(now.timestamp())
+    envelopes = [protocol.seal(sender_identity, recipient, _alert(ts, n), now=ts) for n in range(messages)]
+    return receiver.data_dir, envelopes
+
+
+async def _drive(url: str, bodies: list[bytes], concurrency: int,
+                 check: Callable[[httpx.Response], int]) -> tuple[int, float]:
+    """POST (or GET when a body is empty) everything with ``concurrency`` workers;
+    return (units accepted, seconds)."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    accepted = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        async def worker() -> None:
+            nonlocal accepted
+            while not queue.empty():
+                body = queue.get_nowait()
+                if body:
+                    response = await client.post(url, content=body,
+                                                 headers={"content-type": "application/json"})
+                else:
+                    response = await client.get(url)
+                accepted += check(response)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return accepted, time.perf_counter() - start
+
+
+def _accepted(response: httpx.Response) -> int:
+    response.raise_for_status()
+    return sum(1 for r in response.json()["results"] if r.get("status") == "accepted")
+
+
+def _ok(response: httpx.Response) -> int:
+    response.raise_for_status()
+    return 1
+
+
+def run_ingest_bench(*, messages: int = 4000, batch: int = 50, concurrency: int = 4,
+                     database_url: str | None = None,
+                     echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="kpnet-bench-") as tmp:
+        echo(f"sealing {messages} alerts…")
+        data_dir, envelopes = _prepare(Path(tmp), database_url, messages)
+        port = _free_port()
+        env = {**os.environ, "KPNET_SENDER_ENABLED": "false",
+               "KPNET_PEER_RATE_PER_SECOND": "1000000", "KPNET_PEER_RATE_BURST": "1000000"}
+        kpnet = str(Path(sys.executable).parent / "kpnet")
+        server = subprocess.Popen(
+            [kpnet, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait_healthy(base)
+            bodies = [b"[" + b",".join(envelopes[i:i + batch]) + b"]"
+                      for i in range(0, len(envelopes), batch)]
+            # Warm up both paths (first requests import and compile lazily).
+            asyncio.run(_drive(base + "/livez", [b""] * 50, concurrency, _ok))
+            echo(f"ingesting {messages} alerts in batches of {batch}…")
+            accepted, ingest_s = asyncio.run(
+                _drive(base + "/federation/v1/messages", bodies, concurrency, _accepted))
+            if accepted != messages:
+                raise RuntimeError(f"only {accepted} of {messages} alerts were accepted")
+            trivial_requests = max(2000, messages)
+            echo(f"timing {trivial_requests} requests to /livez…")
+            done, trivial_s = asyncio.run(
+                _drive(base + "/livez", [b""] * trivial_requests, concurrency, _ok))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    ingest_per_s = accepted / ingest_s
+    trivial_per_s = done / trivial_s
+    return {
+        "ingest_per_s": round(ingest_per_s, 1),
+        "trivial_per_s": round(trivial_per_s, 1),
+        "ratio": round(ingest_per_s / trivial_per_s, 3),
+        "database": "postgresql" if database_url else "sqlite",
+        "batch": batch,
+        "messages": messages,
+    }
+
+
+def _wait_healthy(base: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("benchmark node did not start")
