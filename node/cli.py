@@ -45,6 +45,8 @@ keys_app = typer.Typer(no_args_is_help=True, help="This node's keys.")
 app.add_typer(keys_app, name="keys")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (on temporary nodes).")
 app.add_typer(bench_app, name="bench")
+kyc_app = typer.Typer(no_args_is_help=True, help="KYC matching.")
+app.add_typer(kyc_app, name="kyc")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
@@ -330,7 +332,8 @@ def import_records(
     if report.errors_total > MAX_ERRORS_SHOWN:
         typer.echo(f"... and {report.errors_total - MAX_ERRORS_SHOWN} more errors", err=True)
     if report.errors_total:
-        fail(f"{report.errors_total} errors in {file} ({report.rows_valid} of "
+        plural = "s" if report.errors_total > 1 else ""
+        fail(f"{report.errors_total} error{plural} in {file} ({report.rows_valid} of "
              f"{report.rows_total} rows valid); nothing was written")
     if dry_run:
         typer.echo(f"{report.rows_valid} rows valid; nothing written (dry run)")
@@ -367,6 +370,32 @@ def export_records(
     typer.echo(f"{export.count} {kind} exported to {output}", err=True)
 
 
+@kyc_app.command("reindex")
+def kyc_reindex(data_dir: DataDir) -> None:
+    """Rebuild the KYC match index from every live licensee and subject."""
+    from .matching import MatchIndex
+
+    with opened(data_dir) as node, _progress_bar() as progress, node.sessions() as session:
+        records, keys = MatchIndex.rebuild(session, progress=progress)
+        session.commit()
+    typer.echo(f"match index rebuilt: {records} persons and organisations, {keys} keys")
+
+
+@bench_app.command("kyc")
+def bench_kyc(
+    records: Annotated[int, typer.Option(min=1000, help="Persons and organisations.")] = 1_000_000,
+    queries: Annotated[int, typer.Option(min=10, help="Labelled queries.")] = 1200,
+    bruteforce_queries: Annotated[int, typer.Option(
+        min=1, help="Random subset of the queries also run by brute force.")] = 120,
+) -> None:
+    """Time KYC candidate lookup against brute-force fuzzy matching; recall of both."""
+    from .bench.kyc import run_kyc_bench
+
+    result = run_kyc_bench(records, queries=queries, bruteforce_queries=bruteforce_queries,
+                           echo=lambda line: typer.echo(line, err=True))
+    typer.echo(json.dumps(result))
+
+
 @bench_app.command("import")
 def bench_import(
     rows: Annotated[int, typer.Option(min=1, help="Licensees in the synthetic file.")] = 100_000,
@@ -385,6 +414,11 @@ def main() -> None:
     except CliError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except ValidationError as exc:  # before ValueError, of which it is a subclass
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        typer.echo(f"error: {where}: {first['msg']}", err=True)
+        sys.exit(1)
     except (KeyFileError, RecordError, ProtocolError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -392,20 +426,15 @@ def main() -> None:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         typer.echo(f"error: database: {reason}", err=True)
         sys.exit(1)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        typer.echo(f"error: {where}: {first['msg']}", err=True)
-        sys.exit(1)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
-    except Exception as exc:  # click usage errors and exits
+    except Exception as exc:  # usage errors and exits (typer now carries its own click)
         import click
 
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, (click.ClickException, typer.TyperException)) and hasattr(exc, "show"):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
+        if isinstance(exc, (click.exceptions.Exit, typer.Exit)):
             sys.exit(exc.exit_code)
         raise

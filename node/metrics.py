@@ -78,7 +78,7 @@ class NodeMetrics:
         )
         self.messages_rejected = Counter(
             "kpnet_federation_messages_rejected_total",
-            "Messages refused, by claimed sender, type and error code",
+            "Messages refused, by claimed sender ('?' if not a peer), type and error code",
             ["peer", "type", "code"], registry=self.registry,
         )
         self.messages_sent = Counter(

@@ -155,7 +155,14 @@ def verify_card(
     try:
         card = NodeCard.model_validate(raw)
         keys = card.public_keys()
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        # One line (it is shown to operators as is), naming the first few problems.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'card'}: {err['msg']}"
+            for err in exc.errors(include_url=False)[:5]
+        )
+        raise CardInvalid(f"card does not match the schema: {problems}") from None
+    except ValueError as exc:
         raise CardInvalid(f"card does not match the schema: {exc}") from None
     if card.country != card.node_id[:2]:
         raise CardInvalid("country must be the first two letters of the node id")

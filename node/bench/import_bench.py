@@ -76,7 +76,8 @@ def synthetic_licensees_csv(rows: int, *, seed: int = 2024) -> bytes:
     """``rows`` distinct licensees as a French-locale spreadsheet saves them."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     regions = list(REGIONS)
-    statuses, weights = zip(*STATUSES, strict=True)
+    statuses = [status for status, _ in STATUSES]
+    weights = [weight for _, weight in STATUSES]
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow(LICENSEES.column_names)

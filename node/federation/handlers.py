@@ -115,6 +115,10 @@ def handle_card_update(ctx: Context) -> None:
     assert isinstance(payload, protocol.CardUpdate)
     registry = PeerRegistry(ctx.session, Actor(ctx.peer.node_id, "peer"), ctx.now,
                             own_node_id=ctx.own_node_id)
+    # Only the key that signed the card we hold may replace it: an older key kept after a
+    # rotation still verifies messages until it expires, but must not hand us a new card.
+    if ctx.message.header.sender_sig_kid != ctx.peer.card["signed_by"]:
+        raise NotPermitted("card.update must be signed with the key of the peer's current card")
     card = protocol.verify_card(payload.card.to_json())
     registry.apply_card_update(ctx.peer.node_id, card)
 

@@ -175,9 +175,26 @@ class InboundProcessor:
                 claimed_sender, claimed_id, claimed_type = header.sender, header.id, header.type
             except protocol.ProtocolError:
                 pass
-        self.metrics.messages_rejected.labels(claimed_sender, claimed_type, exc.code).inc()
+        # Only a peer's id names a series: made-up senders must not mint new ones.
+        known = claimed_sender != "?" and batch.directory.peer(claimed_sender) is not None
+        self.metrics.messages_rejected.labels(claimed_sender if known else "?", claimed_type,
+                                              exc.code).inc()
         batch.audit.append(AuditEvent(
             f"claimed:{claimed_sender}", "message.rejected", "message", claimed_id,
             {"code": exc.code, "detail": exc.detail[:300], "bytes": len(raw)},
         ))
         return InboundResult("rejected", claimed_id, error=exc.code, detail=exc.detail[:300])
+
+    def refuse_unread(self, detail: str, size: int | None) -> InboundResult:
+        """A request refused before any envelope was read (a body beyond every batch
+        limit): audited and counted as ``too_large`` like an oversize envelope."""
+        exc = protocol.TooLarge(detail)
+        self.metrics.messages_rejected.labels("?", "?", exc.code).inc()
+        now = self.node.now()
+        with self.node.sessions() as session:
+            AuditLog(session).record(
+                "claimed:?", "message.rejected", now=now, target_kind="message",
+                detail={"code": exc.code, "detail": detail, "bytes": size},
+            )
+            session.commit()
+        return InboundResult("rejected", None, error=exc.code, detail=detail)

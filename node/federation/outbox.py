@@ -27,7 +27,7 @@ def enqueue(
 ) -> OutboxMessage:
     """Seal ``payload`` for ``peer`` and add it to the outbox (not committed here)."""
     recipient = Recipient(peer.node_id, current_encryption_key(peer, now))
-    ttl = max(60, min(ttl, MAX_LIFETIME))
+    ttl = max(1, min(ttl, MAX_LIFETIME))
     wire = seal(identity, recipient, payload, now=int(now.timestamp()), ttl=ttl,
                 in_reply_to=in_reply_to)
     header = peek_header(wire)

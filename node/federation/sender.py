@@ -37,6 +37,18 @@ RETRYABLE_CODES = frozenset({
 FEDERATION_PATH = "/federation/v1/messages"
 
 
+async def in_thread(step: Any, *args: Any) -> Any:
+    """Run a database step in a worker thread. If the sender is cancelled meanwhile (the
+    app shutting down), wait for the step to end first: the node then closes its
+    database after the step, not under it (which leaked the step's connection)."""
+    running = asyncio.ensure_future(asyncio.to_thread(step, *args))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        raise
+
+
 @dataclass(frozen=True)
 class Claimed:
     id: int
@@ -87,8 +99,8 @@ class OutboxSender:
     async def run_once(self) -> int:
         """One round: expire overdue messages, claim due work, deliver it. Returns the
         number of messages delivered."""
-        await asyncio.to_thread(self._expire_overdue)
-        work = await asyncio.to_thread(self._claim)
+        await in_thread(self._expire_overdue)
+        work = await in_thread(self._claim)
         if not work:
             return 0
         results = await asyncio.gather(
@@ -126,7 +138,7 @@ class OutboxSender:
                 rows = session.execute(
                     select(OutboxMessage).where(
                         OutboxMessage.recipient == node_id, OutboxMessage.status == "pending",
-                        OutboxMessage.next_attempt_at <= now,
+                        OutboxMessage.next_attempt_at <= now, OutboxMessage.expires_at >= now,
                         or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
                     ).order_by(OutboxMessage.id).limit(self.config.batch_size)
                     .with_for_update(skip_locked=True)
@@ -148,23 +160,26 @@ class OutboxSender:
         try:
             response = await self.client.post(
                 endpoint.rstrip("/") + FEDERATION_PATH, content=body,
-                headers={"content-type": "application/json"}, timeout=self.config.timeout_seconds,
+                headers={"content-type": "application/json"},
+                # Finish (or give up) well within the lease, so no other process re-claims
+                # a batch still in flight.
+                timeout=min(self.config.timeout_seconds, self.config.lease_seconds / 2),
             )
         except httpx.HTTPError as exc:
-            await asyncio.to_thread(self._backoff, peer_id, rows, f"unreachable: {type(exc).__name__}", None)
+            await in_thread(self._backoff, peer_id, rows, f"unreachable: {type(exc).__name__}", None)
             return 0
         if response.status_code != 200:
             retry_after = _retry_after(response.headers.get("retry-after"))
-            await asyncio.to_thread(self._backoff, peer_id, rows, f"HTTP {response.status_code}", retry_after)
+            await in_thread(self._backoff, peer_id, rows, f"HTTP {response.status_code}", retry_after)
             return 0
         try:
             results = response.json()["results"]
             if not isinstance(results, list):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            await asyncio.to_thread(self._backoff, peer_id, rows, "unreadable answer", None)
+            await in_thread(self._backoff, peer_id, rows, "unreadable answer", None)
             return 0
-        return await asyncio.to_thread(self._record_results, peer_id, rows, results)
+        return await in_thread(self._record_results, peer_id, rows, results)
 
     def _record_results(self, peer_id: str, rows: list[Claimed], results: list[Any]) -> int:
         now = self.node.now()
@@ -236,8 +251,10 @@ class OutboxSender:
         with self.node.sessions() as session:
             peer = session.execute(select(Peer).where(Peer.node_id == peer_id)).scalar_one()
             peer.consecutive_failures += 1
+            # Bounded exponent: after weeks of failures 2 ** n would overflow a float.
+            exponent = min(peer.consecutive_failures - 1, 60)
             delay = min(self.config.backoff_cap_seconds,
-                        self.config.backoff_base_seconds * 2 ** (peer.consecutive_failures - 1))
+                        self.config.backoff_base_seconds * 2 ** exponent)
             delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not secrecy
             if retry_after is not None:
                 delay = max(delay, retry_after)

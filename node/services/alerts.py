@@ -176,7 +176,8 @@ class AlertService:
     def _send(self, alert: Alert, peer: Peer, payload: protocol.Payload) -> None:
         ttl = DEFAULT_TTL
         if alert.expires_at is not None:
-            ttl = max(60, int((alert.expires_at - self.now).total_seconds()))
+            # The message expires with the alert it carries (in whole seconds, as sealed).
+            ttl = max(1, int(alert.expires_at.timestamp()) - int(self.now.timestamp()))
         enqueue(self.session, self.identity, peer, payload, now=self.now, ttl=ttl, alert_id=alert.id)
 
     def _set_recipient(self, alert: Alert, peer: str, state: str, reason: str | None) -> None:

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
@@ -85,6 +86,7 @@ def read_partial_date(cell: str) -> str:
     return cell
 
 
+@lru_cache(maxsize=4096)  # enumerated cells repeat: fold each spelling once
 def _key(text: str) -> str:
     return " ".join(fold(text).replace("\u2019", "'").replace("_", " ").replace("-", " ").split())
 
@@ -188,6 +190,10 @@ class RecordFormat:
     out_model: type[BaseModel]
     columns: tuple[Column, ...]
     required: tuple[str, ...]
+    _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {c.name: c for c in self.columns})
 
     @property
     def kind(self) -> str:
@@ -199,7 +205,6 @@ class RecordFormat:
 
     def read_row(self, cells: dict[str, str]) -> tuple[BaseModel | None, list[tuple[str, str]]]:
         """Validate one row (column name -> cell). Returns the model or (column, message)s."""
-        by_name = {c.name: c for c in self.columns}
         values: dict[str, Any] = {}
         item_columns: dict[str, list[str]] = {}  # for list fields fed by several columns
         errors: list[tuple[str, str]] = []
@@ -207,7 +212,7 @@ class RecordFormat:
             cell = unescape_formula(raw.strip())
             if not cell:
                 continue
-            column = by_name[name]
+            column = self._by_name[name]
             try:
                 value = column.read(cell)
             except ValueError as exc:
@@ -223,9 +228,9 @@ class RecordFormat:
         except ValidationError as exc:
             failed = {name for name, _ in errors}
             for error in exc.errors(include_url=False):
-                column, message = _locate(error, item_columns)
-                if column not in failed:
-                    errors.append((column, message))
+                where, message = _locate(error, item_columns)
+                if where not in failed:
+                    errors.append((where, message))
             return None, errors
         return (None, errors) if errors else (model, [])
 
@@ -252,7 +257,7 @@ def _locate(error: Any, item_columns: dict[str, list[str]]) -> tuple[str, str]:
 
 
 def _message(error: Any) -> str:
-    kind, message = error["type"], error["msg"]
+    kind, message = error["type"], str(error["msg"])
     if kind == "missing":
         return "required; this cell must not be empty"
     if kind == "string_pattern_mismatch" and "[A-Z]{2}" in str(error.get("ctx", {})):

@@ -18,6 +18,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from ..db.models import RecordChange, RecordMixin
+from ..matching.index import MatchIndex
 from .audit import AuditLog
 
 
@@ -156,6 +157,7 @@ class RecordRegistry(Generic[M]):
         record.search_text = fold(" ".join(self.search_terms(record)))
         self.session.add(record)
         self.session.flush()
+        MatchIndex.update(self.session, self.kind, record)
         self._changed(record, "create", {k: [None, v] for k, v in self.snapshot(record).items()})
         return record
 
@@ -172,6 +174,7 @@ class RecordRegistry(Generic[M]):
         record.updated_at, record.updated_by = self.now, self.actor.name
         record.search_text = fold(" ".join(self.search_terms(record)))
         self.session.flush()
+        MatchIndex.update(self.session, self.kind, record)
         self._changed(record, "update", changes)
         return record
 
@@ -181,6 +184,7 @@ class RecordRegistry(Generic[M]):
         record.deleted_at, record.deleted_by = self.now, self.actor.name
         record.version += 1
         self.session.flush()
+        MatchIndex.remove(self.session, self.kind, record.id)
         self._changed(record, "delete", {})
 
     def check_version(self, record: M, expected: int | None) -> None:

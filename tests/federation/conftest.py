@@ -160,3 +160,129 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):  # type: 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+# -- helpers for delivery and fault tests ----------------------------------------------
+
+
+def metric_value(node: RunningNode, sample: str, **labels: str) -> float:
+    """Sum of the ``sample`` series (full sample name, e.g. ``..._total``) whose labels
+    include ``labels``, read from the node's /metrics; 0 when there is none."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{node.url}/metrics", timeout=10.0)
+    response.raise_for_status()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def alert_json(title: str, **fields: object) -> dict[str, object]:
+    """A valid alert body for POST /api/v1/alerts."""
+    return {"category": "seizure", "severity": "urgent", "title": title,
+            "body": "Colis de pierres brutes sans certificat KP", "handling": "AMBER", **fields}
+
+
+def inbound_alerts(node: RunningNode, role: str = "officer") -> list[dict[str, object]]:
+    """Every inbound alert of ``node``, through the API, page by page."""
+    alerts: list[dict[str, object]] = []
+    with node.api(role) as api:
+        while True:
+            page = api.get("/api/v1/alerts", params={"direction": "inbound", "limit": 500,
+                                                      "offset": len(alerts)})
+            page.raise_for_status()
+            alerts.extend(page.json())
+            if len(page.json()) < 500:
+                return alerts
+
+
+def queue_alerts(node: RunningNode, count: int, recipients: list[str] | None = None,
+                 title: str = "Bulk alert") -> list[str]:
+    """Create ``count`` outbound alerts in-process, in one transaction (the node's
+    processes may be running or not); return their alert uuids."""
+    from node.schemas_alerts import AlertCreate
+    from node.services.alerts import AlertService
+
+    runtime = open_node(load_settings(node.data_dir), migrate=False)
+    try:
+        with runtime.sessions() as session:
+            service = AlertService(session, runtime.identity, Actor("bulk-test", "analyst"),
+                                   runtime.now())
+            uuids = [
+                service.create(AlertCreate.model_validate(
+                    alert_json(f"{title} {i}", recipients=recipients))).alert_uuid
+                for i in range(count)
+            ]
+            session.commit()
+        return uuids
+    finally:
+        runtime.close()
+
+
+# -- Envelopes built in the test process with a running node's own keys ------------------
+# (test_attacks.py, test_peers.py)
+
+
+def identity_of(node: RunningNode):  # type: ignore[no-untyped-def]
+    """The node's private keys as they are on disk now (after a rotation: the new ones)."""
+    from node.keystore import load_identity
+
+    settings = load_settings(node.data_dir)
+    return load_identity(settings.keys_dir, settings.node_id)
+
+
+def card_of(node: RunningNode):  # type: ignore[no-untyped-def]
+    """The node's current signed card, as on disk."""
+    from protocol import verify_card
+
+    return verify_card(load_settings(node.data_dir).card_path.read_bytes())
+
+
+def recipient_of(node: RunningNode):  # type: ignore[no-untyped-def]
+    """Where to seal to reach ``node``: its id and current encryption key (from its card)."""
+    from protocol import Recipient
+
+    return Recipient(node.node_id, card_of(node).current_key("enc", int(time.time())))
+
+
+def alert_payload(**fields: object):  # type: ignore[no-untyped-def]
+    """A valid ``alert`` payload (protocol model) with a fresh alert id."""
+    import uuid
+
+    from protocol import Alert
+
+    values: dict[str, object] = {
+        "alert_id": str(uuid.uuid4()), "category": "seizure", "severity": "urgent",
+        "title": "Colis saisi à Bangui", "body": "312 pierres brutes, certificat KP falsifié",
+        "handling": "AMBER", "issued_at": int(time.time()), **fields,
+    }
+    return Alert.model_validate(values)
+
+
+def post_envelopes(node: RunningNode, body: object, **headers: str) -> httpx.Response:
+    """POST ``body`` (bytes, or an iterator of byte chunks: sent chunked) to the node's
+    federation endpoint, as a peer does (no token)."""
+    return httpx.post(f"{node.url}/federation/v1/messages", content=body,  # type: ignore[arg-type]
+                      timeout=30.0, headers={"content-type": "application/json", **headers})
+
+
+# -- more helpers for delivery and fault tests (test_delivery.py, test_faults.py) --------
+
+
+def send_alert(node: RunningNode, body: dict[str, object]):  # type: ignore[no-untyped-def]
+    """POST an alert as the node's analyst; the created alert (201) as JSON."""
+    with node.api("analyst") as api:
+        response = api.post("/api/v1/alerts", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def recipient_states(node: RunningNode, alert_id: int) -> dict[str, str]:
+    """Per-recipient delivery state of one of ``node``'s outbound alerts."""
+    with node.api("analyst") as api:
+        response = api.get(f"/api/v1/alerts/{alert_id}")
+    assert response.status_code == 200, response.text
+    return {r["peer"]: r["state"] for r in response.json()["recipients"]}

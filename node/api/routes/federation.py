@@ -15,9 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from sqlalchemy import select
+
 import protocol
 
+from ...db.models import Peer
 from ...federation.inbound import InboundProcessor
+from ...runtime import Node
 from ..deps import NodeDep
 
 router = APIRouter(prefix="/federation/v1", tags=["federation"])
@@ -53,13 +57,18 @@ async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
     settings = node.settings
     body = await _read_body(request, settings.max_message_bytes * MAX_BATCH)
     if body is None:
-        return JSONResponse({"error": "too_large", "detail": "request body too large"}, 413)
+        declared = request.headers.get("content-length", "")
+        return await _refuse_unread(node, "request body too large",
+                                    int(declared) if declared.isdigit() else None)
     batch = _split(body)
     envelopes = batch if batch is not None else [body]
     if len(envelopes) > MAX_BATCH:
-        return JSONResponse({"error": "too_large", "detail": f"at most {MAX_BATCH} per batch"}, 413)
+        return await _refuse_unread(node, f"at most {MAX_BATCH} per batch", len(body))
+    if not envelopes:  # an empty batch: nothing to answer for
+        return JSONResponse({"results": []})
     limiter = request.app.state.rate_limiter
-    wait = limiter.take(_claimed_sender(envelopes[0], settings.max_message_bytes), len(envelopes))
+    bucket = await run_in_threadpool(_rate_bucket, node, envelopes[0])
+    wait = limiter.take(bucket, len(envelopes))
     if wait > 0:
         return JSONResponse({"error": "rate_limited", "detail": "slow down"}, 429,
                             headers={"Retry-After": str(math.ceil(wait))})
@@ -72,8 +81,20 @@ async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
     return JSONResponse({"results": [r.to_json() for r in results]})
 
 
-def _claimed_sender(raw: bytes, max_bytes: int) -> str:
+async def _refuse_unread(node: Node, detail: str, size: int | None) -> JSONResponse:
+    result = await run_in_threadpool(InboundProcessor(node).refuse_unread, detail, size)
+    return JSONResponse({"error": result.error, "detail": result.detail}, 413)
+
+
+def _rate_bucket(node: Node, raw: bytes) -> str:
+    """Rate-limit key: the claimed sender when it is an admitted peer, else one shared
+    bucket for everything else, so invented sender ids neither grow the table nor buy a
+    fresh allowance. (A forger can still spend a real peer's allowance; see
+    docs/protocol.md on rate limiting.)"""
     try:
-        return protocol.peek_header(raw, max_bytes=max_bytes).sender
+        claimed = protocol.peek_header(raw, max_bytes=node.settings.max_message_bytes).sender
     except protocol.ProtocolError:
         return "?"
+    with node.sessions() as session:
+        known = session.execute(select(Peer.id).where(Peer.node_id == claimed)).first()
+    return claimed if known is not None else "?"

@@ -89,7 +89,7 @@ def export_records(
     actor: Writer,
     node: NodeDep,
     kind: Kind,
-    format: Annotated[Literal["csv", "json"], Query()] = "csv",  # noqa: A002
+    format: Annotated[Literal["csv", "json"], Query()] = "csv",
 ) -> StreamingResponse:
     export = start_export(node.sessions, kind, format, actor=actor, now=node.now(),
                           node_id=node.settings.node_id)
