@@ -81,10 +81,14 @@ def _sorted_copy(value: Any) -> Any:
             return value
         raise _NotPlain
     if kind is dict:
-        for key in value:
+        copy = {}
+        for key in sorted(value):
             if type(key) is not str or not key.isascii():
                 raise _NotPlain
-        return {key: _sorted_copy(value[key]) for key in sorted(value)}
+            item = value[key]
+            # Strings are by far the most common members: no call needed for them.
+            copy[key] = item if type(item) is str else _sorted_copy(item)
+        return copy
     if kind is list or kind is tuple:
         return [_sorted_copy(item) for item in value]
     raise _NotPlain
