@@ -6,8 +6,9 @@ as key directory, then de-duplicated on (sender, message id), handled, and answe
 with a signed ``receipt``. A re-delivered message gets its original receipt again and
 is not processed twice. Rejections are audited and counted with their error code.
 
-A batch is one database transaction with a savepoint per envelope: one envelope's
-failure undoes only its own effects, and the batch costs one commit.
+A batch is one database transaction and one commit. Handlers refuse (``NotPermitted``)
+before changing anything; should one refuse, the batch is redone with a savepoint per
+envelope, so a refusal undoes only its own envelope's effects.
 """
 
 from __future__ import annotations
@@ -64,8 +65,14 @@ class _Batch:
     now: datetime
     directory: PeerDirectory
     known: dict[tuple[str, str], str]  # (sender, message id) -> receipt, already received
+    isolate: bool  # a savepoint per envelope
     audit: list[AuditEvent] = field(default_factory=list)
-    accepted: list[tuple[str, str]] = field(default_factory=list)  # (sender, type) for metrics
+    # Counted only once the batch commits: (metric, labels).
+    counts: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+
+class _Isolate(Exception):
+    """A handler refused inside a batch run without savepoints: redo it with them."""
 
 
 class InboundProcessor:
@@ -78,25 +85,33 @@ class InboundProcessor:
 
     def process_batch(self, raws: list[bytes]) -> list[InboundResult]:
         try:
-            return self._process_together(raws)
+            try:
+                return self._process_together(raws, isolate=False)
+            except _Isolate:
+                return self._process_together(raws, isolate=True)
         except IntegrityError:
             # Another process committed one of these messages first: redo one by one,
             # so those become duplicates and the rest are accepted.
-            return [self._process_together([raw])[0] for raw in raws]
+            return [self._process_together([raw], isolate=True)[0] for raw in raws]
 
-    def _process_together(self, raws: list[bytes]) -> list[InboundResult]:
+    def _process_together(self, raws: list[bytes], *, isolate: bool) -> list[InboundResult]:
         now = self.node.now()
         with self.node.sessions() as session:
-            batch = _Batch(session, now, PeerDirectory(session), self._already_received(session, raws))
+            batch = _Batch(session, now, PeerDirectory(session),
+                           self._already_received(session, raws), isolate)
             results = [self._one(batch, raw) for raw in raws]
-            for sender in {sender for sender, _ in batch.accepted}:
+            senders = {labels[0] for metric, labels in batch.counts if metric == "received"}
+            for sender in senders:
                 peer = batch.directory.peer(sender)
                 if peer is not None:
                     peer.last_contact_at = now
             AuditLog(session).record_many(batch.audit, now=now)
             session.commit()
-        for sender, msg_type in batch.accepted:
-            self.metrics.messages_received.labels(sender, msg_type).inc()
+        counters = {"received": self.metrics.messages_received,
+                    "duplicate": self.metrics.messages_duplicate,
+                    "rejected": self.metrics.messages_rejected}
+        for metric, labels in batch.counts:
+            counters[metric].labels(*labels).inc()
         return results
 
     def _one(self, batch: _Batch, raw: bytes) -> InboundResult:
@@ -111,27 +126,30 @@ class InboundProcessor:
             return self._reject(batch, raw, exc)
         existing = batch.known.get((message.sender, message.id))
         if existing is not None:
-            self.metrics.messages_duplicate.labels(message.sender, message.type).inc()
+            batch.counts.append(("duplicate", (message.sender, message.type)))
             return InboundResult("duplicate", message.id, existing)
         peer = batch.directory.peer(message.sender)
         assert peer is not None  # the directory just gave its keys
         ctx = Context(session, peer, message, now, node.identity.node_id)
-        savepoint = session.begin_nested()
+        savepoint = session.begin_nested() if batch.isolate else None
         try:
             HANDLERS[message.type](ctx)
-            receipt = self._receipt(peer, message, now)
-            session.add(InboundMessage(
-                sender=message.sender, message_id=message.id, msg_type=message.type,
-                received_at=now, expires_at=datetime.fromtimestamp(message.header.expires_at, UTC),
-                receipt=receipt,
-            ))
-            savepoint.commit()
         except (NotPermitted, RecordError) as exc:
+            if savepoint is None:
+                raise _Isolate from exc
             savepoint.rollback()
             refusal = exc if isinstance(exc, NotPermitted) else NotPermitted(str(exc))
             return self._reject(batch, raw, refusal, message)
+        receipt = self._receipt(peer, message, now)
+        session.add(InboundMessage(
+            sender=message.sender, message_id=message.id, msg_type=message.type,
+            received_at=now, expires_at=datetime.fromtimestamp(message.header.expires_at, UTC),
+            receipt=receipt,
+        ))
+        if savepoint is not None:
+            savepoint.commit()
         batch.known[(message.sender, message.id)] = receipt
-        batch.accepted.append((message.sender, message.type))
+        batch.counts.append(("received", (message.sender, message.type)))
         batch.audit.append(AuditEvent(
             message.sender, "message.received", "message", message.id,
             {"type": message.type, "bytes": message.size},
@@ -177,8 +195,7 @@ class InboundProcessor:
                 pass
         # Only a peer's id names a series: made-up senders must not mint new ones.
         known = claimed_sender != "?" and batch.directory.peer(claimed_sender) is not None
-        self.metrics.messages_rejected.labels(claimed_sender if known else "?", claimed_type,
-                                              exc.code).inc()
+        batch.counts.append(("rejected", (claimed_sender if known else "?", claimed_type, exc.code)))
         batch.audit.append(AuditEvent(
             f"claimed:{claimed_sender}", "message.rejected", "message", claimed_id,
             {"code": exc.code, "detail": exc.detail[:300], "bytes": len(raw)},
