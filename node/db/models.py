@@ -353,7 +353,7 @@ class MatchKey(Base):
     the lookup index (a clustered table on SQLite)."""
 
     __tablename__ = "match_keys"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     match_id: Mapped[int] = mapped_column(MatchId, primary_key=True, autoincrement=False)

@@ -59,10 +59,6 @@ class IndexRows:
     records: list[dict[str, Any]] = field(default_factory=list)
     keys: list[dict[str, Any]] = field(default_factory=list)
 
-    def extend(self, other: IndexRows) -> None:
-        self.records.extend(other.records)
-        self.keys.extend(other.keys)
-
 
 def _identifiers(prefix: str, numbers: Iterable[str]) -> list[str]:
     found = (normalise_identifier(n) for n in numbers if n)
