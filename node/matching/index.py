@@ -181,8 +181,14 @@ class MatchIndex:
     def insert_rows(session: Session, rows: IndexRows) -> None:
         for start in range(0, len(rows.records), CHUNK):
             session.execute(insert(_records), rows.records[start:start + CHUNK])
+        # Keys are most of an import's rows: hand them to the driver's executemany as
+        # plain tuples (SQLAlchemy's per-row parameter processing would double the cost).
+        connection = session.connection()
+        mark = "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"
+        sql = f"INSERT INTO match_keys (key, match_id) VALUES ({mark}, {mark})"
         for start in range(0, len(rows.keys), CHUNK * 10):
-            session.execute(insert(_keys), rows.keys[start:start + CHUNK * 10])
+            connection.exec_driver_sql(
+                sql, [(k["key"], k["match_id"]) for k in rows.keys[start:start + CHUNK * 10]])
 
     @staticmethod
     def rebuild(session: Session, progress: Progress | None = None) -> tuple[int, int]:
