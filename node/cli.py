@@ -407,6 +407,21 @@ def bench_import(
     typer.echo(json.dumps(result))
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    messages: Annotated[int, typer.Option(min=100, help="Alerts to deliver.")] = 4000,
+    batch: Annotated[int, typer.Option(min=1, max=100, help="Envelopes per request.")] = 50,
+    database_url: Annotated[str | None, typer.Option(
+        help="Receiver's database (an empty PostgreSQL database); default SQLite.")] = None,
+) -> None:
+    """Inbound alerts accepted per second by one node process, against a trivial endpoint."""
+    from .bench.ingest import run_ingest_bench
+
+    result = run_ingest_bench(messages=messages, batch=batch, database_url=database_url,
+                              echo=lambda line: typer.echo(line, err=True))
+    typer.echo(json.dumps(result))
+
+
 def main() -> None:
     os.umask(0o077)  # everything the node writes is private to its user
     try:
