@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nacl.exceptions import BadSignatureError, CryptoError
-from nacl.public import Box
-from nacl.public import PublicKey as BoxPublicKey
+from nacl.bindings import crypto_box_easy, crypto_box_open_easy
 from nacl.signing import VerifyKey
 from pydantic import BaseModel, SerializeAsAny, ValidationError
 
@@ -50,6 +49,7 @@ DEFAULT_MAX_BYTES = 256 * 1024
 DEFAULT_CLOCK_SKEW = 300
 MAX_LIFETIME = 90 * 86400
 MAX_TIME = 2**53 - 1
+NONCE_SIZE = 24
 
 _UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _KID = re.compile(r"\A[0-9a-f]{16}\Z")
@@ -184,15 +184,17 @@ def seal(
     if not 0 < ttl <= MAX_LIFETIME:
         raise ValueError(f"ttl must be between 1 s and {MAX_LIFETIME} s")
     msg_id = message_id or new_message_id()
-    nonce = nonce if nonce is not None else os.urandom(Box.NONCE_SIZE)
+    nonce = nonce if nonce is not None else os.urandom(NONCE_SIZE)
     if not _UUID.match(msg_id) or (in_reply_to is not None and not _UUID.match(in_reply_to)):
         raise ValueError("message ids are lowercase UUID strings")
     inner = _InnerDocument.model_construct(
         id=msg_id, type=msg_type, sender=identity.node_id, recipient=recipient.node_id,
         payload=payload,
     ).model_dump_json(exclude_none=True)
-    box = Box(identity.encryption_key, BoxPublicKey(recipient.encryption_key.key))
-    ciphertext = box.encrypt(inner.encode("utf-8"), nonce).ciphertext
+    # crypto_box (X25519 + XSalsa20-Poly1305), called directly: the same primitive as
+    # nacl.public.Box, without building wrapper objects per message.
+    ciphertext = crypto_box_easy(inner.encode("utf-8"), nonce, recipient.encryption_key.key,
+                                 identity.encryption_secret)
     envelope: dict[str, Any] = {
         "version": PROTOCOL_VERSION,
         "id": msg_id,
@@ -339,8 +341,7 @@ def open_envelope(
 
     enc_key = _sender_key(keys, header.sender_enc_kid, "enc", now, clock_skew)
     try:
-        box = Box(my_key, BoxPublicKey(enc_key.key))
-        plaintext = box.decrypt(parsed.ciphertext, parsed.nonce)
+        plaintext = crypto_box_open_easy(parsed.ciphertext, parsed.nonce, enc_key.key, bytes(my_key))
     except CryptoError:
         raise DecryptionFailed("cannot decrypt the payload") from None
 
