@@ -34,7 +34,10 @@ class Context:
     message: protocol.OpenedMessage
     now: datetime
     own_node_id: str
-    new_alert_ids: list[int] = field(default_factory=list)
+    # Alerts this batch created or touched, by (origin, alert id): the batch flushes once
+    # at the end, so later envelopes of the same batch find them here.
+    alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
+    new_alert: bool = False
 
 
 def _dt(ts: int | None) -> datetime | None:
@@ -53,9 +56,16 @@ def _alert_values(payload: protocol.Alert) -> dict[str, object]:
 
 
 def _find_alert(ctx: Context, alert_uuid: str) -> Alert | None:
-    return ctx.session.execute(
-        select(Alert).where(Alert.origin == ctx.peer.node_id, Alert.alert_uuid == alert_uuid)
-    ).scalar_one_or_none()
+    key = (ctx.peer.node_id, alert_uuid)
+    if key not in ctx.alerts:
+        with ctx.session.no_autoflush:
+            found = ctx.session.execute(
+                select(Alert).where(Alert.origin == ctx.peer.node_id, Alert.alert_uuid == alert_uuid)
+            ).scalar_one_or_none()
+        if found is None:
+            return None
+        ctx.alerts[key] = found
+    return ctx.alerts[key]
 
 
 def handle_alert(ctx: Context) -> None:
@@ -72,8 +82,8 @@ def handle_alert(ctx: Context) -> None:
             updated_at=ctx.now, source_message_id=ctx.message.id, **_alert_values(payload),
         )
         ctx.session.add(alert)
-        ctx.session.flush()
-        ctx.new_alert_ids.append(alert.id)
+        ctx.alerts[(ctx.peer.node_id, payload.alert_id)] = alert
+        ctx.new_alert = True
     elif payload.revision > alert.revision:
         for name, value in _alert_values(payload).items():
             setattr(alert, name, value)

@@ -14,6 +14,7 @@ envelope, so a refusal undoes only its own envelope's effects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -45,7 +46,7 @@ class InboundResult:
     receipt: str | None = None
     error: str | None = None
     detail: str | None = None
-    new_alert_ids: tuple[int, ...] = ()
+    new_alert: bool = False
 
     @property
     def http_status(self) -> int:
@@ -66,6 +67,7 @@ class _Batch:
     directory: PeerDirectory
     known: dict[tuple[str, str], str]  # (sender, message id) -> receipt, already received
     isolate: bool  # a savepoint per envelope
+    alerts: dict[tuple[str, str], Any] = field(default_factory=dict)  # see handlers.Context
     audit: list[AuditEvent] = field(default_factory=list)
     # Counted only once the batch commits: (metric, labels).
     counts: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
@@ -130,7 +132,7 @@ class InboundProcessor:
             return InboundResult("duplicate", message.id, existing)
         peer = batch.directory.peer(message.sender)
         assert peer is not None  # the directory just gave its keys
-        ctx = Context(session, peer, message, now, node.identity.node_id)
+        ctx = Context(session, peer, message, now, node.identity.node_id, batch.alerts)
         savepoint = session.begin_nested() if batch.isolate else None
         try:
             HANDLERS[message.type](ctx)
@@ -154,7 +156,7 @@ class InboundProcessor:
             message.sender, "message.received", "message", message.id,
             {"type": message.type, "bytes": message.size},
         ))
-        return InboundResult("accepted", message.id, receipt, new_alert_ids=tuple(ctx.new_alert_ids))
+        return InboundResult("accepted", message.id, receipt, new_alert=ctx.new_alert)
 
     def _already_received(self, session: Session, raws: list[bytes]) -> dict[tuple[str, str], str]:
         """Receipts of messages of this batch received before, looked up in one query by

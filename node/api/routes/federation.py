@@ -73,7 +73,7 @@ async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
         return JSONResponse({"error": "rate_limited", "detail": "slow down"}, 429,
                             headers={"Retry-After": str(math.ceil(wait))})
     results = await run_in_threadpool(InboundProcessor(node).process_batch, envelopes)
-    if any(r.new_alert_ids for r in results):
+    if any(r.new_alert for r in results):
         request.app.state.alert_feed.notify()
     if batch is None:
         result = results[0]
