@@ -22,6 +22,7 @@ import protocol
 from ...db.models import Peer
 from ...federation.inbound import InboundProcessor
 from ...runtime import Node
+from ..bodies import read_body
 from ..deps import NodeDep
 
 router = APIRouter(prefix="/federation/v1", tags=["federation"])
@@ -39,23 +40,10 @@ def _split(body: bytes) -> list[bytes] | None:
         return [body]  # reported as malformed by the opener
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/messages", summary="Deliver one envelope or a batch (see docs/protocol.md)")
 async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
     settings = node.settings
-    body = await _read_body(request, settings.max_message_bytes * MAX_BATCH)
+    body = await read_body(request, settings.max_message_bytes * MAX_BATCH)
     if body is None:
         declared = request.headers.get("content-length", "")
         return await _refuse_unread(node, "request body too large",

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ...services.csv_import import CsvImport, ImportReport
 from ...services.export import start_export
+from ..bodies import read_body
 from ..deps import NodeDep, SessionDep, Writer
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
@@ -30,16 +31,10 @@ async def csv_body(request: Request) -> bytes:
     too_large = HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                               f"files over {MAX_IMPORT_BYTES // (1024 * 1024)} MB are refused; "
                               "split the file")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
+    body = await read_body(request, MAX_IMPORT_BYTES)
+    if body is None:
         raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_IMPORT_BYTES:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return body
 
 
 CSV_REQUEST_BODY = {
