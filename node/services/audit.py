@@ -86,7 +86,7 @@ class AuditLog:
             })
             prev = digest
         if rows:
-            self._session.execute(insert(AuditEntry), rows)
+            self._session.execute(insert(AuditEntry.__table__), rows)  # Core: no ORM bookkeeping
             head.seq, head.hash = seq, prev
             self._session.flush()
         return len(rows)

@@ -57,6 +57,8 @@ SYSTEM = Actor("kpnet", "system")
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form used for text search."""
+    if text.isascii():  # nothing to decompose (most names in bulk imports)
+        return " ".join(text.casefold().split())
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(bare.casefold().split())
