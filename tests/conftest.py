@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,17 +35,17 @@ def _postgres_admin_url() -> str:
     return make_url(PG_URL).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A new empty PostgreSQL database (skipped only when no server is configured)."""
-    if not PG_URL:
-        pytest.skip("KPNET_TEST_DATABASE_URL is not set")
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """Create an empty PostgreSQL database on the test server; drop it afterwards."""
+    assert PG_URL
     name = f"kpnet_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(_postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
+        server = make_url(_postgres_admin_url())
+        yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(
@@ -52,6 +53,15 @@ def postgres_url() -> Iterator[str]:
             ), {"n": name})
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new empty PostgreSQL database (skipped only when no server is configured)."""
+    if not PG_URL:
+        pytest.skip("KPNET_TEST_DATABASE_URL is not set")
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

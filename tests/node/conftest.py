@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,8 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 
 from node.app import create_app
 from node.bootstrap import init_node
@@ -25,6 +23,7 @@ from node.db import make_engine
 from node.runtime import open_node
 from node.services.records import Actor
 from node.services.tokens import ROLES, TokenService
+from tests.conftest import fresh_postgres_database
 
 KPNET = Path(sys.executable).parent / "kpnet"
 PG_URL = os.environ.get("KPNET_TEST_DATABASE_URL")
@@ -46,21 +45,8 @@ def module_postgres_url() -> Iterator[str]:
     """A new empty PostgreSQL database kept for one test module."""
     if not PG_URL:
         pytest.skip("KPNET_TEST_DATABASE_URL is not set")
-    server = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"kpnet_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server.render_as_string(hide_password=False),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-            ), {"n": name})
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module",
