@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from .network import DemoError, DemoNode, create_nodes, seed
 from .records import NODES
@@ -60,11 +59,11 @@ def run_demo(*, once: bool, data_dir: Path | None, first_port: int,
 
 
 def _show_access(console: Console, nodes: list[DemoNode]) -> None:
-    table = Table(title="The demo nodes (API docs at URL/docs)")
-    for column in ("Node", "URL", "Analyst token", "Logs"):
-        table.add_column(column)
+    console.print("[bold]The demo nodes[/bold] (each token is an analyst's):")
     for node in nodes:
-        table.add_row(f"{node.node_id} {NODES[node.node_id]}", node.url, node.tokens["analyst"],
-                      str(node.data_dir / "serve.log"))
-    console.print(table)
-    console.print("Try: curl -H 'Authorization: Bearer TOKEN' URL/api/v1/alerts")
+        console.print(f"  {node.node_id}  {NODES[node.node_id]}")
+        for label, value in (("URL", f"{node.url}  (API docs: {node.url}/docs)"),
+                             ("token", node.tokens["analyst"]),
+                             ("logs", str(node.data_dir / "serve.log"))):
+            console.print(f"      {label:<6} {value}", soft_wrap=True, highlight=False)
+    console.print("Try: curl -H 'Authorization: Bearer TOKEN' URL/api/v1/alerts", soft_wrap=True)

@@ -101,7 +101,7 @@ def _peer_hits(check: dict[str, Any], peer: str) -> list[dict[str, Any]]:
 
 def step_revoked_buyer(story: Story) -> None:
     cm = story.nodes["CM"]
-    story.say(f'A CM officer checks the buying house "Kasai Etoile SARL" before clearing an export.')
+    story.say('A CM officer checks the buying house "Kasai Etoile SARL" before clearing an export.')
     check = _check(cm, {"kind": "organisation", "names": ["Kasai Etoile SARL"]},
                    "Export clearance, Douala")
     story.say(f"Peers answered: {', '.join(p['peer'] for p in check['peers'] if p['state'] == 'answered')}"
