@@ -29,6 +29,7 @@ import base64
 import gzip
 import hashlib
 import hmac
+import io
 import json
 import os
 import shutil
@@ -97,6 +98,7 @@ from ..keystore import (
     write_key_files,
 )
 from .audit import AuditLog
+from .bulk_insert import roomy_page_cache
 
 FORMAT = "kpnet-backup"
 FORMAT_VERSION = 1
@@ -151,11 +153,18 @@ def _no_progress(_phase: str, _done: int, _total: int) -> None:
 # -- values in the dump -------------------------------------------------------------------
 
 
+# How each column's values are written (first match wins: Float is a Numeric, ...).
+_KINDS: tuple[tuple[type[Any], str], ...] = (
+    (JSON, "json"), (DateTime, "datetime"), (Date, "date"), (Boolean, "bool"),
+    (Integer, "int"), (Float, "float"), (Numeric, "decimal"), (String, "str"),
+    (LargeBinary, "bytes"),
+)
+KINDS = frozenset(name for _, name in _KINDS)
+
+
 def _column_kind(table: Table, column: Column[Any]) -> str:
     kind = column.type
-    for types, name in ((JSON, "json"), (DateTime, "datetime"), (Date, "date"),
-                        (Boolean, "bool"), (Integer, "int"), (Float, "float"),
-                        (Numeric, "decimal"), (String, "str"), (LargeBinary, "bytes")):
+    for types, name in _KINDS:
         if isinstance(kind, types):
             return name
     raise BackupError(f"column {table.name}.{column.name} has a type backups do not handle "
@@ -228,10 +237,7 @@ class _Member:
 
 
 def _member_from_bytes(name: str, data: bytes) -> _Member:
-    stream = tempfile.SpooledTemporaryFile(max_size=SMALL_MEMBER_BYTES)  # noqa: SIM115
-    stream.write(data)
-    stream.seek(0)
-    return _Member(name, stream, len(data), hashlib.sha256(data).hexdigest())
+    return _Member(name, io.BytesIO(data), len(data), hashlib.sha256(data).hexdigest())
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -257,9 +263,6 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
 def _dump_database(url: str, stack: ExitStack, progress: Progress
                    ) -> tuple[str, str, list[dict[str, Any]], list[_Member]]:
     """Dump every table into temporary files: (dialect, revision, tables, members)."""
-    path = _sqlite_file(url)
-    if path is not None and not path.is_file():
-        raise BackupError(f"the database file {path} is missing")
     engine = make_engine(url, read_only=True)
     stack.callback(engine.dispose)
     tables_meta: list[dict[str, Any]] = []
@@ -323,6 +326,9 @@ def create_backup(settings: Settings, out: Path, *, passphrase: Passphrase, now:
         raise BackupError(f"{out} already exists; choose a new file name")
     if not out.parent.is_dir():
         raise BackupError(f"directory {out.parent} does not exist")
+    database = _sqlite_file(settings.sqlalchemy_url)
+    if database is not None and not database.is_file():
+        raise BackupError(f"the database file {database} is missing")
     key_files = read_key_files(settings.keys_dir)
     identity = load_identity(settings.keys_dir, settings.node_id)
     load_card(settings.card_path, identity)
@@ -448,18 +454,28 @@ def _damaged(archive: Path, why: str) -> BackupError:
     return BackupError(f"{archive} is damaged or was altered ({why}); nothing was written")
 
 
+# What reading a truncated or garbled archive raises (the stream and the member's
+# content are read lazily: callers wrap their whole reading loop in ``_readable``).
+_UNREADABLE = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+
+
+@contextmanager
+def _readable(archive: Path) -> Iterator[None]:
+    try:
+        yield
+    except _UNREADABLE as exc:
+        raise _damaged(archive, f"it cannot be read to the end: {exc}") from None
+
+
 def _members(archive: Path) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
     """The archive's members in order, each with a stream of its content."""
-    try:
-        with tarfile.open(archive, mode="r|*") as tar:
-            for info in tar:
-                if not info.isfile():
-                    raise _damaged(archive, f"{info.name!r} is not a file")
-                stream = tar.extractfile(info)
-                assert stream is not None
-                yield info, stream
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise _damaged(archive, f"cannot be read to the end: {exc}") from None
+    with tarfile.open(archive, mode="r|*") as tar:
+        for info in tar:
+            if not info.isfile():
+                raise _damaged(archive, f"{info.name!r} is not a file")
+            stream = tar.extractfile(info)
+            assert stream is not None
+            yield info, stream
 
 
 def _read_small(archive: Path, info: tarfile.TarInfo, stream: IO[bytes]) -> bytes:
@@ -475,25 +491,31 @@ def _check_manifest(archive: Path, manifest: Any) -> None:
     if found != FORMAT_VERSION:
         raise BackupError(f"{archive} has backup format {found!r}; this kpnet reads format "
                           f"{FORMAT_VERSION}")
-    try:
-        names = [m["name"] for m in manifest["members"]]
-        assert all(isinstance(m["size"], int) and isinstance(m["sha256"], str)
-                   for m in manifest["members"])
-        assert isinstance(manifest["node_id"], str) and isinstance(manifest["fingerprint"], str)
+
+    def checks() -> Iterator[bool]:
+        members = manifest["members"]
+        names = [m["name"] for m in members]
+        yield all(isinstance(m["size"], int) and isinstance(m["sha256"], str) for m in members)
+        yield len(set(names)) == len(names) and not {MANIFEST, MANIFEST_MAC} & set(names)
+        yield {CONFIG_MEMBER, CARD_MEMBER, KEYS_MEMBER} <= set(names)
+        yield isinstance(manifest["node_id"], str) and isinstance(manifest["fingerprint"], str)
         database = manifest["database"]
-        assert isinstance(database["alembic_revision"], str)
+        yield isinstance(database["alembic_revision"], str)
         for table in database["tables"]:
-            assert isinstance(table["name"], str) and isinstance(table["rows"], int)
-            assert table["member"] == f"db/{table['name']}.jsonl" and table["member"] in names
-            assert all(isinstance(k, str) for k in table["columns"].values())
+            yield isinstance(table["name"], str) and isinstance(table["rows"], int)
+            yield table["member"] == f"db/{table['name']}.jsonl" and table["member"] in names
+            yield all(kind in KINDS for kind in table["columns"].values())
         keys = manifest["keys"]
-        assert keys["member"] == KEYS_MEMBER and keys["kdf"] == "argon2id"
-        assert isinstance(keys["opslimit"], int) and isinstance(keys["memlimit"], int)
-        base64.b64decode(keys["salt"], validate=True)
-        assert {CONFIG_MEMBER, CARD_MEMBER, KEYS_MEMBER} <= set(names)
-        assert len(set(names)) == len(names) and not {MANIFEST, MANIFEST_MAC} & set(names)
-    except (AssertionError, KeyError, TypeError, ValueError):
-        raise BackupError(f"{archive} has a malformed manifest") from None
+        yield keys["member"] == KEYS_MEMBER and keys["kdf"] == "argon2id"
+        yield isinstance(keys["opslimit"], int) and isinstance(keys["memlimit"], int)
+        yield bool(base64.b64decode(keys["salt"], validate=True))
+
+    try:
+        well_formed = all(checks())
+    except (KeyError, TypeError, ValueError, AttributeError):
+        well_formed = False
+    if not well_formed:
+        raise BackupError(f"{archive} has a malformed manifest")
 
 
 def _hash(stream: IO[bytes], sink: Callable[[bytes], None] | None = None) -> tuple[int, str]:
@@ -510,6 +532,11 @@ def read_archive(archive: Path) -> _Archive:
     """Read the whole archive and check every member against the manifest."""
     if not archive.is_file():
         raise BackupError(f"no archive at {archive}")
+    with _readable(archive):
+        return _read_archive(archive)
+
+
+def _read_archive(archive: Path) -> _Archive:
     members = _members(archive)
     first = next(members, None)
     if first is None or first[0].name != MANIFEST:
@@ -564,6 +591,8 @@ def _open_keys(archive: _Archive, passphrase: str
     try:
         sealed = json.loads(plain)
         files = {name: base64.b64decode(data) for name, data in sealed["files"].items()}
+        if not all(KEY_FILE_NAME.fullmatch(n) and len(k) == 32 for n, k in files.items()):
+            raise ValueError("unexpected key files")
         retired = tuple(files[n] for n in sorted(files) if n.endswith(".retired"))
         identity = NodeIdentity(archive.node_id, files[SIGNING_FILE], files[ENCRYPTION_FILE],
                                 retired)
@@ -688,7 +717,7 @@ def _restore_database(archive: _Archive, url: str, existed: bool, *, actor: str,
     engine = make_engine(url)
     try:
         upgrade(engine, archive.revision)
-        with Session(engine) as session:
+        with Session(engine) as session, roomy_page_cache(session):
             rows = _load(archive, session, progress)
             _audit(session, actor, "backup.restored", now, archive.node_id, {
                 "archive_created_at": archive.manifest["created_at"],
@@ -730,42 +759,49 @@ def _load(archive: _Archive, session: Session, progress: Progress) -> dict[str, 
     total, done = sum(t["rows"] for t in archive.tables), 0
     loaded: dict[str, int] = {}
     progress("load", 0, total)
-    for info, stream in _members(archive.path):
-        meta = by_member.get(info.name)
-        if meta is None:
-            continue
-        table = metadata.tables.get(meta["name"])
-        names = list(meta["columns"])
-        if table is None or set(names) != set(table.columns.keys()):
-            raise BackupError(f"table {meta['name']} in the archive does not match the schema "
-                              f"at revision {archive.revision}")
-        kinds = list(meta["columns"].values())
-        digest, size, count, batch = hashlib.sha256(), 0, 0, []
-        for line in stream:
-            digest.update(line)
-            size += len(line)
-            values = json.loads(line)
-            batch.append(_fresh_start(table.name, {
-                name: _decode(kind, value)
-                for name, kind, value in zip(names, kinds, values, strict=True)
-            }))
-            if len(batch) == ROWS_PER_CHUNK:
-                session.execute(insert(table), batch)
-                count += len(batch)
-                batch = []
-                progress("load", done + count, total)
-        if batch:
-            session.execute(insert(table), batch)
-            count += len(batch)
-        member = expected[info.name]
-        if (size, digest.hexdigest(), count) != (member["size"], member["sha256"], meta["rows"]):
-            raise _damaged(archive.path, f"{info.name} changed while it was restored")
-        done += count
-        loaded[table.name] = count
-        progress("load", done, total)
+    with _readable(archive.path):
+        for info, stream in _members(archive.path):
+            meta = by_member.get(info.name)
+            if meta is not None:
+                loaded[meta["name"]] = _load_table(archive, session, metadata, meta, stream,
+                                                   expected[info.name], progress, done, total)
+                done += loaded[meta["name"]]
     if connection.dialect.name == "postgresql":
         _reset_sequences(session, targets)
     return loaded
+
+
+def _load_table(archive: _Archive, session: Session, metadata: MetaData, meta: dict[str, Any],
+                stream: IO[bytes], member: dict[str, Any], progress: Progress, done: int,
+                total: int) -> int:
+    """Insert one table's rows; check the member again as it is read."""
+    table = metadata.tables.get(meta["name"])
+    names = list(meta["columns"])
+    if table is None or set(names) != set(table.columns.keys()):
+        raise BackupError(f"table {meta['name']} in the archive does not match the schema "
+                          f"at revision {archive.revision}")
+    kinds = list(meta["columns"].values())
+    digest, size, count, batch = hashlib.sha256(), 0, 0, []
+    for line in stream:
+        digest.update(line)
+        size += len(line)
+        values = json.loads(line)
+        batch.append(_fresh_start(table.name, {
+            name: _decode(kind, value)
+            for name, kind, value in zip(names, kinds, values, strict=True)
+        }))
+        if len(batch) == ROWS_PER_CHUNK:
+            session.execute(insert(table), batch)
+            count += len(batch)
+            batch = []
+            progress("load", done + count, total)
+    if batch:
+        session.execute(insert(table), batch)
+        count += len(batch)
+    if (size, digest.hexdigest(), count) != (member["size"], member["sha256"], meta["rows"]):
+        raise _damaged(archive.path, f"{member['name']} changed while it was restored")
+    progress("load", done + count, total)
+    return count
 
 
 def _reset_sequences(session: Session, tables: list[Table]) -> None:
