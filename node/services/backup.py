@@ -43,7 +43,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import IO, Any
 
@@ -81,6 +80,7 @@ from sqlalchemy.orm import Session
 
 from protocol import NodeCard, NodeIdentity, ProtocolError
 
+from .. import __version__
 from ..config import CONFIG_FILE, Settings, write_config
 from ..db import make_engine, upgrade
 from ..db.migrate import is_known_revision
@@ -310,13 +310,6 @@ def _dump_database(url: str, stack: ExitStack, progress: Progress
     return dialect, revision, tables_meta, members
 
 
-def _kpnet_version() -> str:
-    try:
-        return version("kpnet")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
-
-
 def create_backup(settings: Settings, out: Path, *, passphrase: Passphrase, now: datetime,
                   actor: str, progress: Progress | None = None) -> BackupReport:
     """Write the node's archive to ``out`` (which must not exist). ``passphrase`` is
@@ -370,7 +363,7 @@ def create_backup(settings: Settings, out: Path, *, passphrase: Passphrase, now:
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "kpnet_version": _kpnet_version(),
+            "kpnet_version": __version__,
             "node_id": settings.node_id,
             "fingerprint": identity.fingerprint,
             "created_at": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -428,7 +421,10 @@ def _audit(session: Session, actor: str, action: str, now: datetime, node_id: st
 
 
 @dataclass(frozen=True)
-class _Archive:
+class Archive:
+    """An archive whose members all matched its manifest (not yet authenticated: that
+    needs the passphrase)."""
+
     path: Path
     manifest: dict[str, Any]
     manifest_bytes: bytes
@@ -518,17 +514,15 @@ def _check_manifest(archive: Path, manifest: Any) -> None:
         raise BackupError(f"{archive} has a malformed manifest")
 
 
-def _hash(stream: IO[bytes], sink: Callable[[bytes], None] | None = None) -> tuple[int, str]:
+def _hash(stream: IO[bytes]) -> tuple[int, str]:
     digest, size = hashlib.sha256(), 0
     for block in iter(lambda: stream.read(1 << 20), b""):
         digest.update(block)
         size += len(block)
-        if sink is not None:
-            sink(block)
     return size, digest.hexdigest()
 
 
-def read_archive(archive: Path) -> _Archive:
+def read_archive(archive: Path) -> Archive:
     """Read the whole archive and check every member against the manifest."""
     if not archive.is_file():
         raise BackupError(f"no archive at {archive}")
@@ -536,7 +530,7 @@ def read_archive(archive: Path) -> _Archive:
         return _read_archive(archive)
 
 
-def _read_archive(archive: Path) -> _Archive:
+def _read_archive(archive: Path) -> Archive:
     members = _members(archive)
     first = next(members, None)
     if first is None or first[0].name != MANIFEST:
@@ -568,11 +562,11 @@ def _read_archive(archive: Path) -> _Archive:
             raise _damaged(archive, f"{info.name} does not match its checksum in the manifest")
     if seen != len(expected):
         raise _damaged(archive, f"it ends before {expected[seen]['name']}")
-    return _Archive(archive, manifest, manifest_bytes, mac, small[CONFIG_MEMBER],
+    return Archive(archive, manifest, manifest_bytes, mac, small[CONFIG_MEMBER],
                     small[CARD_MEMBER], small[KEYS_MEMBER])
 
 
-def _open_keys(archive: _Archive, passphrase: str
+def _open_keys(archive: Archive, passphrase: str
                ) -> tuple[dict[str, bytes], NodeIdentity, NodeCard]:
     params = archive.manifest["keys"]
     opslimit, memlimit = params["opslimit"], params["memlimit"]
@@ -608,7 +602,7 @@ def _open_keys(archive: _Archive, passphrase: str
 # -- restore ------------------------------------------------------------------------------
 
 
-def _target(archive: _Archive, data_dir: Path, database_url: str | None
+def _target(archive: Archive, data_dir: Path, database_url: str | None
             ) -> tuple[Settings, dict[str, Any] | None]:
     """The restored node's settings, and the config to write if it is not the archive's."""
     try:
@@ -712,7 +706,7 @@ def restore_archive(archive_path: Path, data_dir: Path, *, passphrase: Passphras
                          rows, _shown(url))
 
 
-def _restore_database(archive: _Archive, url: str, existed: bool, *, actor: str,
+def _restore_database(archive: Archive, url: str, existed: bool, *, actor: str,
                       now: datetime, progress: Progress) -> dict[str, int]:
     engine = make_engine(url)
     try:
@@ -746,7 +740,7 @@ def _undo_schema(engine: Engine, url: str, existed: bool) -> None:
         metadata.drop_all(connection)
 
 
-def _load(archive: _Archive, session: Session, progress: Progress) -> dict[str, int]:
+def _load(archive: Archive, session: Session, progress: Progress) -> dict[str, int]:
     """Insert every row of the archive (read a second time, checked again)."""
     connection = session.connection()
     metadata = MetaData()
@@ -771,7 +765,7 @@ def _load(archive: _Archive, session: Session, progress: Progress) -> dict[str, 
     return loaded
 
 
-def _load_table(archive: _Archive, session: Session, metadata: MetaData, meta: dict[str, Any],
+def _load_table(archive: Archive, session: Session, metadata: MetaData, meta: dict[str, Any],
                 stream: IO[bytes], member: dict[str, Any], progress: Progress, done: int,
                 total: int) -> int:
     """Insert one table's rows; check the member again as it is read."""
