@@ -26,6 +26,7 @@ from .keystore import KeyFileError
 from .runtime import Node, open_node, utc_now
 from .services.agreements import ALERT_CATEGORIES, SharingAgreement
 from .services.audit import verify_chain
+from .services.backup import BackupError
 from .services.csv_import import import_csv
 from .services.export import start_export
 from .services.peers import PeerRegistry
@@ -282,6 +283,73 @@ def audit_verify(data_dir: DataDir) -> None:
     typer.echo(f"audit log intact: {report.entries} entries verified")
 
 
+PASSPHRASE_ENV = "KPNET_BACKUP_PASSPHRASE"  # noqa: S105 - the variable's name
+PassphraseFile = Annotated[Path | None, typer.Option(
+    "--passphrase-file",
+    help=f"File holding the passphrase (else ${PASSPHRASE_ENV}, else it is asked for).")]
+
+
+def _passphrase(file: Path | None, *, confirm: bool) -> str:
+    """The backup passphrase: from a file, the environment, or typed (hidden)."""
+    if file is not None:
+        try:
+            value = file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read the passphrase file {file}: {getattr(exc, 'strerror', exc)}")
+    elif os.environ.get(PASSPHRASE_ENV):
+        value = os.environ[PASSPHRASE_ENV]
+    else:
+        value = typer.prompt("Backup passphrase", hide_input=True,
+                             confirmation_prompt=confirm, err=True)
+    if not value:
+        fail("the passphrase is empty")
+    return value
+
+
+@app.command()
+def backup(
+    output: Annotated[Path, typer.Argument(help="Archive to write (.tar.gz); must not exist.")],
+    data_dir: DataDir,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Back up the node into one archive: database, config, card, and the keys
+    (encrypted with a passphrase). The node may keep running."""
+    from .services.backup import create_backup
+
+    settings = settings_for(data_dir)
+    with _progress_bar() as progress:
+        report = create_backup(
+            settings, output, now=utc_now(), actor=str(CLI_ACTOR), progress=progress,
+            passphrase=lambda: _passphrase(passphrase_file, confirm=True))
+    typer.echo(f"node {report.node_id} backed up to {output}: {sum(report.rows.values())} rows "
+               f"in {len(report.rows)} tables, database revision {report.revision} "
+               f"(sha256 {report.sha256})")
+    typer.echo("keep the passphrase apart from the archive: without it the keys cannot be "
+               "restored", err=True)
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="Archive made by `kpnet backup`.")],
+    data_dir: DataDir,
+    database_url: Annotated[str | None, typer.Option(
+        help="Empty database to restore into (default: the archive's PostgreSQL database, "
+             "else SQLite in the data dir).")] = None,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Restore a node from an archive into a new (or empty) data directory and an empty
+    database. The archive is checked in full before anything is written."""
+    from .services.backup import restore_archive
+
+    with _progress_bar() as progress:
+        report = restore_archive(
+            archive, data_dir, database_url=database_url, now=utc_now(), actor=str(CLI_ACTOR),
+            progress=progress, passphrase=lambda: _passphrase(passphrase_file, confirm=False))
+    typer.echo(f"node {report.node_id} restored in {data_dir}: {sum(report.rows.values())} rows "
+               f"into {report.database} at revision {report.revision}")
+    typer.echo(f"Fingerprint: {report.fingerprint}")
+
+
 RecordKind = Annotated[
     Literal["licensees", "subjects"], typer.Argument(help="What to import or export.")
 ]
@@ -300,18 +368,23 @@ def _progress_bar():  # type: ignore[no-untyped-def]
         TimeElapsedColumn,
     )
 
-    labels = {"validate": "validating", "write": "writing"}
+    labels = {"validate": "validating", "write": "writing", "dump": "dumping", "load": "loading"}
     bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=Console(stderr=True))
     tasks: dict[str, Any] = {}
 
     def update(phase: str, done: int, total: int) -> None:
+        if not tasks:  # shown from the first step on: a refusal before it stays one line
+            bar.start()
         if phase not in tasks:
             tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
         bar.update(tasks[phase], completed=done, total=total)
 
-    with bar:
+    try:
         yield update
+    finally:
+        if tasks:
+            bar.stop()
 
 
 @app.command("import")
@@ -454,7 +527,7 @@ def main() -> None:
         where = ".".join(str(p) for p in first["loc"])
         typer.echo(f"error: {where}: {first['msg']}", err=True)
         sys.exit(1)
-    except (KeyFileError, RecordError, ProtocolError, ValueError, OSError) as exc:
+    except (KeyFileError, RecordError, ProtocolError, BackupError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except SQLAlchemyError as exc:

@@ -7,6 +7,7 @@ defaults. The default database is a SQLite file inside the data directory.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +107,16 @@ def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Setti
     return Settings(**overrides)
 
 
-def write_config(data_dir: Path, values: dict[str, str | int]) -> Path:
-    """Write ``config.toml`` (strings and integers only), readable by the owner only."""
+def write_config(data_dir: Path, values: dict[str, Any]) -> Path:
+    """Write ``config.toml`` (strings, numbers and booleans), readable by the owner only."""
     lines = ["# kpnet node configuration; environment variables KPNET_* override it."]
     for key, value in values.items():
-        if isinstance(value, int):
-            lines.append(f"{key} = {value}")
-        else:
-            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'{key} = "{escaped}"')
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int | float):
+            lines.append(f"{key} = {value!r}")
+        else:  # a JSON string is a TOML basic string (control characters escaped too)
+            lines.append(f"{key} = {json.dumps(str(value), ensure_ascii=False)}")
     path = data_dir / CONFIG_FILE
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)
