@@ -24,8 +24,8 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/console/users", N_("Accounts"), frozenset({"admin"})),
     ("/console/audit", N_("Audit log"), frozenset({"auditor"})),
 )
-# Areas whose routes are not installed (the KYC service may be absent).
-HIDDEN_AREAS: set[str] = set()
+# Areas whose routes are not installed (see ``_install``).
+HIDDEN_AREAS: set[str] = {"/console/kyc", "/console/disclosures"}
 
 
 class Missing(Exception):
