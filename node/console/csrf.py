@@ -7,8 +7,7 @@ missing or wrong, or whose ``Origin`` names another host, is refused with 403 be
 anything is read or written. Cookies are also ``SameSite=Strict``.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see the closure's Depends(require).
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ...api.deps import NodeDep, SessionDep
-from ...services.passwords import WeakPassword
+from ...services.passwords import WeakPassword, check_strength
 from ...services.records import Conflict, InvalidInput, NotFound
 from ...services.tokens import ROLES
-from ...services.users import LANGUAGES, UserAccounts, is_locked
+from ...services.users import LANGUAGES, UserAccounts, check_username, is_locked
 from ..auth import AdminViewer, Viewer
 from ..csrf import AdminForm, Posted
 from ..i18n import N_
@@ -78,15 +78,22 @@ def create_user(request: Request, node: NodeDep, session: SessionDep,
     values = {name: posted.text(name) for name in ("username", "full_name", "role", "language")}
     password = str(posted.form.get("password") or "")
     errors: dict[str, str] = {}
+    try:
+        check_username(values["username"])
+    except InvalidInput:
+        errors["username"] = t.gettext(USER_ERRORS["username"])
     if problem := _password_error(posted, password):
         errors["confirm_password"] = t.gettext(problem)
     else:
         try:
+            check_strength(password, username=values["username"])
+        except WeakPassword as exc:
+            errors["password"] = t.gettext(WEAK_PASSWORD[exc.code])
+    if not errors:
+        try:
             user = _accounts(node, session, viewer).create(
                 values["username"], values["role"], password, full_name=values["full_name"],
                 language=values["language"] or None, must_change_password=True)
-        except WeakPassword as exc:
-            errors["password"] = t.gettext(WEAK_PASSWORD[exc.code])
         except InvalidInput as exc:
             errors[exc.field] = t.gettext(USER_ERRORS.get(exc.field, N_("This value is not valid.")))
         except Conflict:
