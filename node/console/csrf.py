@@ -65,6 +65,7 @@ def posted_form(require: Require) -> Callable[..., Awaitable[Posted]]:
         form = await request.form(max_fields=MAX_FORM_FIELDS)
         given = form.get(FIELD) or request.headers.get(HEADER)
         if not tokens_match(given, viewer.csrf_token):
+            await form.close()  # drop any uploaded file at once
             raise Forbidden(viewer, viewer.t, "csrf")
         return Posted(viewer, form)
 

@@ -126,7 +126,7 @@ def detail(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
 def send(request: Request, node: NodeDep, session: SessionDep, posted: WriterForm) -> Response:
     viewer = posted.viewer
     values = _values_from(posted.form)
-    chosen = posted.texts("recipients")
+    chosen = [name for name in posted.texts("recipients") if name]
     errors: dict[str, str] = {}
     data: AlertCreate | None = None
     try:

@@ -44,6 +44,7 @@ async def import_file(request: Request, node: NodeDep, session: SessionDep,
             errors["file"] = viewer.t.gettext(N_("Files over 50 MB are refused: split the file."))
         elif not data:
             errors["file"] = viewer.t.gettext(N_("This file is empty."))
+    await posted.form.close()  # uploaded files are spooled to disk: remove them now
     if errors:
         return page(request, viewer, "records/import.html", status_code=422, kinds=KINDS,
                     kind=kind, report=None, errors=errors)

@@ -23,8 +23,9 @@ from .session import WEAK_PASSWORD
 router = APIRouter(prefix="/console/users")
 
 PASSWORDS_DIFFER = N_("The two passwords differ.")
+BAD_USERNAME = N_("2 to 64 characters: lower-case letters, digits, dot, dash or underscore.")
 USER_ERRORS = {
-    "username": N_("2 to 64 characters: lower-case letters, digits, dot, dash or underscore."),
+    "username": BAD_USERNAME,
     "role": N_("Choose one of the options."),
     "language": N_("Choose one of the options."),
     "user": N_("You cannot disable your own account."),
@@ -81,7 +82,7 @@ def create_user(request: Request, node: NodeDep, session: SessionDep,
     try:
         check_username(values["username"])
     except InvalidInput:
-        errors["username"] = t.gettext(USER_ERRORS["username"])
+        errors["username"] = t.gettext(BAD_USERNAME)
     if problem := _password_error(posted, password):
         errors["confirm_password"] = t.gettext(problem)
     else:
