@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     delivery_lease_seconds: int = 60
     peer_rate_per_second: float = Field(default=50.0, description="Messages per second per peer")
     peer_rate_burst: float = Field(default=1000.0, description="Burst allowance per peer")
+    kyc_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="How long a KYC check waits for peers' answers"
+    )
+    kyc_answer_min_score: int = Field(
+        default=500, ge=1, le=1000,
+        description="Weakest match (0-1000) this node reports in its answers to peers",
+    )
     metrics_token: str | None = Field(
         default=None, description="If set, /metrics requires this bearer token"
     )

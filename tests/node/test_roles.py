@@ -63,6 +63,15 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/v1/alerts/{alert_id}/update"): WRITERS,
     ("POST", "/api/v1/alerts/{alert_id}/retract"): WRITERS,
     ("POST", "/api/v1/alerts/{alert_id}/ack"): READERS,
+    # KYC checks: officers and analysts run and read them, and ask for disclosures;
+    # analysts decide peers' disclosure requests.
+    ("POST", "/api/v1/kyc/checks"): READERS,
+    ("GET", "/api/v1/kyc/checks"): READERS,
+    ("GET", "/api/v1/kyc/checks/{check_id}"): READERS,
+    ("POST", "/api/v1/disclosures"): READERS,
+    ("GET", "/api/v1/disclosures"): READERS,
+    ("GET", "/api/v1/disclosures/{disclosure_id}"): READERS,
+    ("POST", "/api/v1/disclosures/{disclosure_id}/decision"): WRITERS,
     # Peers and their sharing agreements: admins.
     ("GET", "/api/v1/peers"): ADMINS,
     ("POST", "/api/v1/peers"): ADMINS,
@@ -237,7 +246,8 @@ def test_route_admits_exactly_its_roles(shared_api, shared_counts, rule):
 # suffice: the role check comes first.
 REFUSAL_ONLY = sorted(set(ACCESS) - {(r.method, r.path) for r in RULES})
 DUMMY_PARAMS = {"ref": "no-such-ref", "token_id": "999999", "alert_id": "999999",
-                "node_id": "ZZ", "kind": "licensees"}
+                "node_id": "ZZ", "kind": "licensees",
+                "check_id": "no-such-check", "disclosure_id": "999999"}
 
 
 @pytest.mark.parametrize("route", REFUSAL_ONLY, ids=" ".join)
