@@ -52,6 +52,14 @@ LABELS: dict[str, dict[str, str]] = {
     "record_action": {"create": N_("Created"), "update": N_("Updated"), "delete": N_("Deleted")},
     "record_kind": {"licensee": N_("Licensee"), "subject": N_("Subject")},
     "import_kind": {"licensees": N_("Licensees"), "subjects": N_("Subjects")},
+    "strength": {"strong": N_("strong"), "possible": N_("possible"), "weak": N_("weak")},
+    "peer_answer": {
+        "answered": N_("answered"), "waiting": N_("waiting for the answer"),
+        "no_answer": N_("did not answer in time"), "refused": N_("could not be reached"),
+        "expired": N_("could not be reached"),
+    },
+    "disclosure_status": {"pending": N_("Pending"), "granted": N_("Granted"), "denied": N_("Denied")},
+    "scope": {"local": N_("This node only"), "federation": N_("This node and the peers")},
     "user_state": {"active": N_("Active"), "disabled": N_("Disabled"), "locked": N_("Locked")},
 }
 
@@ -72,6 +80,7 @@ FIELDS: dict[str, str] = {
     "body": N_("Message"), "place": N_("Place"), "country": N_("Country"),
     "locality": N_("Locality"), "expires_at": N_("Expires"), "references": N_("References"),
     "recipients": N_("Recipients"), "reason": N_("Reason"),
+    "linked_licences": N_("Linked licence numbers"),
 }
 
 

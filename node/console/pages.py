@@ -16,7 +16,7 @@ from .templating import SECURITY_HEADERS, render
 NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/console/alerts", N_("Alerts"), frozenset({"officer", "analyst"})),
     ("/console/kyc", N_("KYC checks"), frozenset({"officer", "analyst"})),
-    ("/console/disclosures", N_("Disclosures"), frozenset({"analyst"})),
+    ("/console/disclosures", N_("Disclosures"), frozenset({"officer", "analyst"})),
     ("/console/licensees", N_("Licensees"), frozenset({"officer", "analyst"})),
     ("/console/subjects", N_("Subjects"), frozenset({"officer", "analyst"})),
     ("/console/import", N_("Import"), frozenset({"analyst"})),
@@ -24,8 +24,8 @@ NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/console/users", N_("Accounts"), frozenset({"admin"})),
     ("/console/audit", N_("Audit log"), frozenset({"auditor"})),
 )
-# Areas whose routes are not installed (see ``_install``).
-HIDDEN_AREAS: set[str] = {"/console/kyc", "/console/disclosures"}
+# Areas whose routes are not installed.
+HIDDEN_AREAS: set[str] = set()
 
 
 class Missing(Exception):

@@ -53,6 +53,24 @@ VISIBLE_TEXT_JS = """() => {
 }"""
 
 
+def share_subjects(node: RunningNode, *, with_peer: str) -> None:
+    """``node`` answers ``with_peer``'s KYC queries from its subjects too."""
+    from node.runtime import open_node
+    from node.services.agreements import SharingAgreement
+    from node.services.peers import PeerRegistry
+    from node.services.records import Actor
+
+    runtime = open_node(load_settings(node.data_dir), migrate=False)
+    try:
+        with runtime.sessions() as session:
+            PeerRegistry(session, Actor("setup", "admin"), runtime.now(),
+                         own_node_id=node.node_id).set_agreement(
+                with_peer, SharingAgreement(kyc_record_kinds=["licensee", "subject"]))
+            session.commit()
+    finally:
+        runtime.close()
+
+
 def chromium_path() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found:
@@ -71,6 +89,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Runnin
         add_users(load_settings(by_id["CM"].data_dir),
                   {"oli": "officer", "ana": "analyst", "adm": "admin", "aud": "auditor"})
         add_users(load_settings(by_id["CF"].data_dir), {"cfana": "analyst"})
+        share_subjects(by_id["CF"], with_peer="CM")
     try:
         for node in network:
             node.start()
@@ -227,4 +246,52 @@ def test_phone_width_and_keyboard(browser, nodes):
     assert focused.strip() == "Aller au contenu"  # the skip link comes first
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"  # focus is visible
+    page.context.close()
+
+
+def test_federated_kyc_hit_then_disclosure_granted_on_the_other_console(browser, nodes):
+    cm, cf = nodes["CM"], nodes["CF"]
+    with cf.api("analyst") as api:
+        created = api.post("/api/v1/subjects", json={
+            "kind": "person", "names": ["Théodore Ngakoutou"], "date_of_birth": "1979-04-12",
+            "nationality": "CF", "reason_category": "smuggling", "risk_level": "high",
+            "narrative": "Passeur connu sur l'axe Berbérati–Kenzou.", "handling": "AMBER"})
+        assert created.status_code == 201, created.text
+    page = signed_in(browser, cm, "oli")
+    page.goto(f"{cm.url}/console/kyc")
+    page.get_by_label("Names").fill("Theodore Ngakoutou")
+    page.get_by_label("Date of birth").fill("1979-04-12")
+    page.get_by_label("Purpose of the check").fill("Contrôle à l'aéroport de Douala")
+    page.get_by_role("button", name="Run the check").click()
+    page.wait_for_url(re.compile(r"/console/kyc/[0-9a-f-]{36}$"))
+    answer = page.locator("#answer-CF")
+    assert "answered" in answer.locator("h2").inner_text()
+    hit = answer.locator(".hit").first
+    assert hit.locator(".word-strong, .word-possible").count() == 1
+    assert "Why it matches:" in hit.inner_text() and hit.locator(".explanation li").count() >= 1
+    assert hit.locator("meter").count() == 1
+    shot(page, "kyc-check-en")
+    hit.get_by_label("Why you need the details").fill("Voyageur au départ pour Anvers")
+    hit.get_by_role("button", name="Request disclosure").click()
+    page.wait_for_selector("text=The request was sent to the peer.")
+
+    other = signed_in(browser, cf, "cfana")
+    other.goto(f"{cf.url}/console/disclosures")
+    other.locator("#disclosures tbody a").first.click()
+    for field in ("names", "date_of_birth", "narrative"):
+        other.locator(f"input[name=fields][value={field}]").check()
+    shot(other, "disclosure-grant-en")
+    other.get_by_role("button", name="Grant").click()
+    other.wait_for_selector("text=Your decision was sent to the peer.")
+    other.context.close()
+
+    for _ in range(50):
+        page.reload()
+        if page.locator("#details").count():
+            break
+        time.sleep(0.2)
+    details = page.locator("#details").inner_text()
+    assert "Théodore Ngakoutou" in details and "Berbérati" in details
+    assert page.locator("#disclosure-status").inner_text() == "Granted"
+    shot(page, "disclosure-received-en")
     page.context.close()
