@@ -205,13 +205,15 @@ def test_every_screen_in_french_has_no_english_left(browser, nodes):
     screens = {
         "ana": ["/console/alerts", "/console/alerts?direction=outbound", "/console/alerts/new",
                 "/console/licensees", "/console/licensees/new", "/console/subjects",
-                "/console/subjects/new", "/console/import", "/console/account"],
+                "/console/subjects/new", "/console/import", "/console/account", "/console/kyc",
+                "/console/disclosures"],
         "adm": ["/console/peers", "/console/users", "/console/users/new"],
         "aud": ["/console/audit"],
     }
     names = {"/console/alerts": "inbox", "/console/alerts/new": "compose",
              "/console/licensees": "licensees", "/console/subjects/new": "subject-form",
-             "/console/peers": "peers", "/console/users": "accounts", "/console/audit": "audit"}
+             "/console/peers": "peers", "/console/users": "accounts", "/console/audit": "audit",
+             "/console/kyc": "kyc"}
     for username, paths in screens.items():
         page = signed_in(browser, cm, username)
         # The language switch in the header, as a user would use it.
