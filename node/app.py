@@ -33,6 +33,7 @@ from .api.routes import (
     transfer,
 )
 from .config import Settings
+from .console import install_console
 from .db.models import Licensee, OutboxMessage, Peer, Subject
 from .federation.feed import Feed
 from .federation.ratelimit import RateLimiter
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(api)
     app.include_router(ops.router)
     app.include_router(federation.router)
+    install_console(app)
     install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

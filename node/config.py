@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(
         default=None, description="If set, /metrics requires this bearer token"
     )
+    console_secure_cookies: bool = Field(
+        default=False, description="Mark console cookies Secure even when the request "
+        "reached the node over plain HTTP (behind a TLS proxy that does not say so)")
+    console_session_idle_minutes: int = Field(
+        default=120, ge=1, description="Console sign-in ends after this long without use")
+    console_session_max_hours: int = Field(
+        default=12, ge=1, description="Console sign-in ends this long after it began")
 
     @field_validator("node_id")
     @classmethod
