@@ -7,7 +7,6 @@ peer's subject hit; the disclosures page where analysts grant (choosing fields) 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from ...api.deps import NodeDep, SessionDep
-from ...api.routes.kyc import POLL_SECONDS, _start, _view
+from ...federation import kyc_wait
 from ...schemas_kyc import DISCLOSABLE_FIELDS, CheckCreate, DisclosureCreate, DisclosureDecision
 from ...services.csv_format import read_documents
 from ...services.disclosures import DisclosureService
@@ -86,16 +85,9 @@ async def run_check(request: Request, node: NodeDep, session: SessionDep,
     if errors or body is None:
         return await run_in_threadpool(_check_page, request, node, session, viewer, values,
                                        errors, 422)
-    timeout = node.settings.kyc_timeout_seconds
-    check_uuid, queued = await run_in_threadpool(_start, node, viewer.actor, body, timeout)
-    _deliver(request, queued, timeout)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    view = await run_in_threadpool(_view, node, viewer.actor, check_uuid)
-    while not view.complete and loop.time() < deadline:
-        await request.app.state.answer_feed.wait(min(POLL_SECONDS, deadline - loop.time()))
-        view = await run_in_threadpool(_view, node, viewer.actor, check_uuid)
-    return redirect(f"/console/kyc/{check_uuid}")
+    check = await kyc_wait.run_check(node, viewer.actor, body, sender=request.app.state.sender,
+                                     answers=request.app.state.answer_feed)
+    return redirect(f"/console/kyc/{check.id}")
 
 
 @router.get("/kyc/{check_id}", include_in_schema=False)

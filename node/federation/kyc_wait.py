@@ -1,0 +1,51 @@
+"""Running a KYC check and waiting for the peers' answers: what the API and the console
+both do when an officer submits a check.
+
+The check and its queries are committed, the queries delivered at once (each peer
+concurrently), and the caller waits until every peer asked has answered or refused, or
+the timeout has passed, whichever comes first. Answers received by another process of
+the node are seen by polling the database; the in-process ``answers`` feed only makes
+the wait end promptly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..runtime import Node
+from ..schemas_kyc import CheckCreate, CheckOut
+from ..services.kyc import KycService
+from ..services.records import Actor
+from .feed import Feed
+from .sender import OutboxSender
+
+POLL_SECONDS = 0.25
+
+
+async def run_check(node: Node, actor: Actor, body: CheckCreate, *,
+                    sender: OutboxSender | None, answers: Feed) -> CheckOut:
+    timeout = body.timeout_seconds or node.settings.kyc_timeout_seconds
+    check_uuid, queued = await asyncio.to_thread(_start, node, actor, body, timeout)
+    if sender is not None:
+        sender.deliver_soon(queued, timeout)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    view = await asyncio.to_thread(read_check, node, actor, check_uuid)
+    while not view.complete and loop.time() < deadline:
+        await answers.wait(min(POLL_SECONDS, deadline - loop.time()))
+        view = await asyncio.to_thread(read_check, node, actor, check_uuid)
+    return view
+
+
+def _start(node: Node, actor: Actor, body: CheckCreate, timeout: float) -> tuple[str, list[str]]:
+    with node.sessions() as session:
+        service = KycService(session, node.identity, actor, node.now())
+        check, queued = service.start(body, timeout=timeout)
+        session.commit()
+        return check.check_uuid, queued
+
+
+def read_check(node: Node, actor: Actor, check_uuid: str) -> CheckOut:
+    with node.sessions() as session:
+        service = KycService(session, node.identity, actor, node.now())
+        return service.view(service.get(check_uuid))
