@@ -7,8 +7,10 @@ translated where they are shown. Dates and numbers follow the language's convent
 
 Refresh the catalog after changing texts (the tests fail until it is done)::
 
-    pybabel extract -F node/console/babel.cfg -o node/console/locale/messages.pot .
-    pybabel update -i node/console/locale/messages.pot -d node/console/locale
+    pybabel extract --no-location --sort-output --project kpnet --version 0.1 \
+        -F node/console/babel.cfg -o node/console/locale/messages.pot .
+    pybabel update --no-location --width 100 --no-fuzzy-matching \
+        -i node/console/locale/messages.pot -d node/console/locale
 """
 
 from __future__ import annotations

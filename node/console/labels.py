@@ -55,8 +55,13 @@ LABELS: dict[str, dict[str, str]] = {
     "strength": {"strong": N_("strong"), "possible": N_("possible"), "weak": N_("weak")},
     "peer_answer": {
         "answered": N_("answered"), "waiting": N_("waiting for the answer"),
-        "no_answer": N_("did not answer in time"), "refused": N_("could not be reached"),
+        "no_answer": N_("did not answer in time"), "refused": N_("refused the query"),
         "expired": N_("could not be reached"),
+    },
+    "match_feature": {
+        "names": N_("Names"), "date_of_birth": N_("Date of birth"),
+        "nationality": N_("Nationality"), "document": N_("Identity document"),
+        "licence": N_("Licence number"), "legal_form": N_("Legal form"), "title": N_("Title"),
     },
     "disclosure_status": {"pending": N_("Pending"), "granted": N_("Granted"), "denied": N_("Denied")},
     "scope": {"local": N_("This node only"), "federation": N_("This node and the peers")},
