@@ -21,7 +21,8 @@ from tests.deploy.conftest import REPO, SETTINGS, setting_of
 
 GUIDES = ["operations.md", "key-ceremony.md", "security.md", "api.md", "architecture.md"]
 DOCS = REPO / "docs"
-# Commands and routes that colleagues are adding; checked once they exist.
+# Commands and routes being added alongside these guides: each is checked as soon as it
+# (for routes: any route under its prefix) exists.
 COMING_COMMANDS = {("backup",), ("restore",)}
 COMING_ROUTES = ("/api/v1/kyc/", "/api/v1/disclosures")
 
@@ -149,8 +150,9 @@ def route_matches(cited: str, template: str) -> bool:
 def test_every_api_route_the_guides_cite_exists(routes):
     for name in GUIDES:
         for method, path in cited_routes(guide(name)):
-            if path.startswith(COMING_ROUTES):
-                continue
+            coming = [prefix for prefix in COMING_ROUTES if path.startswith(prefix)]
+            if coming and not any(p.startswith(coming[0]) for _, p in routes):
+                continue  # checked as soon as the first of these routes exists
             assert any(m == method and route_matches(path, p) for m, p in routes), \
                 f"{name}: {method} {path} is not a route"
 
