@@ -22,7 +22,9 @@ from .api.errors import install_error_handlers
 from .api.routes import (
     alerts,
     audit,
+    disclosures,
     federation,
+    kyc,
     node_info,
     ops,
     peers,
@@ -31,8 +33,9 @@ from .api.routes import (
     transfer,
 )
 from .config import Settings
+from .console import install_console
 from .db.models import Licensee, OutboxMessage, Peer, Subject
-from .federation.feed import AlertFeed
+from .federation.feed import Feed
 from .federation.ratelimit import RateLimiter
 from .federation.sender import OutboxSender, SenderSettings
 from .metrics import HttpMetricsMiddleware, NodeMetrics
@@ -94,7 +97,8 @@ def create_app(
         node.metrics = metrics
         metrics.watch_database(lambda: _database_counts(node))
         app.state.node = node
-        app.state.alert_feed = AlertFeed()
+        app.state.alert_feed = Feed()
+        app.state.answer_feed = Feed()
         app.state.rate_limiter = RateLimiter(settings.peer_rate_per_second, settings.peer_rate_burst)
         app.state.sender = None
         task = None
@@ -119,11 +123,12 @@ def create_app(
         lifespan=lifespan,
     )
     api = APIRouter(prefix="/api/v1")
-    for module in (registry, transfer, alerts, peers, tokens, audit, node_info):
+    for module in (registry, transfer, alerts, kyc, disclosures, peers, tokens, audit, node_info):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ops.router)
     app.include_router(federation.router)
+    install_console(app)
     install_error_handlers(app)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

@@ -26,6 +26,7 @@ from .keystore import KeyFileError
 from .runtime import Node, open_node, utc_now
 from .services.agreements import ALERT_CATEGORIES, SharingAgreement
 from .services.audit import verify_chain
+from .services.backup import BackupError
 from .services.csv_import import import_csv
 from .services.export import start_export
 from .services.peers import PeerRegistry
@@ -47,6 +48,8 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (on temporary nod
 app.add_typer(bench_app, name="bench")
 kyc_app = typer.Typer(no_args_is_help=True, help="KYC matching.")
 app.add_typer(kyc_app, name="kyc")
+user_app = typer.Typer(no_args_is_help=True, help="Web console accounts.")
+app.add_typer(user_app, name="user")
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
@@ -163,6 +166,81 @@ def token_revoke(data_dir: DataDir, token_id: Annotated[int, typer.Argument(help
         TokenService(session, CLI_ACTOR, node.now()).revoke(token_id)
         session.commit()
         typer.echo(f"token {token_id} revoked")
+
+
+def _read_password(password_file: Path | None) -> str:
+    if password_file is not None:
+        try:
+            lines = password_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            fail(f"cannot read {password_file}: {exc.strerror}")
+        if not lines or not lines[0]:
+            fail(f"{password_file} is empty; put the password on its first line")
+        return lines[0]
+    if not sys.stdin.isatty():
+        fail("no terminal to ask for the password; use --password-file")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("create")
+def user_create(
+    data_dir: DataDir,
+    username: Annotated[str, typer.Argument(help="Sign-in name: letters, digits, . _ -")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    password_file: Annotated[Path | None, typer.Option(
+        help="Read the password from the first line of this file (else it is asked twice).")] = None,
+    full_name: Annotated[str | None, typer.Option(help="The person's name.")] = None,
+    language: Annotated[str | None, typer.Option(help="Console language: en or fr "
+                                                      "(default: the browser's).")] = None,
+) -> None:
+    """Create a web console account (the first admin is made this way)."""
+    from .services.passwords import WeakPassword
+    from .services.users import UserAccounts
+
+    if role not in ROLES:
+        fail(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
+    password = _read_password(password_file)
+    with opened(data_dir) as node, node.sessions() as session:
+        try:
+            user = UserAccounts(session, CLI_ACTOR, node.now()).create(
+                username, role, password, full_name=full_name, language=language)
+        except WeakPassword as exc:
+            fail({"too_short": "the password must have at least 12 characters",
+                  "too_long": "the password is too long",
+                  "contains_username": "the password must not contain the user name",
+                  "too_simple": "the password needs more different characters",
+                  }[exc.code])
+        session.commit()
+        typer.echo(f"user {user.username} ({user.role}) created; sign in at "
+                   f"{node.settings.public_url.rstrip('/')}/console/")
+
+
+@user_app.command("list")
+def user_list(data_dir: DataDir) -> None:
+    """List console accounts."""
+    from .services.users import UserAccounts, is_locked
+
+    with opened(data_dir) as node, node.sessions() as session:
+        for user in UserAccounts(session, CLI_ACTOR, node.now()).list():
+            state = ("disabled" if user.disabled_at else
+                     "locked" if is_locked(user, node.now()) else "active")
+            typer.echo(f"{user.username}\t{user.role}\t{state}\t{user.full_name or ''}")
+
+
+@user_app.command("unlock")
+def user_unlock(data_dir: DataDir, username: str) -> None:
+    """Lift a lock-out (after too many failed sign-ins)."""
+    from .services.users import UserAccounts
+
+    with opened(data_dir) as node, node.sessions() as session:
+        accounts = UserAccounts(session, CLI_ACTOR, node.now())
+        user = accounts.find(username)
+        if user is None:
+            fail(f"no user {username}")
+        accounts.unlock(user.id)
+        session.commit()
+        typer.echo(f"user {user.username} unlocked")
 
 
 def _peers(node: Node, session: Any) -> PeerRegistry:
@@ -282,6 +360,73 @@ def audit_verify(data_dir: DataDir) -> None:
     typer.echo(f"audit log intact: {report.entries} entries verified")
 
 
+PASSPHRASE_ENV = "KPNET_BACKUP_PASSPHRASE"  # noqa: S105 - the variable's name
+PassphraseFile = Annotated[Path | None, typer.Option(
+    "--passphrase-file",
+    help=f"File holding the passphrase (else ${PASSPHRASE_ENV}, else it is asked for).")]
+
+
+def _passphrase(file: Path | None, *, confirm: bool) -> str:
+    """The backup passphrase: from a file, the environment, or typed (hidden)."""
+    if file is not None:
+        try:
+            value = file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read the passphrase file {file}: {getattr(exc, 'strerror', exc)}")
+    elif os.environ.get(PASSPHRASE_ENV):
+        value = os.environ[PASSPHRASE_ENV]
+    else:
+        value = typer.prompt("Backup passphrase", hide_input=True,
+                             confirmation_prompt=confirm, err=True)
+    if not value:
+        fail("the passphrase is empty")
+    return value
+
+
+@app.command()
+def backup(
+    output: Annotated[Path, typer.Argument(help="Archive to write (.tar.gz); must not exist.")],
+    data_dir: DataDir,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Back up the node into one archive: database, config, card, and the keys
+    (encrypted with a passphrase). The node may keep running."""
+    from .services.backup import create_backup
+
+    settings = settings_for(data_dir)
+    with _progress_bar() as progress:
+        report = create_backup(
+            settings, output, now=utc_now(), actor=str(CLI_ACTOR), progress=progress,
+            passphrase=lambda: _passphrase(passphrase_file, confirm=True))
+    typer.echo(f"node {report.node_id} backed up to {output}: {sum(report.rows.values())} rows "
+               f"in {len(report.rows)} tables, database revision {report.revision} "
+               f"(sha256 {report.sha256})")
+    typer.echo("keep the passphrase apart from the archive: without it the keys cannot be "
+               "restored", err=True)
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="Archive made by `kpnet backup`.")],
+    data_dir: DataDir,
+    database_url: Annotated[str | None, typer.Option(
+        help="Empty database to restore into (default: the archive's PostgreSQL database, "
+             "else SQLite in the data dir).")] = None,
+    passphrase_file: PassphraseFile = None,
+) -> None:
+    """Restore a node from an archive into a new (or empty) data directory and an empty
+    database. The archive is checked in full before anything is written."""
+    from .services.backup import restore_archive
+
+    with _progress_bar() as progress:
+        report = restore_archive(
+            archive, data_dir, database_url=database_url, now=utc_now(), actor=str(CLI_ACTOR),
+            progress=progress, passphrase=lambda: _passphrase(passphrase_file, confirm=False))
+    typer.echo(f"node {report.node_id} restored in {data_dir}: {sum(report.rows.values())} rows "
+               f"into {report.database} at revision {report.revision}")
+    typer.echo(f"Fingerprint: {report.fingerprint}")
+
+
 RecordKind = Annotated[
     Literal["licensees", "subjects"], typer.Argument(help="What to import or export.")
 ]
@@ -300,18 +445,23 @@ def _progress_bar():  # type: ignore[no-untyped-def]
         TimeElapsedColumn,
     )
 
-    labels = {"validate": "validating", "write": "writing"}
+    labels = {"validate": "validating", "write": "writing", "dump": "dumping", "load": "loading"}
     bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=Console(stderr=True))
     tasks: dict[str, Any] = {}
 
     def update(phase: str, done: int, total: int) -> None:
+        if not tasks:  # shown from the first step on: a refusal before it stays one line
+            bar.start()
         if phase not in tasks:
             tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
         bar.update(tasks[phase], completed=done, total=total)
 
-    with bar:
+    try:
         yield update
+    finally:
+        if tasks:
+            bar.stop()
 
 
 @app.command("import")
@@ -381,6 +531,26 @@ def kyc_reindex(data_dir: DataDir) -> None:
     typer.echo(f"match index rebuilt: {records} persons and organisations, {keys} keys")
 
 
+@app.command()
+def demo(
+    once: Annotated[bool, typer.Option(
+        "--once", help="Play the scenario, check every step, exit 0 only if all held.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Empty directory for the three nodes (default: a temporary one, removed at exit).")] = None,
+    port: Annotated[int, typer.Option(
+        help="First of three ports on 127.0.0.1 (free ones are used if taken).")] = 8101,
+) -> None:
+    """Three national nodes (CM, CF, CD) on this machine playing a regional scenario."""
+    from .demo.network import DemoError
+    from .demo.run import run_demo
+
+    try:
+        code = run_demo(once=once, data_dir=data_dir, first_port=port)
+    except DemoError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
 @bench_app.command("kyc")
 def bench_kyc(
     records: Annotated[int, typer.Option(min=1000, help="Persons and organisations.")] = 1_000_000,
@@ -434,7 +604,7 @@ def main() -> None:
         where = ".".join(str(p) for p in first["loc"])
         typer.echo(f"error: {where}: {first['msg']}", err=True)
         sys.exit(1)
-    except (KeyFileError, RecordError, ProtocolError, ValueError, OSError) as exc:
+    except (KeyFileError, RecordError, ProtocolError, BackupError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except SQLAlchemyError as exc:

@@ -7,6 +7,7 @@ defaults. The default database is a SQLite file inside the data directory.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,23 @@ class Settings(BaseSettings):
     delivery_lease_seconds: int = 60
     peer_rate_per_second: float = Field(default=50.0, description="Messages per second per peer")
     peer_rate_burst: float = Field(default=1000.0, description="Burst allowance per peer")
+    kyc_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="How long a KYC check waits for peers' answers"
+    )
+    kyc_answer_min_score: int = Field(
+        default=500, ge=1, le=1000,
+        description="Weakest match (0-1000) this node reports in its answers to peers",
+    )
     metrics_token: str | None = Field(
         default=None, description="If set, /metrics requires this bearer token"
     )
+    console_secure_cookies: bool = Field(
+        default=False, description="Mark console cookies Secure even when the request "
+        "reached the node over plain HTTP (behind a TLS proxy that does not say so)")
+    console_session_idle_minutes: int = Field(
+        default=120, ge=1, description="Console sign-in ends after this long without use")
+    console_session_max_hours: int = Field(
+        default=12, ge=1, description="Console sign-in ends this long after it began")
 
     @field_validator("node_id")
     @classmethod
@@ -99,15 +114,16 @@ def load_settings(data_dir: Path | str | None = None, **overrides: Any) -> Setti
     return Settings(**overrides)
 
 
-def write_config(data_dir: Path, values: dict[str, str | int]) -> Path:
-    """Write ``config.toml`` (strings and integers only), readable by the owner only."""
+def write_config(data_dir: Path, values: dict[str, Any]) -> Path:
+    """Write ``config.toml`` (strings, numbers and booleans), readable by the owner only."""
     lines = ["# kpnet node configuration; environment variables KPNET_* override it."]
     for key, value in values.items():
-        if isinstance(value, int):
-            lines.append(f"{key} = {value}")
-        else:
-            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'{key} = "{escaped}"')
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int | float):
+            lines.append(f"{key} = {value!r}")
+        else:  # a JSON string is a TOML basic string (control characters escaped too)
+            lines.append(f"{key} = {json.dumps(str(value), ensure_ascii=False)}")
     path = data_dir / CONFIG_FILE
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)

@@ -9,6 +9,7 @@ stay as ``encryption.<kid>.retired`` so messages sealed to them still open.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from protocol import NodeCard, NodeIdentity, make_card, verify_card
 
 SIGNING_FILE = "signing.key"
 ENCRYPTION_FILE = "encryption.key"
+# The files ``keys/`` may hold: current keys and retired encryption keys (by key id).
+KEY_FILE_NAME = re.compile(r"(?:signing|encryption)\.key|encryption\.[0-9a-f]{16}\.retired")
 
 
 class KeyFileError(Exception):
@@ -43,15 +46,32 @@ def _read_secret(path: Path) -> bytes:
 
 def create_identity(keys_dir: Path, node_id: str) -> NodeIdentity:
     """Generate new keys into ``keys_dir``; refuses to overwrite existing ones."""
+    identity = NodeIdentity.generate(node_id)
+    write_key_files(keys_dir, {SIGNING_FILE: identity.signing_seed,
+                               ENCRYPTION_FILE: identity.encryption_secret})
+    return identity
+
+
+def write_key_files(keys_dir: Path, files: dict[str, bytes]) -> None:
+    """Write key files (name to 32 raw bytes) into ``keys_dir`` (mode 0700, files 0600);
+    refuses to overwrite existing ones."""
+    for name, data in files.items():
+        if not KEY_FILE_NAME.fullmatch(name) or len(data) != 32:
+            raise KeyFileError(f"{name!r} is not a key file name with a 32-byte key")
     keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys_dir.chmod(0o700)
-    identity = NodeIdentity.generate(node_id)
     try:
-        _write_secret(keys_dir / SIGNING_FILE, identity.signing_seed)
-        _write_secret(keys_dir / ENCRYPTION_FILE, identity.encryption_secret)
+        for name, data in files.items():
+            _write_secret(keys_dir / name, data)
     except FileExistsError:
         raise KeyFileError(f"keys already exist in {keys_dir}") from None
-    return identity
+
+
+def read_key_files(keys_dir: Path) -> dict[str, bytes]:
+    """Every key file in ``keys_dir`` (current and retired keys), checked as on load."""
+    retired = sorted(p.name for p in keys_dir.glob("encryption.*.retired"))
+    return {name: _read_secret(keys_dir / name)
+            for name in (SIGNING_FILE, ENCRYPTION_FILE, *retired)}
 
 
 def load_identity(keys_dir: Path, node_id: str) -> NodeIdentity:
@@ -79,9 +99,15 @@ def issue_card(path: Path, identity: NodeIdentity, *, name: str, url: str, now: 
 def load_card(path: Path, identity: NodeIdentity) -> NodeCard:
     """Load the node's card and check it belongs to ``identity``."""
     try:
-        card = verify_card(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise KeyFileError(f"card {path} is missing") from None
+    return check_card(data, identity, where=f"card {path}")
+
+
+def check_card(data: bytes, identity: NodeIdentity, *, where: str = "the card") -> NodeCard:
+    """Verify a card (JSON bytes) and check it was issued by ``identity``'s signing key."""
+    card = verify_card(data)
     if card.node_id != identity.node_id or card.signed_by != identity.signing_kid:
-        raise KeyFileError(f"card {path} was not issued by this node's signing key")
+        raise KeyFileError(f"{where} was not issued by this node's signing key")
     return card

@@ -1,7 +1,8 @@
-"""Wake-ups for live clients (Server-Sent Events) when inbound alerts arrive.
+"""Wake-ups for clients waiting on something a peer sends: live alert streams
+(Server-Sent Events) and KYC checks waiting for answers.
 
-The stream itself reads new alerts from the database, so it also sees alerts received
-by another process sharing the database; this in-process signal only makes it prompt.
+Waiters read what they wait for from the database, so they also see what another
+process sharing the database received; this in-process signal only makes them prompt.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 
-class AlertFeed:
+class Feed:
     def __init__(self) -> None:
         self._waiters: set[asyncio.Event] = set()
 

@@ -17,8 +17,13 @@ from sqlalchemy.orm import Session
 import protocol
 
 from ..db.models import Alert, AlertRecipient, OutboxMessage, Peer
+from ..services.audit import AuditEvent
+from ..services.disclosures import record_request, record_response
+from ..services.kyc import record_answer
+from ..services.kyc_answers import answer_query
 from ..services.peers import PeerRegistry, agreement_of
 from ..services.records import Actor
+from .outbox import enqueue
 
 
 class NotPermitted(protocol.EnvelopeError):
@@ -33,11 +38,17 @@ class Context:
     peer: Peer
     message: protocol.OpenedMessage
     now: datetime
-    own_node_id: str
+    identity: protocol.NodeIdentity
+    kyc_min_score: int
     # Alerts this batch created or touched, by (origin, alert id): the batch flushes once
     # at the end, so later envelopes of the same batch find them here.
     alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
+    audit: list[AuditEvent] = field(default_factory=list)
     new_alert: bool = False
+    # An answer to one of our KYC queries or disclosure requests arrived.
+    answered: bool = False
+    # Messages queued in reply, to deliver at once once the batch commits.
+    replies: list[str] = field(default_factory=list)
 
 
 def _dt(ts: int | None) -> datetime | None:
@@ -124,13 +135,54 @@ def handle_card_update(ctx: Context) -> None:
     payload = ctx.message.payload
     assert isinstance(payload, protocol.CardUpdate)
     registry = PeerRegistry(ctx.session, Actor(ctx.peer.node_id, "peer"), ctx.now,
-                            own_node_id=ctx.own_node_id)
+                            own_node_id=ctx.identity.node_id)
     # Only the key that signed the card we hold may replace it: an older key kept after a
     # rotation still verifies messages until it expires, but must not hand us a new card.
     if ctx.message.header.sender_sig_kid != ctx.peer.card["signed_by"]:
         raise NotPermitted("card.update must be signed with the key of the peer's current card")
     card = protocol.verify_card(payload.card.to_json())
     registry.apply_card_update(ctx.peer.node_id, card)
+
+
+def _reply(ctx: Context, payload: protocol.Payload) -> None:
+    row = enqueue(ctx.session, ctx.identity, ctx.peer, payload, now=ctx.now,
+                  in_reply_to=ctx.message.id)
+    ctx.replies.append(row.message_id)
+
+
+def handle_kyc_query(ctx: Context) -> None:
+    payload = ctx.message.payload
+    assert isinstance(payload, protocol.KycQuery)
+    agreement = agreement_of(ctx.peer)
+    if not agreement.kyc_record_kinds:
+        raise NotPermitted("KYC queries are not in the sharing agreement")
+    _reply(ctx, answer_query(ctx.session, ctx.peer, agreement, payload, now=ctx.now,
+                             min_score=ctx.kyc_min_score, audit=ctx.audit))
+
+
+def handle_kyc_response(ctx: Context) -> None:
+    payload = ctx.message.payload
+    assert isinstance(payload, protocol.KycResponse)
+    if not record_answer(ctx.session, ctx.peer.node_id, payload, ctx.now, ctx.audit):
+        raise NotPermitted("no KYC query of ours to this peer has this query_id")
+    ctx.answered = True
+
+
+def handle_disclosure_request(ctx: Context) -> None:
+    payload = ctx.message.payload
+    assert isinstance(payload, protocol.DisclosureRequest)
+    refusal = record_request(ctx.session, ctx.peer.node_id, payload, ctx.now, ctx.audit)
+    if refusal:
+        raise NotPermitted(refusal)
+
+
+def handle_disclosure_response(ctx: Context) -> None:
+    payload = ctx.message.payload
+    assert isinstance(payload, protocol.DisclosureResponse)
+    refusal = record_response(ctx.session, ctx.peer.node_id, payload, ctx.now, ctx.audit)
+    if refusal:
+        raise NotPermitted(refusal)
+    ctx.answered = True
 
 
 Handler = Callable[[Context], None]
@@ -140,4 +192,8 @@ HANDLERS: dict[str, Handler] = {
     "alert.retract": handle_alert_retract,
     "receipt": handle_receipt,
     "card.update": handle_card_update,
+    "kyc.query": handle_kyc_query,
+    "kyc.response": handle_kyc_response,
+    "disclosure.request": handle_disclosure_request,
+    "disclosure.response": handle_disclosure_response,
 }

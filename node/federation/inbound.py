@@ -14,8 +14,8 @@ envelope, so a refusal undoes only its own envelope's effects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +47,8 @@ class InboundResult:
     error: str | None = None
     detail: str | None = None
     new_alert: bool = False
+    answered: bool = False  # an answer to one of our KYC queries or disclosure requests
+    replies: tuple[str, ...] = ()  # ids of messages queued in reply
 
     @property
     def http_status(self) -> int:
@@ -132,7 +134,8 @@ class InboundProcessor:
             return InboundResult("duplicate", message.id, existing)
         peer = batch.directory.peer(message.sender)
         assert peer is not None  # the directory just gave its keys
-        ctx = Context(session, peer, message, now, node.identity.node_id, batch.alerts)
+        ctx = Context(session, peer, message, now, node.identity,
+                      node.settings.kyc_answer_min_score, batch.alerts)
         savepoint = session.begin_nested() if batch.isolate else None
         try:
             HANDLERS[message.type](ctx)
@@ -156,7 +159,9 @@ class InboundProcessor:
             message.sender, "message.received", "message", message.id,
             {"type": message.type, "bytes": message.size},
         ))
-        return InboundResult("accepted", message.id, receipt, new_alert=ctx.new_alert)
+        batch.audit.extend(ctx.audit)
+        return InboundResult("accepted", message.id, receipt, new_alert=ctx.new_alert,
+                             answered=ctx.answered, replies=tuple(ctx.replies))
 
     def _already_received(self, session: Session, raws: list[bytes]) -> dict[tuple[str, str], str]:
         """Receipts of messages of this batch received before, looked up in one query by

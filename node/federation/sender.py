@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,10 +78,34 @@ class OutboxSender:
         self.config = config or SenderSettings()
         self.worker_id = f"{node.settings.node_id}-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
+        self._urgent: set[asyncio.Task[int]] = set()
+        self._loop = asyncio.get_running_loop()
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (after a new alert, say)."""
         self._wake.set()
+
+    def deliver_soon(self, message_ids: Collection[str], timeout: float | None = None) -> None:
+        """Deliver these messages at once, each peer concurrently, even to a peer in
+        backoff, giving up on a peer after ``timeout`` seconds; what fails is retried
+        with the rest of the outbox. For messages someone is waiting on (KYC queries
+        and their answers), which must not wait for the next round. May be called from
+        any thread."""
+        if message_ids:
+            self._loop.call_soon_threadsafe(self._start_urgent, frozenset(message_ids), timeout)
+
+    def _start_urgent(self, message_ids: frozenset[str], timeout: float | None) -> None:
+        task = asyncio.ensure_future(self.deliver_now(message_ids, timeout))
+        self._urgent.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._urgent.discard)
+
+    async def deliver_now(self, message_ids: Collection[str], timeout: float | None = None) -> int:
+        work = await in_thread(self._claim, frozenset(message_ids))
+        results = await asyncio.gather(
+            *(self._deliver(peer_id, endpoint, rows, timeout)
+              for (peer_id, endpoint), rows in work.items())
+        )
+        return sum(results)
 
     async def run(self) -> None:
         while True:
@@ -123,24 +148,26 @@ class OutboxSender:
                 self._set_alert_state(session, row, "expired", now)
             session.commit()
 
-    def _claim(self) -> dict[tuple[str, str], list[Claimed]]:
+    def _claim(self, only: frozenset[str] | None = None) -> dict[tuple[str, str], list[Claimed]]:
+        """Lease due messages of peers not in backoff, or exactly the messages ``only``."""
         now = self.node.now()
         lease = now + timedelta(seconds=self.config.lease_seconds)
         work: dict[tuple[str, str], list[Claimed]] = {}
         with self.node.sessions() as session:
-            peers = session.execute(
-                select(Peer.node_id, Peer.endpoint).where(
-                    Peer.status == "active",
-                    or_(Peer.next_attempt_at.is_(None), Peer.next_attempt_at <= now),
+            peers_query = select(Peer.node_id, Peer.endpoint).where(Peer.status == "active")
+            if only is None:
+                peers_query = peers_query.where(
+                    or_(Peer.next_attempt_at.is_(None), Peer.next_attempt_at <= now))
+            for node_id, endpoint in session.execute(peers_query).all():
+                due = select(OutboxMessage).where(
+                    OutboxMessage.recipient == node_id, OutboxMessage.status == "pending",
+                    OutboxMessage.expires_at >= now,
+                    or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
                 )
-            ).all()
-            for node_id, endpoint in peers:
+                due = (due.where(OutboxMessage.message_id.in_(only)) if only is not None
+                       else due.where(OutboxMessage.next_attempt_at <= now))
                 rows = session.execute(
-                    select(OutboxMessage).where(
-                        OutboxMessage.recipient == node_id, OutboxMessage.status == "pending",
-                        OutboxMessage.next_attempt_at <= now, OutboxMessage.expires_at >= now,
-                        or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
-                    ).order_by(OutboxMessage.id).limit(self.config.batch_size)
+                    due.order_by(OutboxMessage.id).limit(self.config.batch_size)
                     .with_for_update(skip_locked=True)
                 ).scalars().all()
                 for row in rows:
@@ -155,7 +182,8 @@ class OutboxSender:
         return work
 
     # -- delivery -------------------------------------------------------------------
-    async def _deliver(self, peer_id: str, endpoint: str, rows: list[Claimed]) -> int:
+    async def _deliver(self, peer_id: str, endpoint: str, rows: list[Claimed],
+                       timeout: float | None = None) -> int:
         body = ("[" + ",".join(r.envelope for r in rows) + "]").encode("utf-8")
         try:
             response = await self.client.post(
@@ -163,7 +191,7 @@ class OutboxSender:
                 headers={"content-type": "application/json"},
                 # Finish (or give up) well within the lease, so no other process re-claims
                 # a batch still in flight.
-                timeout=min(self.config.timeout_seconds, self.config.lease_seconds / 2),
+                timeout=min(timeout or self.config.timeout_seconds, self.config.lease_seconds / 2),
             )
         except httpx.HTTPError as exc:
             await in_thread(self._backoff, peer_id, rows, f"unreachable: {type(exc).__name__}", None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -129,6 +129,43 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
     if head.seq != count or head.hash != prev:
         return ChainReport(False, count, count + 1, f"entries after {count} were removed")
     return ChainReport(True, count)
+
+
+def search_entries(
+    session: Session,
+    *,
+    action: str | None = None,
+    who: str | None = None,
+    target_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[AuditEntry], int]:
+    """Entries, newest first, and how many match. ``action`` is exact, or a prefix when
+    it ends in '.'; ``who`` is part of the actor's name; times without a zone are UTC."""
+    query = select(AuditEntry)
+    if action:
+        query = query.where(
+            AuditEntry.action.startswith(action) if action.endswith(".") else AuditEntry.action == action
+        )
+    if who:
+        query = query.where(AuditEntry.actor.contains(who, autoescape=True))
+    if target_id:
+        query = query.where(AuditEntry.target_id == target_id)
+    if since:
+        query = query.where(AuditEntry.at >= _utc(since))
+    if until:
+        query = query.where(AuditEntry.at < _utc(until))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(
+        query.order_by(AuditEntry.seq.desc()).limit(limit).offset(offset)
+    ).scalars().all()
+    return list(rows), total
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def count_entries(session: Session) -> int:

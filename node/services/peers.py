@@ -8,12 +8,12 @@ from functools import lru_cache
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from protocol import NodeCard, PublicKey, SenderInactive, b64decode, canonical_json, verify_card
 
-from ..db.models import Peer
+from ..db.models import OutboxMessage, Peer
 from .agreements import SharingAgreement
 from .audit import AuditLog
 from .records import Actor, Conflict, InvalidInput, NotFound
@@ -56,6 +56,13 @@ class PeerRegistry:
 
     def active(self) -> list[Peer]:
         return [p for p in self.list() if p.status == "active"]
+
+    def outbox_depths(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per peer: messages waiting for delivery, and when the oldest was queued."""
+        rows = self.session.execute(
+            select(OutboxMessage.recipient, func.count(), func.min(OutboxMessage.created_at))
+            .where(OutboxMessage.status == "pending").group_by(OutboxMessage.recipient))
+        return {recipient: (count, oldest) for recipient, count, oldest in rows}
 
     def add(
         self,

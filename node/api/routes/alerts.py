@@ -5,12 +5,9 @@ Analysts write alerts; officers and analysts read and acknowledge them.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ...schemas_alerts import (
@@ -23,9 +20,9 @@ from ...schemas_alerts import (
 )
 from ...services.alerts import AlertService
 from ..deps import NodeDep, Reader, SessionDep, Writer
+from ..streams import alert_stream
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
-STREAM_POLL_SECONDS = 5.0
 
 
 def _wake_sender(request: Request) -> None:
@@ -64,34 +61,7 @@ def list_alerts(
 @router.get("/stream", summary="Server-Sent Events: each new inbound alert as it arrives",
             response_class=StreamingResponse)
 async def stream_alerts(request: Request, node: NodeDep, actor: Reader) -> StreamingResponse:
-    feed = request.app.state.alert_feed
-
-    def newest_id() -> int:
-        with node.sessions() as session:
-            latest = AlertService(session, node.identity, actor, node.now()).list(
-                direction="inbound", limit=1, offset=0)
-            return latest[0].id if latest else 0
-
-    def newer_than(last: int) -> list[dict[str, Any]]:
-        with node.sessions() as session:
-            service = AlertService(session, node.identity, actor, node.now())
-            return [_out(a).model_dump(mode="json")
-                    for a in service.list(direction="inbound", limit=100, offset=0, after_id=last)]
-
-    last = await run_in_threadpool(newest_id)
-
-    async def events() -> AsyncIterator[str]:
-        nonlocal last
-        yield ": connected\n\n"
-        while not await request.is_disconnected():
-            for alert in await run_in_threadpool(newer_than, last):
-                last = alert["id"]
-                yield f"id: {alert['id']}\nevent: alert\ndata: {json.dumps(alert)}\n\n"
-            await feed.wait(STREAM_POLL_SECONDS)
-            yield ": keep-alive\n\n"
-
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return alert_stream(request, node, actor)
 
 
 @router.get("/{alert_id}", response_model=AlertOut, summary="An alert, with per-recipient delivery state")

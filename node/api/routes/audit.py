@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import func, select
 
-from ...db.models import AuditEntry
-from ...services.audit import verify_chain
+from ...services.audit import search_entries, verify_chain
 from ..deps import Auditor, SessionDep
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -41,11 +39,6 @@ class ChainOut(BaseModel):
     problem: str | None
 
 
-def _utc(moment: datetime) -> datetime:
-    """A time given without a zone is UTC, like the log's own times."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @router.get("", response_model=AuditPage, summary="Read the audit log, newest first")
 def list_audit(
     session: SessionDep,
@@ -58,23 +51,8 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
-    query = select(AuditEntry)
-    if action:
-        query = query.where(
-            AuditEntry.action.startswith(action) if action.endswith(".") else AuditEntry.action == action
-        )
-    if who:
-        query = query.where(AuditEntry.actor.contains(who, autoescape=True))
-    if target_id:
-        query = query.where(AuditEntry.target_id == target_id)
-    if since:
-        query = query.where(AuditEntry.at >= _utc(since))
-    if until:
-        query = query.where(AuditEntry.at < _utc(until))
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(
-        query.order_by(AuditEntry.seq.desc()).limit(limit).offset(offset)
-    ).scalars().all()
+    rows, total = search_entries(session, action=action, who=who, target_id=target_id,
+                                 since=since, until=until, limit=limit, offset=offset)
     return {"items": rows, "total": total, "limit": limit, "offset": offset}
 
 

@@ -63,6 +63,11 @@ async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
     results = await run_in_threadpool(InboundProcessor(node).process_batch, envelopes)
     if any(r.new_alert for r in results):
         request.app.state.alert_feed.notify()
+    if any(r.answered for r in results):
+        request.app.state.answer_feed.notify()
+    replies = [reply for r in results for reply in r.replies]
+    if replies and request.app.state.sender is not None:
+        request.app.state.sender.deliver_soon(replies, node.settings.kyc_timeout_seconds)
     if batch is None:
         result = results[0]
         return JSONResponse(result.to_json() | {"results": [result.to_json()]}, result.http_status)

@@ -1,0 +1,5 @@
+"""``python -m node``: the ``kpnet`` command."""
+
+from .cli import main
+
+main()

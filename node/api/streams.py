@@ -1,0 +1,67 @@
+"""The live alert stream (Server-Sent Events), shared by the API and the console.
+
+It reads new inbound alerts from the database, so it also sees alerts received by
+another process sharing the database; ``AlertFeed`` (``app.state.alert_feed``) only
+wakes it promptly. ``encode`` turns an alert into the event's data: JSON for the API,
+a rendered table row for the console. ``still_allowed`` is asked between polls, so a
+stream ends when its user signs out or is disabled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from ..runtime import Node
+from ..schemas_alerts import AlertOut
+from ..services.alerts import AlertService
+from ..services.records import Actor
+
+STREAM_POLL_SECONDS = 5.0
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def as_json(alert: AlertOut) -> str:
+    return json.dumps(alert.model_dump(mode="json"))
+
+
+def _event(alert_id: int, data: str) -> str:
+    lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
+    return f"id: {alert_id}\nevent: alert\n{lines}\n"
+
+
+def alert_stream(request: Request, node: Node, actor: Actor, *,
+                 encode: Callable[[AlertOut], str] = as_json,
+                 still_allowed: Callable[[], bool] | None = None,
+                 poll_seconds: float = STREAM_POLL_SECONDS) -> StreamingResponse:
+    feed = request.app.state.alert_feed
+
+    def newest_id() -> int:
+        with node.sessions() as session:
+            latest = AlertService(session, node.identity, actor, node.now()).list(
+                direction="inbound", limit=1, offset=0)
+            return latest[0].id if latest else 0
+
+    def newer_than(last: int) -> list[tuple[int, str]]:
+        with node.sessions() as session:
+            service = AlertService(session, node.identity, actor, node.now())
+            return [(a.id, encode(AlertOut.model_validate(a)))
+                    for a in service.list(direction="inbound", limit=100, offset=0, after_id=last)]
+
+    async def events() -> AsyncIterator[str]:
+        last = await run_in_threadpool(newest_id)
+        yield ": connected\n\n"
+        while not await request.is_disconnected():
+            if still_allowed is not None and not await run_in_threadpool(still_allowed):
+                return
+            for alert_id, data in await run_in_threadpool(newer_than, last):
+                last = alert_id
+                yield _event(alert_id, data)
+            await feed.wait(poll_seconds)
+            yield ": keep-alive\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)

@@ -1,0 +1,151 @@
+"""Who is using the console: the session cookie, the signed-in ``Viewer``, role rules.
+
+Every console route declares the roles it admits with ``Require(...)`` (deny by
+default), as ``Allow`` does for the API: without a live session a page redirects to
+the sign-in form (a stream or fragment answers 401), with another role it answers 403.
+A user whose password was reset must change it before anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request, Response
+
+from ..api.deps import NodeDep
+from ..runtime import Node
+from ..services.console_sessions import ConsoleSessions, OpenSession
+from ..services.records import Actor
+from ..services.tokens import ROLES
+from .i18n import Translator, negotiate, translator
+
+SESSION_COOKIE = "kpnet_session"
+LANGUAGE_COOKIE = "kpnet_lang"
+COOKIE_PATH = "/console"
+PASSWORD_PAGE = "/console/account/password"
+# What a user whose password was reset may still reach.
+ALLOWED_BEFORE_PASSWORD_CHANGE = frozenset({PASSWORD_PAGE, "/console/logout"})
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user of a request, and the language pages are shown in."""
+
+    session: OpenSession
+    t: Translator
+
+    @property
+    def username(self) -> str:
+        return self.session.username
+
+    @property
+    def role(self) -> str:
+        return self.session.role
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.session.username, self.session.role)
+
+    @property
+    def csrf_token(self) -> str:
+        return self.session.csrf_token
+
+    def can(self, *roles: str) -> bool:
+        return self.role in roles
+
+
+class SignInRequired(Exception):
+    """No live session: send the browser to the sign-in form."""
+
+    def __init__(self, next_path: str, translator: Translator) -> None:
+        super().__init__(next_path)
+        self.next_path, self.t = next_path, translator
+
+
+class Forbidden(Exception):
+    """Signed in, but this role may not do this (or the form's CSRF token is wrong)."""
+
+    def __init__(self, viewer: Viewer | None, translator: Translator, reason: str = "role") -> None:
+        super().__init__(reason)
+        self.viewer, self.t, self.reason = viewer, translator, reason
+
+
+class PasswordChangeRequired(Exception):
+    pass
+
+
+def sessions_for(node: Node, session: object) -> ConsoleSessions:
+    settings = node.settings
+    return ConsoleSessions(
+        session, node.now(),  # type: ignore[arg-type]
+        idle=timedelta(minutes=settings.console_session_idle_minutes),
+        max_age=timedelta(hours=settings.console_session_max_hours))
+
+
+def anonymous_translator(request: Request) -> Translator:
+    """The language of someone not signed in: their choice (cookie), else the browser's."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    return translator(chosen or negotiate(request.headers.get("accept-language")))
+
+
+def resolve_viewer(request: Request, node: Node) -> Viewer | None:
+    with node.sessions() as session:
+        opened = sessions_for(node, session).resolve(request.cookies.get(SESSION_COOKIE))
+        session.commit()
+    if opened is None:
+        return None
+    language = opened.language or request.cookies.get(LANGUAGE_COOKIE) or negotiate(
+        request.headers.get("accept-language"))
+    return Viewer(opened, translator(language))
+
+
+class Require:
+    """Dependency admitting signed-in users whose role is one of ``roles``."""
+
+    def __init__(self, *roles: str) -> None:
+        unknown = set(roles) - set(ROLES)
+        assert not unknown, unknown
+        self.roles = frozenset(roles)
+
+    def __call__(self, request: Request, node: NodeDep) -> Viewer:
+        viewer = resolve_viewer(request, node)
+        if viewer is None:
+            raise SignInRequired(request.url.path, anonymous_translator(request))
+        if (viewer.session.must_change_password
+                and request.url.path not in ALLOWED_BEFORE_PASSWORD_CHANGE):
+            raise PasswordChangeRequired()
+        if viewer.role not in self.roles:
+            raise Forbidden(viewer, viewer.t)
+        return viewer
+
+
+def secure_cookies(request: Request) -> bool:
+    return request.url.scheme == "https" or bool(request.app.state.node.settings.console_secure_cookies)
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, *,
+               max_age: int | None = None, path: str = COOKIE_PATH) -> None:
+    response.set_cookie(name, value, max_age=max_age, path=path, httponly=True,
+                        samesite="strict", secure=secure_cookies(request))
+
+
+def sign_in_url(next_path: str | None = None) -> str:
+    if next_path and next_path.startswith("/console/") and not next_path.startswith("//"):
+        return f"/console/login?next={quote(next_path)}"
+    return "/console/login"
+
+
+READERS = Require("officer", "analyst")
+WRITERS = Require("analyst")
+ADMINS = Require("admin")
+AUDITORS = Require("auditor")
+EVERYONE = Require(*ROLES)
+
+Reader = Annotated[Viewer, Depends(READERS)]
+Writer = Annotated[Viewer, Depends(WRITERS)]
+AdminViewer = Annotated[Viewer, Depends(ADMINS)]
+AuditorViewer = Annotated[Viewer, Depends(AUDITORS)]
+AnyViewer = Annotated[Viewer, Depends(EVERYONE)]

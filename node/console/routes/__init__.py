@@ -1,0 +1,1 @@
+"""Console routes, one module per area; each route declares its roles with ``Require``."""

@@ -1,0 +1,177 @@
+"""KYC checks and disclosures in the console, over ``KycService`` and
+``DisclosureService`` as the API uses them: a check form (person or organisation,
+local or across peers), results grouped local / per peer with each hit's score in words
+and as a bar and its explanation, peers that did not answer; a disclosure request on a
+peer's subject hit; the disclosures page where analysts grant (choosing fields) or deny.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from ...api.deps import NodeDep, SessionDep
+from ...api.routes.kyc import POLL_SECONDS, _start, _view
+from ...schemas_kyc import DISCLOSABLE_FIELDS, CheckCreate, DisclosureCreate, DisclosureDecision
+from ...services.csv_format import read_documents
+from ...services.disclosures import DisclosureService
+from ...services.kyc import KycService
+from ...services.records import Conflict, InvalidInput, NotFound
+from ..auth import Reader, Viewer
+from ..csrf import ReaderForm, WriterForm
+from ..forms import blank_to_none, field_errors, lines
+from ..i18n import N_
+from ..pages import Missing, page, redirect
+
+router = APIRouter(prefix="/console")
+FORM_FIELDS = ("kind", "names", "aliases", "date_of_birth", "nationality", "documents",
+               "licence_numbers", "purpose", "scope")
+BAD_DOCUMENT = N_("Write each document as type:number or type:number:country, "
+                  "for example passport:OB0123456:CD.")
+
+
+def _deliver(request: Request, message_ids: list[str], timeout: float) -> None:
+    sender = request.app.state.sender
+    if sender is not None:
+        sender.deliver_soon(message_ids, timeout)
+
+
+def _values(form: Any = None) -> dict[str, str]:
+    values = {**dict.fromkeys(FORM_FIELDS, ""), "kind": "person", "scope": "federation"}
+    for name in FORM_FIELDS:
+        if form is not None and isinstance(form.get(name), str):
+            values[name] = form.get(name)
+    return values
+
+
+def _check_page(request: Request, node: Any, session: Any, viewer: Viewer,
+                values: dict[str, str], errors: dict[str, str], status_code: int = 200) -> Response:
+    checks = KycService(session, node.identity, viewer.actor, node.now()).list(limit=20, offset=0)
+    return page(request, viewer, "kyc/index.html", status_code=status_code, values=values,
+                errors=errors, checks=checks)
+
+
+@router.get("/kyc", include_in_schema=False)
+def kyc_page(request: Request, node: NodeDep, session: SessionDep, viewer: Reader) -> Response:
+    return _check_page(request, node, session, viewer, _values(), {})
+
+
+@router.post("/kyc", include_in_schema=False)
+async def run_check(request: Request, node: NodeDep, session: SessionDep,
+                    posted: ReaderForm) -> Response:
+    viewer, t = posted.viewer, posted.viewer.t
+    values = _values(posted.form)
+    errors: dict[str, str] = {}
+    try:
+        documents = read_documents("|".join(lines(values["documents"])))
+    except ValueError:
+        documents, errors["documents"] = [], t.gettext(BAD_DOCUMENT)
+    party = {"kind": values["kind"], "names": lines(values["names"]),
+             "aliases": lines(values["aliases"]),
+             "date_of_birth": blank_to_none(values["date_of_birth"]),
+             "nationality": blank_to_none(values["nationality"]), "documents": documents,
+             "licence_numbers": lines(values["licence_numbers"])}
+    body = None
+    try:
+        body = CheckCreate.model_validate({"party": party, "purpose": values["purpose"],
+                                           "scope": values["scope"]})
+    except ValidationError as exc:
+        errors = {**field_errors(exc, t, lambda loc: str(loc[1] if loc[0] == "party" and len(loc) > 1
+                                                         else loc[0])), **errors}
+    if errors or body is None:
+        return await run_in_threadpool(_check_page, request, node, session, viewer, values,
+                                       errors, 422)
+    timeout = node.settings.kyc_timeout_seconds
+    check_uuid, queued = await run_in_threadpool(_start, node, viewer.actor, body, timeout)
+    _deliver(request, queued, timeout)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    view = await run_in_threadpool(_view, node, viewer.actor, check_uuid)
+    while not view.complete and loop.time() < deadline:
+        await request.app.state.answer_feed.wait(min(POLL_SECONDS, deadline - loop.time()))
+        view = await run_in_threadpool(_view, node, viewer.actor, check_uuid)
+    return redirect(f"/console/kyc/{check_uuid}")
+
+
+@router.get("/kyc/{check_id}", include_in_schema=False)
+def check_page(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
+               check_id: str) -> Response:
+    service = KycService(session, node.identity, viewer.actor, node.now())
+    try:
+        check = service.view(service.get(check_id))
+    except NotFound:
+        raise Missing(viewer) from None
+    asked = {(d.peer, d.reference): d for d in DisclosureService(
+        session, node.identity, viewer.actor, node.now()).list(
+            direction="outbound", status=None, limit=500, offset=0) if d.check_id == check.id}
+    return page(request, viewer, "kyc/check.html", check=check, asked=asked, errors={})
+
+
+@router.post("/disclosures", include_in_schema=False)
+def request_disclosure(request: Request, node: NodeDep, session: SessionDep,
+                       posted: ReaderForm) -> Response:
+    viewer = posted.viewer
+    check_id = posted.text("check_id")
+    try:
+        body = DisclosureCreate.model_validate({
+            "check_id": check_id, "peer": posted.text("peer"),
+            "reference": posted.text("reference"), "justification": posted.text("justification")})
+        service = DisclosureService(session, node.identity, viewer.actor, node.now())
+        disclosure, sent = service.request(body)
+    except (ValidationError, InvalidInput, Conflict, NotFound):
+        session.rollback()
+        return redirect(f"/console/kyc/{check_id}?disclosure=invalid")
+    session.commit()
+    _deliver(request, [sent.message_id], node.settings.kyc_timeout_seconds)
+    return redirect(f"/console/disclosures/{disclosure.id}?requested=1")
+
+
+@router.get("/disclosures", include_in_schema=False)
+def disclosures(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
+                direction: str = "inbound") -> Response:
+    direction = "outbound" if direction == "outbound" else "inbound"
+    rows = DisclosureService(session, node.identity, viewer.actor, node.now()).list(
+        direction=direction, status=None, limit=200, offset=0)
+    return page(request, viewer, "kyc/disclosures.html", rows=rows, direction=direction)
+
+
+@router.get("/disclosures/{disclosure_id}", include_in_schema=False)
+def disclosure(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
+               disclosure_id: int) -> Response:
+    try:
+        item = DisclosureService(session, node.identity, viewer.actor, node.now()).get(disclosure_id)
+    except NotFound:
+        raise Missing(viewer) from None
+    return page(request, viewer, "kyc/disclosure.html", item=item, fields=DISCLOSABLE_FIELDS,
+                errors={})
+
+
+@router.post("/disclosures/{disclosure_id}/decision", include_in_schema=False)
+def decide(request: Request, node: NodeDep, session: SessionDep, posted: WriterForm,
+           disclosure_id: int) -> Response:
+    viewer = posted.viewer
+    service = DisclosureService(session, node.identity, viewer.actor, node.now())
+    decision = posted.text("decision")
+    try:
+        body = DisclosureDecision.model_validate({
+            "decision": decision,
+            "fields": posted.texts("fields") if decision == "grant" else [],
+            "reason": (posted.text("reason") or None) if decision == "deny" else None})
+        _, sent = service.decide(disclosure_id, body)
+    except NotFound:
+        raise Missing(viewer) from None
+    except (ValidationError, InvalidInput, Conflict):
+        session.rollback()
+        item = service.get(disclosure_id)
+        message = (N_("Choose at least one field to release.") if decision == "grant"
+                   else N_("Say why the request is denied."))
+        return page(request, viewer, "kyc/disclosure.html", status_code=422, item=item,
+                    fields=DISCLOSABLE_FIELDS, errors={decision: viewer.t.gettext(message)})
+    session.commit()
+    _deliver(request, [sent.message_id], node.settings.kyc_timeout_seconds)
+    return redirect(f"/console/disclosures/{disclosure_id}?decided=1")
