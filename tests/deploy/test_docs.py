@@ -163,7 +163,7 @@ def test_every_metric_the_guides_name_is_exported():
     families = {family.name for family in metrics.registry.collect()}
     series = families | {f + "_total" for f in families}
     for name in GUIDES:
-        for metric in set(re.findall(r"\bkpnet_[a-z_]+\b", guide(name))):
+        for metric in set(re.findall(r"`(kpnet_[a-z_]+)`", guide(name))):
             assert metric in series, f"{name}: {metric} is not a metric of the node"
     documented = set(re.findall(r"`(kpnet_[a-z_]+)`", guide("operations.md")))
     exported = {f if f in documented else f + "_total" for f in families}
