@@ -9,9 +9,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Key of the PostgreSQL advisory lock that serialises concurrent upgrades (several node
+# processes starting at once on one database): "kpnet" in ASCII.
+UPGRADE_LOCK = 0x6B706E6574
 
 
 def alembic_config() -> Config:
@@ -21,8 +24,13 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database to ``revision`` in one transaction. Processes upgrading the
+    same database at once take turns (SQLite: its write lock; PostgreSQL: an advisory
+    lock), and whoever comes second finds the work done."""
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -100,3 +100,20 @@ def test_app_works_on_a_freshly_migrated_database(settings):
         assert read.status_code == 200
         assert read.json()["names"] == ["Ibrahim Ouédraogo"]
         assert read.json()["date_of_birth"] == "1971-06"
+
+
+def test_processes_starting_together_upgrade_one_after_another(tmp_path, database_url):
+    """Several node processes started at once on an empty database (replicas of a
+    Deployment) must not trip over each other's CREATE TABLEs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = database_url or f"sqlite:///{tmp_path / 'shared.db'}"
+    engines = [make_engine(url) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            results = list(pool.map(lambda engine: upgrade(engine), engines))
+        assert results == [None] * len(engines)
+        assert all(is_up_to_date(engine) for engine in engines)
+    finally:
+        for engine in engines:
+            engine.dispose()
