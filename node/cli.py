@@ -389,8 +389,8 @@ def backup(
     data_dir: DataDir,
     passphrase_file: PassphraseFile = None,
 ) -> None:
-    """Back up the node into one archive: database, config, card, and the keys
-    (encrypted with a passphrase). The node may keep running."""
+    """Back up the node into one archive: database, config, card and keys, all but the
+    public card encrypted with a passphrase. The node may keep running."""
     from .services.backup import create_backup
 
     settings = settings_for(data_dir)
@@ -401,7 +401,7 @@ def backup(
     typer.echo(f"node {report.node_id} backed up to {output}: {sum(report.rows.values())} rows "
                f"in {len(report.rows)} tables, database revision {report.revision} "
                f"(sha256 {report.sha256})")
-    typer.echo("keep the passphrase apart from the archive: without it the keys cannot be "
+    typer.echo("keep the passphrase apart from the archive: without it nothing can be "
                "restored", err=True)
 
 

@@ -1,14 +1,19 @@
 """`kpnet backup` and `kpnet restore`: a node with records, peers, alerts, a rotated key
 and leased outbox messages comes back row for row, with the same keys and an audit
-chain that verifies, on SQLite and PostgreSQL and from one to the other; a damaged or
-altered archive, a wrong passphrase or a non-empty target is refused with nothing
-written. (The delivery of pending messages by a restored node is in
-tests/federation/test_backup_restore.py.)"""
+chain that verifies, on SQLite and PostgreSQL and from one to the other; the archive
+holds no row, config value or key in clear; a damaged or altered archive (even by
+someone who knows the passphrase), a wrong passphrase, an archive of another format or
+a non-empty target is refused with nothing written. (The delivery of pending messages
+by a restored node is in tests/federation/test_backup_restore.py.)"""
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 import io
 import json
+import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
@@ -25,6 +30,7 @@ from sqlalchemy.orm import Session
 from node.app import create_app
 from node.config import Settings, load_settings
 from node.db import make_engine
+from node.db.migrate import head_revision
 from node.db.models import AuditEntry, OutboxMessage, Peer
 from node.keystore import read_key_files
 from node.runtime import open_node
@@ -38,6 +44,7 @@ from node.services.tokens import TokenService
 from tests.conftest import create_node, fresh_postgres_database, issue_tokens
 
 PASSPHRASE = "Douala-Bertoua 2026 cellule KP"
+NARRATIVE = "Vu à Garoua-Boulaï le 3 mars avec deux colis de pierres non déclarées"
 ADMIN = Actor("test", "admin")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 # Rows a restore changes on purpose (see node.services.backup._fresh_start).
@@ -86,7 +93,7 @@ def populate(settings: Settings, tmp_path: Path) -> None:
         assert changed.status_code == 200, changed.text
         subject = client.post("/api/v1/subjects", headers=analyst, json={
             "kind": "person", "names": ["Amadou Bello"], "aliases": ["Le Diamantaire"],
-            "reason_category": "smuggling", "nationality": "CM",
+            "reason_category": "smuggling", "nationality": "CM", "narrative": NARRATIVE,
             "documents": [{"type": "passport", "number": "AA123456"}]})
         assert subject.status_code == 201, subject.text
         for title in ("Colis saisi à Garoua-Boulaï", "Faux certificat KP"):
@@ -348,21 +355,69 @@ def rewrite(archive: Path, out: Path, change: Callable[[str, bytes], bytes | Non
     return out
 
 
-def flip_a_row(name: str, data: bytes) -> bytes:
-    return data.replace(b"Amadou Bello", b"Amadou Bellu") if name == "db/subjects.jsonl" else data
+def flip_a_byte(name: str, data: bytes) -> bytes:
+    """One bit of the subjects' ciphertext changed, in its middle."""
+    if name != "db/subjects.jsonl.enc":
+        return data
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
 
 
 def forge_manifest(name: str, data: bytes, members: dict[str, bytes]) -> bytes:
-    """Alter a row and fix its checksum in the manifest, as a careful forger would."""
+    """Alter the ciphertext and fix its checksum in the manifest, as a careful forger
+    without the passphrase would."""
     if name == "manifest.json":
         manifest = json.loads(data)
-        import hashlib
         for member in manifest["members"]:
-            if member["name"] == "db/subjects.jsonl":
-                forged = flip_a_row(member["name"], members[member["name"]])
+            if member["name"] == "db/subjects.jsonl.enc":
+                forged = flip_a_byte(member["name"], members[member["name"]])
                 member["size"], member["sha256"] = len(forged), hashlib.sha256(forged).hexdigest()
         return json.dumps(manifest, indent=2).encode()
-    return flip_a_row(name, data)
+    return flip_a_byte(name, data)
+
+
+def subkeys(manifest: dict[str, Any], passphrase: str = PASSPHRASE):  # type: ignore[no-untyped-def]
+    params = manifest["encryption"]
+    return backup._derive(passphrase, base64.b64decode(params["salt"]), params["opslimit"],
+                          params["memlimit"])
+
+
+def plaintext(archive: Path, passphrase: str = PASSPHRASE) -> dict[str, bytes]:
+    """Every member of the archive, decrypted (the manifest, its MAC and the card as
+    they are)."""
+    members = contents(archive)
+    manifest = json.loads(members["manifest.json"])
+    keys = subkeys(manifest, passphrase)
+    opened = {}
+    for name, data in members.items():
+        if name in ("manifest.json", "manifest.mac", "card.json"):
+            opened[name] = data
+            continue
+        key = keys.keys if name == "keys.enc" else keys.data
+        with backup._reader(io.BytesIO(data), key, name,
+                            manifest["encryption"]["chunk_bytes"]) as plain:
+            opened[name] = plain.read()
+    return opened
+
+
+def forge(archive: Path, out: Path, change: Callable[[dict[str, bytes]], None]) -> Path:
+    """A copy of ``archive`` with members changed by ``change``, and the manifest's
+    checksums and MAC made to match, as someone who knows the passphrase could."""
+    members = contents(archive)
+    change(members)
+    manifest = json.loads(members["manifest.json"])
+    for member in manifest["members"]:
+        data = members[member["name"]]
+        member["size"], member["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    members["manifest.json"] = json.dumps(manifest, indent=2).encode()
+    members["manifest.mac"] = backup._mac(subkeys(manifest).mac,
+                                          members["manifest.json"]).encode() + b"\n"
+    with tarfile.open(out, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out
 
 
 @pytest.fixture
@@ -377,16 +432,20 @@ def contents(archive: Path) -> dict[str, bytes]:
         return {info.name: tar.extractfile(info).read() for info in tar}  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("damage", ["altered row", "missing member", "truncated", "not a backup",
-                                    "forged manifest"])
+@pytest.mark.parametrize("damage", ["altered byte", "truncated member", "missing member",
+                                    "truncated", "not a backup", "forged manifest"])
 def test_damaged_or_altered_archive_is_refused_and_nothing_is_written(archive: Path,
                                                                       tmp_path: Path, damage):
     bad = tmp_path / "bad.tar.gz"
-    if damage == "altered row":
-        rewrite(archive, bad, flip_a_row)
-        expected = "db/subjects.jsonl does not match its checksum"
+    if damage == "altered byte":
+        rewrite(archive, bad, flip_a_byte)
+        expected = "db/subjects.jsonl.enc does not match its checksum"
+    elif damage == "truncated member":
+        rewrite(archive, bad, lambda name, data: data[:-20] if name == "db/outbox.jsonl.enc"
+                else data)
+        expected = "db/outbox.jsonl.enc does not match its checksum"
     elif damage == "missing member":
-        rewrite(archive, bad, lambda name, data: None if name == "db/outbox.jsonl" else data)
+        rewrite(archive, bad, lambda name, data: None if name == "db/outbox.jsonl.enc" else data)
         expected = "damaged or was altered"
     elif damage == "truncated":
         data = archive.read_bytes()
@@ -422,6 +481,69 @@ def test_wrong_passphrase_is_refused_and_nothing_is_written(source: Settings,
     assert not (tmp_path / "restored").exists()
     if target_url is not None:
         assert table_names(target_url) == []
+
+
+@pytest.mark.parametrize("damage", ["final chunk cut off", "one byte changed",
+                                    "tables swapped"])
+def test_ciphertext_altered_by_a_passphrase_holder_is_refused(
+        source: Settings, target_url: str | None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, damage: str):
+    """Checksums and MAC redone to match: decryption itself refuses the member, once the
+    schema is made and loading has begun; what was made is removed."""
+    monkeypatch.setattr(backup, "CHUNK_BYTES", 256)  # many chunks per table
+    archive = tmp_path / "cm.tar.gz"
+    make_backup(source, archive)
+    header, block = 24, 256 + 17
+    victim = "db/audit_log.jsonl.enc"
+
+    def change(members: dict[str, bytes]) -> None:
+        data = members[victim]
+        assert len(data) > header + 3 * block
+        if damage == "final chunk cut off":
+            members[victim] = data[:header + 2 * block]
+        elif damage == "one byte changed":
+            members[victim] = data[:-5] + bytes([data[-5] ^ 0x80]) + data[-4:]
+        else:
+            other = "db/subjects.jsonl.enc"
+            members[victim], members[other] = members[other], members[victim]
+
+    bad = forge(archive, tmp_path / "forged.tar.gz", change)
+    reason = {"final chunk cut off": "it is cut short, before its final chunk"}.get(
+        damage, "a chunk does not decrypt")
+    with pytest.raises(BackupError, match=rf"damaged or was altered \(db/\w+\.jsonl\.enc: "
+                                          rf"{reason}\); nothing was written") as refused:
+        restore(bad, tmp_path / "restored", target_url)
+    assert "\n" not in str(refused.value)
+    assert not (tmp_path / "restored").exists()
+    if target_url is not None:
+        assert table_names(target_url) == []
+
+
+@pytest.mark.parametrize("version", [1, 3, "2", None])
+def test_older_or_unknown_format_is_refused_in_one_line(archive: Path, tmp_path: Path,
+                                                        version: Any):
+    def change(name: str, data: bytes) -> bytes:
+        if name != "manifest.json":
+            return data
+        manifest = json.loads(data)
+        manifest["format_version"] = version
+        return json.dumps(manifest).encode()
+
+    other = rewrite(archive, tmp_path / "other.tar.gz", change)
+    asked: list[bool] = []
+    with pytest.raises(BackupError) as refused:
+        restore_archive(other, tmp_path / "restored", now=NOW, actor="test",
+                        passphrase=lambda: asked.append(True) or PASSPHRASE)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"is in backup format {version if version == 1 else repr(version)}" in message
+    if version == 1:
+        assert "no longer restores" in message
+        assert "restore it with a kpnet that reads format 1, then back up again" in message
+    else:
+        assert "does not know (it reads format 2)" in message
+    assert asked == []
+    assert not (tmp_path / "restored").exists()
 
 
 def test_non_empty_targets_are_refused(source: Settings, target_url: str | None,
@@ -517,7 +639,7 @@ def test_cli_round_trip_and_mistakes(sqlite_source: Settings, tmp_path: Path, kp
     assert wrong.startswith("error: wrong passphrase")
     assert not restored.exists()
 
-    altered = rewrite(archive, tmp_path / "altered.tar.gz", flip_a_row)
+    altered = rewrite(archive, tmp_path / "altered.tar.gz", flip_a_byte)
     refused = user_mistake(kpnet("restore", altered, "--data-dir", restored, env=env))
     assert "altered" in refused and "nothing was written" in refused
     missing = user_mistake(kpnet("restore", tmp_path / "nope.tar.gz", "--data-dir", restored,
@@ -558,21 +680,27 @@ def test_passphrase_is_asked_twice_when_backing_up(sqlite_source: Settings, tmp_
 def test_archive_layout_and_manifest(archive: Path):
     members = contents(archive)
     names = list(members)
-    assert names[:5] == ["manifest.json", "manifest.mac", "config.toml", "card.json",
-                         "keys.sealed"]
+    assert names[:5] == ["manifest.json", "manifest.mac", "config.toml.enc", "card.json",
+                         "keys.enc"]
     manifest = json.loads(members["manifest.json"])
-    assert manifest["format"] == "kpnet-backup" and manifest["format_version"] == 1
+    assert manifest["format"] == "kpnet-backup" and manifest["format_version"] == 2
     assert manifest["node_id"] == "CM"
-    assert manifest["database"]["alembic_revision"] == "0003"
+    assert manifest["database"]["alembic_revision"] == head_revision()
     tables = [t["name"] for t in manifest["database"]["tables"]]
     # Parents before children, so rows load with foreign keys on.
     assert tables.index("alerts") < tables.index("outbox")
     assert tables.index("licensees") < tables.index("licence_status_changes")
-    assert names[5:] == [f"db/{t}.jsonl" for t in tables]
-    assert manifest["keys"]["kdf"] == "argon2id"
-    # The keys are sealed: no raw key bytes in the archive.
-    for key in read_key_files(Path(archive.parent / "cm" / "keys")).values():
-        assert all(key not in data for data in members.values())
+    assert names[5:] == [f"db/{t}.jsonl.enc" for t in tables]
+    encryption = manifest["encryption"]
+    assert encryption["kdf"] == "argon2id"
+    assert encryption["cipher"] == "xchacha20poly1305-secretstream"
+    assert encryption["chunk_bytes"] == 64 * 1024
+    assert encryption["clear_members"] == ["card.json"]
+    assert members["card.json"] == (archive.parent / "cm" / "card.json").read_bytes()
+    # Each checksum is of the bytes stored, that is of the ciphertext.
+    for member in manifest["members"]:
+        data = members[member["name"]]
+        assert (member["size"], member["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
     assert date.fromisoformat(manifest["created_at"][:10]) == NOW.date()
 
 
@@ -597,5 +725,84 @@ def test_backup_of_a_running_sqlite_node_does_not_hold_up_writers(sqlite_source:
     report = create_backup(sqlite_source, archive, passphrase=lambda: PASSPHRASE, now=NOW,
                            actor="test", progress=slow_progress)
     assert written
-    tokens = [json.loads(line) for line in contents(archive)["db/api_tokens.jsonl"].splitlines()]
+    dump = plaintext(archive)["db/api_tokens.jsonl.enc"]
+    tokens = [json.loads(line) for line in dump.splitlines()]
     assert len(tokens) == report.rows["api_tokens"] == 4  # one per role, not "during"
+
+
+def test_archive_holds_nothing_secret_in_clear(sqlite_source: Settings, tmp_path: Path):
+    """Names, narratives, token hashes, config secrets and keys appear in the archive's
+    plaintext, and nowhere in its bytes, gzip-decompressed or not."""
+    config = sqlite_source.data_dir / "config.toml"
+    metrics_token = "metrics-0123456789abcdef"
+    config.write_text(config.read_text() + f'metrics_token = "{metrics_token}"\n')
+    settings = load_settings(sqlite_source.data_dir)
+    archive = tmp_path / "cm.tar.gz"
+    make_backup(settings, archive)
+
+    rows = all_rows(settings.sqlalchemy_url)
+    secrets = [NARRATIVE, "Amadou Bello", "Le Diamantaire", "AA123456", "Jean-Pierre Mbéki",
+               "Comptoir Étoile", "Colis saisi à Garoua-Boulaï", "enquête en cours",
+               metrics_token]
+    secrets += [token["token_hash"] for token in rows["api_tokens"]]
+    assert rows["api_tokens"]
+    assert all(len(token["token_hash"]) >= 32 for token in rows["api_tokens"])
+    assert rows["subjects"][0]["narrative"] == NARRATIVE
+    needles = [secret.encode("utf-8") for secret in secrets]
+    key_files = read_key_files(settings.keys_dir)
+    needles += [base64.b64encode(key) for key in key_files.values()]
+
+    opened = b"".join(plaintext(archive).values())
+    assert all(needle in opened for needle in needles)  # the test looks for what is there
+    needles += list(key_files.values())
+    stored = archive.read_bytes()
+    tar = gzip.decompress(stored)
+    members = contents(archive)
+    for needle in needles:
+        assert needle not in stored and needle not in tar
+        assert all(needle not in data for data in members.values())
+    assert not members["config.toml.enc"].startswith(b"#")
+
+    restore(archive, tmp_path / "restored")
+    assert load_settings(tmp_path / "restored").metrics_token == metrics_token
+
+
+def test_round_trip_with_many_small_chunks(sqlite_source: Settings, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch):
+    """Rows spread over chunk boundaries (and lines over chunks) come back whole."""
+    monkeypatch.setattr(backup, "CHUNK_BYTES", 256)
+    archive = tmp_path / "cm.tar.gz"
+    made = make_backup(sqlite_source, archive)
+    assert json.loads(contents(archive)["manifest.json"])["encryption"]["chunk_bytes"] == 256
+    before = all_rows(sqlite_source.sqlalchemy_url)
+    restored = restore(archive, tmp_path / "restored")
+    after = all_rows(load_settings(tmp_path / "restored").sqlalchemy_url)
+    assert restored.rows == made.rows
+    assert after["subjects"] == before["subjects"]
+    assert after["audit_log"][:-1] == before["audit_log"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 257, 3 * 256, 10_000])
+def test_sealed_member_round_trips_at_chunk_boundaries(size: int):
+    """Incompressible content of any length, the final chunk full, short or empty."""
+    key, data = os.urandom(32), os.urandom(size)
+    stored = io.BytesIO()
+    sealer = backup._Sealer(stored, key, "db/x.jsonl.enc", 256)
+    for start in range(0, size, 100):
+        sealer.write(data[start:start + 100])
+    sha256 = sealer.close()
+    assert sha256 == hashlib.sha256(stored.getvalue()).hexdigest()
+    assert sealer.size == len(stored.getvalue())
+    with backup._reader(io.BytesIO(stored.getvalue()), key, "db/x.jsonl.enc", 256) as plain:
+        assert plain.read() == data
+    for wrong_key, wrong_name in ((os.urandom(32), "db/x.jsonl.enc"), (key, "db/y.jsonl.enc")):
+        with pytest.raises(backup._Undecryptable, match="does not decrypt"):  # noqa: SIM117
+            with backup._reader(io.BytesIO(stored.getvalue()), wrong_key, wrong_name,
+                                256) as plain:
+                plain.read()
+    # A byte more: in a short final chunk, or after a full one.
+    with pytest.raises(backup._Undecryptable,  # noqa: SIM117
+                       match=r"does not decrypt|goes on after its final chunk"):
+        with backup._reader(io.BytesIO(stored.getvalue() + b"x"), key, "db/x.jsonl.enc",
+                            256) as plain:
+            plain.read()
