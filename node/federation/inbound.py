@@ -14,10 +14,10 @@ envelope, so a refusal undoes only its own envelope's effects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -222,3 +222,13 @@ class InboundProcessor:
             )
             session.commit()
         return InboundResult("rejected", None, error=exc.code, detail=detail)
+
+
+def forget_expired(session: Session, now: datetime, clock_skew: int) -> int:
+    """Delete the de-duplication rows of received messages that have expired (with the
+    clock-skew allowance and a minute to spare): a replay of such a message is refused
+    as ``expired`` before it could be taken for new, so the row is no longer needed.
+    Returns how many were deleted; the caller commits."""
+    cutoff = now - timedelta(seconds=clock_skew + 60)
+    result = session.execute(delete(InboundMessage).where(InboundMessage.expires_at < cutoff))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

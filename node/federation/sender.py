@@ -27,6 +27,7 @@ from ..db.models import AlertRecipient, OutboxMessage, Peer
 from ..runtime import Node
 from ..services.audit import AuditEvent, AuditLog
 from ..services.peers import PeerDirectory
+from .inbound import forget_expired
 
 log = logging.getLogger("kpnet.sender")
 
@@ -36,6 +37,8 @@ RETRYABLE_CODES = frozenset({
     "unknown_sender", "sender_inactive", "unknown_key", "key_expired", "not_yet_valid",
 })
 FEDERATION_PATH = "/federation/v1/messages"
+# How often a sender forgets expired received messages (``inbound.forget_expired``).
+FORGET_EVERY = timedelta(minutes=10)
 
 
 async def in_thread(step: Any, *args: Any) -> Any:
@@ -80,6 +83,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._urgent: set[asyncio.Task[int]] = set()
         self._loop = asyncio.get_running_loop()
+        self._forgotten_at: datetime | None = None
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (after a new alert, say)."""
@@ -125,6 +129,10 @@ class OutboxSender:
         """One round: expire overdue messages, claim due work, deliver it. Returns the
         number of messages delivered."""
         await in_thread(self._expire_overdue)
+        now = self.node.now()
+        if self._forgotten_at is None or now - self._forgotten_at >= FORGET_EVERY:
+            await in_thread(self._forget_expired_inbound)
+            self._forgotten_at = now
         work = await in_thread(self._claim)
         if not work:
             return 0
@@ -146,6 +154,11 @@ class OutboxSender:
             for row in expired:
                 row.status, row.last_error, row.leased_until = "expired", "expired before delivery", None
                 self._set_alert_state(session, row, "expired", now)
+            session.commit()
+
+    def _forget_expired_inbound(self) -> None:
+        with self.node.sessions() as session:
+            forget_expired(session, self.node.now(), self.node.settings.clock_skew_seconds)
             session.commit()
 
     def _claim(self, only: frozenset[str] | None = None) -> dict[tuple[str, str], list[Claimed]]:
