@@ -342,11 +342,16 @@ def keys_rotate(data_dir: DataDir) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir) -> None:
-    """Apply pending database migrations."""
+    """Apply pending database migrations (needs the config, not the keys)."""
+    from .db import make_engine, upgrade
     from .db.migrate import current_revision
 
-    with opened(data_dir) as node:
-        typer.echo(f"database at revision {current_revision(node.engine)}")
+    engine = make_engine(settings_for(data_dir).sqlalchemy_url)
+    try:
+        upgrade(engine)
+        typer.echo(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
 
 
 @audit_app.command("verify")

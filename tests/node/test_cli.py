@@ -84,6 +84,16 @@ def test_db_upgrade_prints_the_revision(node_dir, kpnet):
     assert result.stdout.strip() == f"database at revision {head_revision()}"
 
 
+def test_db_upgrade_needs_no_keys(node_dir, kpnet):
+    """A migration job (Kubernetes) gets the config and the database, not the keys."""
+    data_dir, _ = node_dir
+    keys = Path(data_dir) / "keys"
+    keys.rename(Path(data_dir) / "keys-elsewhere")
+    result = kpnet("db", "upgrade", "--data-dir", data_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"database at revision {head_revision()}"
+
+
 def test_data_dir_from_the_environment(node_dir, kpnet):
     data_dir, output = node_dir
     result = kpnet("fingerprint", env={"KPNET_DATA_DIR": str(data_dir)})
