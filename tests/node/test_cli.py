@@ -87,9 +87,12 @@ def test_db_upgrade_prints_the_revision(node_dir, kpnet):
 def test_db_upgrade_needs_no_keys(node_dir, kpnet):
     """A migration job (Kubernetes) gets the config and the database, not the keys."""
     data_dir, _ = node_dir
-    keys = Path(data_dir) / "keys"
-    keys.rename(Path(data_dir) / "keys-elsewhere")
-    result = kpnet("db", "upgrade", "--data-dir", data_dir)
+    keys, elsewhere = Path(data_dir) / "keys", Path(data_dir) / "keys-elsewhere"
+    keys.rename(elsewhere)
+    try:
+        result = kpnet("db", "upgrade", "--data-dir", data_dir)
+    finally:
+        elsewhere.rename(keys)  # the node is shared with the module's other tests
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"database at revision {head_revision()}"
 
