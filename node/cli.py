@@ -268,12 +268,15 @@ def peer_add(
 
 @peer_app.command("list")
 def peer_list(data_dir: DataDir) -> None:
-    """List peers with their state."""
+    """List peers, one a line, tab-separated: id, state, name, endpoint, last contact,
+    consecutive delivery failures, fingerprint, last delivery error."""
     with opened(data_dir) as node, node.sessions() as session:
         for peer in _peers(node, session).list():
             contact = f"{peer.last_contact_at:%Y-%m-%d %H:%M}" if peer.last_contact_at else "never"
             typer.echo(f"{peer.node_id}\t{peer.status}\t{peer.name}\t{peer.endpoint}\t"
-                       f"last contact {contact}\tfailures {peer.consecutive_failures}")
+                       f"last contact {contact}\tfailures {peer.consecutive_failures}\t"
+                       f"fingerprint {peer.fingerprint}\t"
+                       f"last error {peer.last_error or '-'}")
 
 
 def _peer_status(data_dir: Path, node_id: str, new_status: str) -> None:

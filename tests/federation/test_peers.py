@@ -160,6 +160,7 @@ def test_cli_peer_lifecycle(tmp_path: Path, cm: Local, cf: Local) -> None:
     listed = kpnet("peer", "list", "--data-dir", data_dir)
     assert listed.returncode == 0, listed.stderr
     assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [["CF", "suspended"]]
+    assert listed.stdout.split("\t")[6:] == [f"fingerprint {cf.fingerprint}", "last error -\n"]
 
     assert kpnet("peer", "resume", "--data-dir", data_dir, "CF").returncode == 0
     assert peers_of(cm) == {"CF": "active"}
