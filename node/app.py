@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC
 from contextlib import asynccontextmanager
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -66,7 +66,9 @@ def _database_counts(node: Node) -> dict[str, Any]:
             peers[peer.node_id] = {
                 "pending": count,
                 "oldest_age": (now - oldest).total_seconds() if oldest else 0.0,
-                "up": 1 if peer.consecutive_failures == 0 else 0,
+                # A suspended peer is not delivered to: no up/down to report.
+                "up": None if peer.status != "active"
+                else 1 if peer.consecutive_failures == 0 else 0,
             }
         return {"records": records, "audit": count_entries(session), "peers": peers}
 

@@ -43,12 +43,14 @@ class DatabaseCounts(Collector):
             "Age of the oldest message waiting for delivery, by peer", labels=["peer"],
         )
         up = GaugeMetricFamily(
-            "kpnet_peer_up", "1 if the last delivery attempt to the peer succeeded", labels=["peer"]
+            "kpnet_peer_up",
+            "1 if the last delivery attempt to the (active) peer succeeded", labels=["peer"]
         )
         for peer, info in sorted(counts.get("peers", {}).items()):
             depth.add_metric([peer], info["pending"])
             oldest.add_metric([peer], info["oldest_age"])
-            up.add_metric([peer], info["up"])
+            if info["up"] is not None:
+                up.add_metric([peer], info["up"])
         yield depth
         yield oldest
         yield up

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -128,6 +129,13 @@ def test_peer_down_while_sending_gets_everything_once_it_is_back(network):
     assert accepted(cd, "CM") == 20
     assert metric_value(cd, "kpnet_federation_messages_duplicate_total") == 0
     assert metric_value(cm, "kpnet_peer_up", peer="CD") == 1
+
+    # A suspended peer is not delivered to, so it is neither up nor down (no alert).
+    with cm.api("admin") as api:
+        assert api.post("/api/v1/peers/CD/suspend").status_code == 200
+    series = httpx.get(f"{cm.url}/metrics").text
+    assert 'kpnet_peer_up{peer="CF"} 1.0' in series
+    assert 'kpnet_peer_up{peer="CD"}' not in series
 
 
 def test_changes_made_while_a_peer_is_down_reach_it_in_order(make_network):
