@@ -76,9 +76,12 @@ class NodeCard(_Strict):
     def key(self, kid: str) -> PublicKey | None:
         return next((k for k in self.public_keys() if k.kid == kid), None)
 
-    def current_key(self, use: str, now: int) -> PublicKey:
-        """The valid key of ``use`` with the latest ``valid_from`` (the one to use now)."""
-        valid = [k for k in self.public_keys() if k.use == use and k.valid_at(now)]
+    def current_key(self, use: str, now: int, clock_skew: int = 0) -> PublicKey:
+        """The valid key of ``use`` with the latest ``valid_from`` (the one to use now).
+        ``clock_skew`` widens validity by that many seconds each way, as receivers do:
+        a key the card's owner made a moment ago by its clock, ahead of ours, is usable."""
+        valid = [k for k in self.public_keys() if k.use == use
+                 and k.valid_from - clock_skew <= now <= k.valid_until + clock_skew]
         if not valid:
             raise CardInvalid(f"card of {self.node_id} has no {use} key valid now")
         return max(valid, key=lambda k: k.valid_from)

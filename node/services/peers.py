@@ -11,7 +11,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from protocol import NodeCard, PublicKey, SenderInactive, b64decode, canonical_json, verify_card
+from protocol import (
+    DEFAULT_CLOCK_SKEW,
+    NodeCard,
+    PublicKey,
+    SenderInactive,
+    b64decode,
+    canonical_json,
+    verify_card,
+)
 
 from ..db.models import OutboxMessage, Peer
 from .agreements import SharingAgreement
@@ -171,6 +179,8 @@ def _verified_card(card_bytes: bytes) -> NodeCard:
 
 def current_encryption_key(peer: Peer, now: datetime) -> PublicKey:
     """The peer's encryption key to seal to now (its stored card was verified on entry
-    and is verified again here; the result is cached per card)."""
+    and is verified again here; the result is cached per card). Validity allows the
+    protocol's clock skew: a peer whose clock is ahead of ours issues keys that are
+    valid "from" a moment in our future."""
     card = _verified_card(canonical_json(peer.card))
-    return card.current_key("enc", int(now.timestamp()))
+    return card.current_key("enc", int(now.timestamp()), DEFAULT_CLOCK_SKEW)

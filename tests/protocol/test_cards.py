@@ -56,6 +56,19 @@ def test_make_card_contents(net: Any) -> None:
     assert set(card.to_json()) == set(TOP_LEVEL)
 
 
+def test_a_key_made_by_a_clock_ahead_of_ours_is_usable_within_the_skew(net: Any) -> None:
+    card, identity = net.sender_card, net.sender
+    enc = next(k for k in card.public_keys() if k.use == "enc")
+    before = enc.valid_from - 10  # our clock is 10 s behind the card owner's
+    with pytest.raises(p.CardInvalid):
+        card.current_key("enc", before)
+    assert card.current_key("enc", before, clock_skew=300).kid == identity.encryption_kid
+    with pytest.raises(p.CardInvalid):
+        card.current_key("enc", enc.valid_from - 301, clock_skew=300)
+    with pytest.raises(p.CardInvalid):
+        card.current_key("enc", enc.valid_until + 301, clock_skew=300)
+
+
 def test_verify_card_round_trip_from_bytes_str_and_dict(net: Any) -> None:
     card = net.sender_card
     from_bytes = p.verify_card(card.to_bytes())
