@@ -257,7 +257,8 @@ def test_federated_kyc_hit_then_disclosure_granted_on_the_other_console(browser,
         created = api.post("/api/v1/subjects", json={
             "kind": "person", "names": ["Théodore Ngakoutou"], "date_of_birth": "1979-04-12",
             "nationality": "CF", "reason_category": "smuggling", "risk_level": "high",
-            "narrative": "Passeur connu sur l'axe Berbérati–Kenzou.", "handling": "AMBER"})
+            "narrative": "Passeur connu sur l'axe Berbérati–Kenzou.", "handling": "AMBER",
+            "documents": [{"type": "passport", "number": "CF0412779", "country": "CF"}]})
         assert created.status_code == 201, created.text
     page = signed_in(browser, cm, "oli")
     page.goto(f"{cm.url}/console/kyc")
@@ -292,7 +293,7 @@ def test_federated_kyc_hit_then_disclosure_granted_on_the_other_console(browser,
         time.sleep(0.2)
         other.reload()
     other.locator("#disclosures tbody a").first.click()
-    for field in ("names", "date_of_birth", "narrative"):
+    for field in ("names", "date_of_birth", "narrative", "documents"):
         other.locator(f"input[name=fields][value={field}]").check()
     shot(other, "disclosure-grant-en")
     other.get_by_role("button", name="Grant").click()
@@ -306,6 +307,8 @@ def test_federated_kyc_hit_then_disclosure_granted_on_the_other_console(browser,
         time.sleep(0.2)
     details = page.locator("#details").inner_text()
     assert "Théodore Ngakoutou" in details and "Berbérati" in details
+    assert "passport CF0412779 (CF)" in details
+    assert page.get_by_role("heading", name="Details released").inner_text().endswith("TLP:AMBER")
     assert page.locator("#disclosure-status").inner_text() == "Granted"
     shot(page, "disclosure-received-en")
     page.context.close()
