@@ -34,9 +34,10 @@ from node.db.migrate import head_revision
 from node.db.models import AuditEntry, OutboxMessage, Peer
 from node.keystore import read_key_files
 from node.runtime import open_node
-from node.services import backup
+from node.services import backup, backup_crypto, backup_restore
 from node.services.audit import verify_chain
-from node.services.backup import BackupError, create_backup, restore_archive
+from node.services.backup import BackupError, create_backup
+from node.services.backup_restore import restore_archive
 from node.services.peers import PeerRegistry
 from node.services.records import Actor
 from node.services.rotation import rotate_keys
@@ -47,7 +48,7 @@ PASSPHRASE = "Douala-Bertoua 2026 cellule KP"
 NARRATIVE = "Vu à Garoua-Boulaï le 3 mars avec deux colis de pierres non déclarées"
 ADMIN = Actor("test", "admin")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-# Rows a restore changes on purpose (see node.services.backup._fresh_start).
+# Rows a restore changes on purpose (see node.services.backup.fresh_start).
 FRESH_START = {"outbox": ("leased_until", "leased_by"), "peers": ("next_attempt_at",)}
 
 
@@ -378,7 +379,7 @@ def forge_manifest(name: str, data: bytes, members: dict[str, bytes]) -> bytes:
 
 def subkeys(manifest: dict[str, Any], passphrase: str = PASSPHRASE):  # type: ignore[no-untyped-def]
     params = manifest["encryption"]
-    return backup._derive(passphrase, base64.b64decode(params["salt"]), params["opslimit"],
+    return backup_crypto.derive_keys(passphrase, base64.b64decode(params["salt"]), params["opslimit"],
                           params["memlimit"])
 
 
@@ -394,7 +395,7 @@ def plaintext(archive: Path, passphrase: str = PASSPHRASE) -> dict[str, bytes]:
             opened[name] = data
             continue
         key = keys.keys if name == "keys.enc" else keys.data
-        with backup._reader(io.BytesIO(data), key, name,
+        with backup_crypto.unsealed_reader(io.BytesIO(data), key, name,
                             manifest["encryption"]["chunk_bytes"]) as plain:
             opened[name] = plain.read()
     return opened
@@ -410,7 +411,7 @@ def forge(archive: Path, out: Path, change: Callable[[dict[str, bytes]], None]) 
         data = members[member["name"]]
         member["size"], member["sha256"] = len(data), hashlib.sha256(data).hexdigest()
     members["manifest.json"] = json.dumps(manifest, indent=2).encode()
-    members["manifest.mac"] = backup._mac(subkeys(manifest).mac,
+    members["manifest.mac"] = backup_crypto.manifest_mac(subkeys(manifest).mac,
                                           members["manifest.json"]).encode() + b"\n"
     with tarfile.open(out, "w:gz") as tar:
         for name, data in members.items():
@@ -594,7 +595,7 @@ def test_failed_load_leaves_nothing_behind(archive: Path, tmp_path: Path,
             raise RuntimeError("disk full")
         return row
 
-    monkeypatch.setattr(backup, "_fresh_start", broken)
+    monkeypatch.setattr(backup_restore, "fresh_start", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         restore(archive, tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
@@ -604,7 +605,7 @@ def test_failed_load_leaves_nothing_behind(archive: Path, tmp_path: Path,
 def test_failed_load_into_postgres_drops_what_it_made(archive: Path, tmp_path: Path,
                                                       postgres_url: str,
                                                       monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(backup, "_fresh_start", lambda table, row: 1 / 0)
+    monkeypatch.setattr(backup_restore, "fresh_start", lambda table, row: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         restore(archive, tmp_path / "restored", postgres_url)
     assert table_names(postgres_url) == []
@@ -787,22 +788,22 @@ def test_sealed_member_round_trips_at_chunk_boundaries(size: int):
     """Incompressible content of any length, the final chunk full, short or empty."""
     key, data = os.urandom(32), os.urandom(size)
     stored = io.BytesIO()
-    sealer = backup._Sealer(stored, key, "db/x.jsonl.enc", 256)
+    sealer = backup_crypto.Sealer(stored, key, "db/x.jsonl.enc", 256)
     for start in range(0, size, 100):
         sealer.write(data[start:start + 100])
     sha256 = sealer.close()
     assert sha256 == hashlib.sha256(stored.getvalue()).hexdigest()
     assert sealer.size == len(stored.getvalue())
-    with backup._reader(io.BytesIO(stored.getvalue()), key, "db/x.jsonl.enc", 256) as plain:
+    with backup_crypto.unsealed_reader(io.BytesIO(stored.getvalue()), key, "db/x.jsonl.enc", 256) as plain:
         assert plain.read() == data
     for wrong_key, wrong_name in ((os.urandom(32), "db/x.jsonl.enc"), (key, "db/y.jsonl.enc")):
-        with pytest.raises(backup._Undecryptable, match="does not decrypt"):  # noqa: SIM117
-            with backup._reader(io.BytesIO(stored.getvalue()), wrong_key, wrong_name,
+        with pytest.raises(backup_crypto.Undecryptable, match="does not decrypt"):  # noqa: SIM117
+            with backup_crypto.unsealed_reader(io.BytesIO(stored.getvalue()), wrong_key, wrong_name,
                                 256) as plain:
                 plain.read()
     # A byte more: in a short final chunk, or after a full one.
-    with pytest.raises(backup._Undecryptable,  # noqa: SIM117
+    with pytest.raises(backup_crypto.Undecryptable,  # noqa: SIM117
                        match=r"does not decrypt|goes on after its final chunk"):
-        with backup._reader(io.BytesIO(stored.getvalue() + b"x"), key, "db/x.jsonl.enc",
+        with backup_crypto.unsealed_reader(io.BytesIO(stored.getvalue() + b"x"), key, "db/x.jsonl.enc",
                             256) as plain:
             plain.read()
