@@ -10,7 +10,6 @@ import json
 import os
 import sys
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,16 +20,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from protocol import ProtocolError
 
 from .bootstrap import NodeExists, init_node
-from .config import Settings, load_settings
+from .cli_common import CLI_ACTOR, CliError, DataDir, fail, opened, settings_for
+from .cli_peers import peer_app
+from .cli_users import user_app
 from .keystore import KeyFileError
-from .runtime import Node, open_node, utc_now
-from .services.agreements import ALERT_CATEGORIES, SharingAgreement
+from .runtime import utc_now
 from .services.audit import verify_chain
 from .services.backup import BackupError
 from .services.csv_import import import_csv
 from .services.export import start_export
-from .services.peers import PeerRegistry
-from .services.records import SYSTEM, Actor, RecordError
+from .services.records import RecordError
 from .services.tokens import ROLES, TokenService
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="kpnet national node.")
@@ -40,7 +39,6 @@ audit_app = typer.Typer(no_args_is_help=True, help="Audit log.")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
-peer_app = typer.Typer(no_args_is_help=True, help="Peers (other countries' nodes).")
 app.add_typer(peer_app, name="peer")
 keys_app = typer.Typer(no_args_is_help=True, help="This node's keys.")
 app.add_typer(keys_app, name="keys")
@@ -48,37 +46,7 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (on temporary nod
 app.add_typer(bench_app, name="bench")
 kyc_app = typer.Typer(no_args_is_help=True, help="KYC matching.")
 app.add_typer(kyc_app, name="kyc")
-user_app = typer.Typer(no_args_is_help=True, help="Web console accounts.")
 app.add_typer(user_app, name="user")
-
-DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
-]
-CLI_ACTOR = Actor("cli", "admin")
-
-
-class CliError(Exception):
-    """A mistake the user can fix; printed as one line."""
-
-
-def fail(message: str) -> None:
-    raise CliError(message)
-
-
-def settings_for(data_dir: Path) -> Settings:
-    if not (data_dir / "config.toml").is_file():
-        fail(f"no node in {data_dir}; create one with `kpnet init --data-dir {data_dir} ...`")
-    return load_settings(data_dir)
-
-
-@contextmanager
-def opened(data_dir: Path, *, migrate: bool = True):  # type: ignore[no-untyped-def]
-    node = open_node(settings_for(data_dir), migrate=migrate)
-    try:
-        yield node
-    finally:
-        node.close()
-
 
 @app.command()
 def init(
@@ -166,168 +134,6 @@ def token_revoke(data_dir: DataDir, token_id: Annotated[int, typer.Argument(help
         TokenService(session, CLI_ACTOR, node.now()).revoke(token_id)
         session.commit()
         typer.echo(f"token {token_id} revoked")
-
-
-def _read_password(password_file: Path | None) -> str:
-    if password_file is not None:
-        try:
-            lines = password_file.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            fail(f"cannot read {password_file}: {exc.strerror}")
-        if not lines or not lines[0]:
-            fail(f"{password_file} is empty; put the password on its first line")
-        return lines[0]
-    if not sys.stdin.isatty():
-        fail("no terminal to ask for the password; use --password-file")
-    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    return password
-
-
-@user_app.command("create")
-def user_create(
-    data_dir: DataDir,
-    username: Annotated[str, typer.Argument(help="Sign-in name: letters, digits, . _ -")],
-    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
-    password_file: Annotated[Path | None, typer.Option(
-        help="Read the password from the first line of this file (else it is asked twice).")] = None,
-    full_name: Annotated[str | None, typer.Option(help="The person's name.")] = None,
-    language: Annotated[str | None, typer.Option(help="Console language: en or fr "
-                                                      "(default: the browser's).")] = None,
-) -> None:
-    """Create a web console account (the first admin is made this way)."""
-    from .services.passwords import WeakPassword
-    from .services.users import UserAccounts
-
-    if role not in ROLES:
-        fail(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
-    password = _read_password(password_file)
-    with opened(data_dir) as node, node.sessions() as session:
-        try:
-            user = UserAccounts(session, CLI_ACTOR, node.now()).create(
-                username, role, password, full_name=full_name, language=language)
-        except WeakPassword as exc:
-            fail({"too_short": "the password must have at least 12 characters",
-                  "too_long": "the password is too long",
-                  "contains_username": "the password must not contain the user name",
-                  "too_simple": "the password needs more different characters",
-                  }[exc.code])
-        session.commit()
-        typer.echo(f"user {user.username} ({user.role}) created; sign in at "
-                   f"{node.settings.public_url.rstrip('/')}/console/")
-
-
-@user_app.command("list")
-def user_list(data_dir: DataDir) -> None:
-    """List console accounts."""
-    from .services.users import UserAccounts, is_locked
-
-    with opened(data_dir) as node, node.sessions() as session:
-        for user in UserAccounts(session, CLI_ACTOR, node.now()).list():
-            state = ("disabled" if user.disabled_at else
-                     "locked" if is_locked(user, node.now()) else "active")
-            typer.echo(f"{user.username}\t{user.role}\t{state}\t{user.full_name or ''}")
-
-
-@user_app.command("unlock")
-def user_unlock(data_dir: DataDir, username: str) -> None:
-    """Lift a lock-out (after too many failed sign-ins)."""
-    from .services.users import UserAccounts
-
-    with opened(data_dir) as node, node.sessions() as session:
-        accounts = UserAccounts(session, CLI_ACTOR, node.now())
-        user = accounts.find(username)
-        if user is None:
-            fail(f"no user {username}")
-        accounts.unlock(user.id)
-        session.commit()
-        typer.echo(f"user {user.username} unlocked")
-
-
-def _peers(node: Node, session: Any) -> PeerRegistry:
-    return PeerRegistry(session, CLI_ACTOR, node.now(), own_node_id=node.identity.node_id)
-
-
-@peer_app.command("add")
-def peer_add(
-    data_dir: DataDir,
-    card_file: Annotated[Path, typer.Argument(help="The peer's card (JSON), from `kpnet card`.")],
-    fingerprint: Annotated[str, typer.Option(help="The fingerprint the peer's focal point read aloud.")],
-    name: Annotated[str | None, typer.Option(help="Name to show for this peer.")] = None,
-) -> None:
-    """Admit a peer after comparing its fingerprint in person."""
-    try:
-        card_bytes = card_file.read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {card_file}: {exc.strerror}")
-    with opened(data_dir) as node, node.sessions() as session:
-        peer = _peers(node, session).add(card_bytes, fingerprint=fingerprint, name=name)
-        session.commit()
-        typer.echo(f"peer {peer.node_id} ({peer.name}) admitted at {peer.endpoint}; "
-                   f"sharing up to TLP:{peer.agreement['max_handling']}")
-
-
-@peer_app.command("list")
-def peer_list(data_dir: DataDir) -> None:
-    """List peers, one a line, tab-separated: id, state, name, endpoint, last contact,
-    consecutive delivery failures, fingerprint, last delivery error."""
-    with opened(data_dir) as node, node.sessions() as session:
-        for peer in _peers(node, session).list():
-            contact = f"{peer.last_contact_at:%Y-%m-%d %H:%M}" if peer.last_contact_at else "never"
-            typer.echo(f"{peer.node_id}\t{peer.status}\t{peer.name}\t{peer.endpoint}\t"
-                       f"last contact {contact}\tfailures {peer.consecutive_failures}\t"
-                       f"fingerprint {peer.fingerprint}\t"
-                       f"last error {peer.last_error or '-'}")
-
-
-def _peer_status(data_dir: Path, node_id: str, new_status: str) -> None:
-    with opened(data_dir) as node, node.sessions() as session:
-        _peers(node, session).set_status(node_id, new_status)
-        session.commit()
-        typer.echo(f"peer {node_id} is now {new_status}")
-
-
-@peer_app.command("suspend")
-def peer_suspend(data_dir: DataDir, node_id: str) -> None:
-    """Stop exchanging with a peer; its messages are refused."""
-    _peer_status(data_dir, node_id, "suspended")
-
-
-@peer_app.command("resume")
-def peer_resume(data_dir: DataDir, node_id: str) -> None:
-    """Resume exchanging with a suspended peer."""
-    _peer_status(data_dir, node_id, "active")
-
-
-@peer_app.command("remove")
-def peer_remove(data_dir: DataDir, node_id: str) -> None:
-    """Remove a peer (it becomes unknown; its history stays in the audit log)."""
-    _peer_status(data_dir, node_id, "removed")
-
-
-@peer_app.command("agreement")
-def peer_agreement(
-    data_dir: DataDir,
-    node_id: str,
-    max_handling: Annotated[str | None, typer.Option(help="Highest TLP level sent: CLEAR, GREEN, AMBER, AMBER+STRICT, RED.")] = None,
-    categories: Annotated[str | None, typer.Option(help="Alert categories, comma-separated, or 'all'.")] = None,
-    kyc: Annotated[str | None, typer.Option(help="Record kinds KYC queries are answered from: licensee,subject.")] = None,
-) -> None:
-    """Show or change the sharing agreement with a peer."""
-    with opened(data_dir) as node, node.sessions() as session:
-        registry = _peers(node, session)
-        peer = registry.get(node_id)
-        values = dict(peer.agreement)
-        if max_handling is not None:
-            values["max_handling"] = max_handling.upper()
-        if categories is not None:
-            values["alert_categories"] = (list(ALERT_CATEGORIES) if categories == "all"
-                                          else [c.strip() for c in categories.split(",") if c.strip()])
-        if kyc is not None:
-            values["kyc_record_kinds"] = [k.strip() for k in kyc.split(",") if k.strip()]
-        if values != peer.agreement:
-            registry.set_agreement(node_id, SharingAgreement.model_validate(values))
-            session.commit()
-        typer.echo(json.dumps(registry.get(node_id).agreement, indent=2))
 
 
 @keys_app.command("rotate")
@@ -424,7 +230,7 @@ def restore(
 ) -> None:
     """Restore a node from an archive into a new (or empty) data directory and an empty
     database. The archive is checked in full before anything is written."""
-    from .services.backup import restore_archive
+    from .services.backup_restore import restore_archive
 
     with _progress_bar() as progress:
         report = restore_archive(

@@ -1,0 +1,42 @@
+"""What every ``kpnet`` command shares: the ``--data-dir`` option, the actor commands
+act as, one-line user errors, and opening the node of a data directory."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .config import Settings, load_settings
+from .runtime import open_node
+from .services.records import Actor
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
+]
+CLI_ACTOR = Actor("cli", "admin")
+
+
+class CliError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def fail(message: str) -> None:
+    raise CliError(message)
+
+
+def settings_for(data_dir: Path) -> Settings:
+    if not (data_dir / "config.toml").is_file():
+        fail(f"no node in {data_dir}; create one with `kpnet init --data-dir {data_dir} ...`")
+    return load_settings(data_dir)
+
+
+@contextmanager
+def opened(data_dir: Path, *, migrate: bool = True):  # type: ignore[no-untyped-def]
+    node = open_node(settings_for(data_dir), migrate=migrate)
+    try:
+        yield node
+    finally:
+        node.close()

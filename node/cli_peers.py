@@ -1,0 +1,104 @@
+"""``kpnet peer``: admitting other countries' nodes after the fingerprint check, their
+state, and the sharing agreement with each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .cli_common import CLI_ACTOR, DataDir, fail, opened
+from .runtime import Node
+from .services.agreements import ALERT_CATEGORIES, SharingAgreement
+from .services.peers import PeerRegistry
+
+peer_app = typer.Typer(no_args_is_help=True, help="Peers (other countries' nodes).")
+
+
+def _peers(node: Node, session: Any) -> PeerRegistry:
+    return PeerRegistry(session, CLI_ACTOR, node.now(), own_node_id=node.identity.node_id)
+
+
+@peer_app.command("add")
+def peer_add(
+    data_dir: DataDir,
+    card_file: Annotated[Path, typer.Argument(help="The peer's card (JSON), from `kpnet card`.")],
+    fingerprint: Annotated[str, typer.Option(help="The fingerprint the peer's focal point read aloud.")],
+    name: Annotated[str | None, typer.Option(help="Name to show for this peer.")] = None,
+) -> None:
+    """Admit a peer after comparing its fingerprint in person."""
+    try:
+        card_bytes = card_file.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {card_file}: {exc.strerror}")
+    with opened(data_dir) as node, node.sessions() as session:
+        peer = _peers(node, session).add(card_bytes, fingerprint=fingerprint, name=name)
+        session.commit()
+        typer.echo(f"peer {peer.node_id} ({peer.name}) admitted at {peer.endpoint}; "
+                   f"sharing up to TLP:{peer.agreement['max_handling']}")
+
+
+@peer_app.command("list")
+def peer_list(data_dir: DataDir) -> None:
+    """List peers, one a line, tab-separated: id, state, name, endpoint, last contact,
+    consecutive delivery failures, fingerprint, last delivery error."""
+    with opened(data_dir) as node, node.sessions() as session:
+        for peer in _peers(node, session).list():
+            contact = f"{peer.last_contact_at:%Y-%m-%d %H:%M}" if peer.last_contact_at else "never"
+            typer.echo(f"{peer.node_id}\t{peer.status}\t{peer.name}\t{peer.endpoint}\t"
+                       f"last contact {contact}\tfailures {peer.consecutive_failures}\t"
+                       f"fingerprint {peer.fingerprint}\t"
+                       f"last error {peer.last_error or '-'}")
+
+
+def _peer_status(data_dir: Path, node_id: str, new_status: str) -> None:
+    with opened(data_dir) as node, node.sessions() as session:
+        _peers(node, session).set_status(node_id, new_status)
+        session.commit()
+        typer.echo(f"peer {node_id} is now {new_status}")
+
+
+@peer_app.command("suspend")
+def peer_suspend(data_dir: DataDir, node_id: str) -> None:
+    """Stop exchanging with a peer; its messages are refused."""
+    _peer_status(data_dir, node_id, "suspended")
+
+
+@peer_app.command("resume")
+def peer_resume(data_dir: DataDir, node_id: str) -> None:
+    """Resume exchanging with a suspended peer."""
+    _peer_status(data_dir, node_id, "active")
+
+
+@peer_app.command("remove")
+def peer_remove(data_dir: DataDir, node_id: str) -> None:
+    """Remove a peer (it becomes unknown; its history stays in the audit log)."""
+    _peer_status(data_dir, node_id, "removed")
+
+
+@peer_app.command("agreement")
+def peer_agreement(
+    data_dir: DataDir,
+    node_id: str,
+    max_handling: Annotated[str | None, typer.Option(help="Highest TLP level sent: CLEAR, GREEN, AMBER, AMBER+STRICT, RED.")] = None,
+    categories: Annotated[str | None, typer.Option(help="Alert categories, comma-separated, or 'all'.")] = None,
+    kyc: Annotated[str | None, typer.Option(help="Record kinds KYC queries are answered from: licensee,subject.")] = None,
+) -> None:
+    """Show or change the sharing agreement with a peer."""
+    with opened(data_dir) as node, node.sessions() as session:
+        registry = _peers(node, session)
+        peer = registry.get(node_id)
+        values = dict(peer.agreement)
+        if max_handling is not None:
+            values["max_handling"] = max_handling.upper()
+        if categories is not None:
+            values["alert_categories"] = (list(ALERT_CATEGORIES) if categories == "all"
+                                          else [c.strip() for c in categories.split(",") if c.strip()])
+        if kyc is not None:
+            values["kyc_record_kinds"] = [k.strip() for k in kyc.split(",") if k.strip()]
+        if values != peer.agreement:
+            registry.set_agreement(node_id, SharingAgreement.model_validate(values))
+            session.commit()
+        typer.echo(json.dumps(registry.get(node_id).agreement, indent=2))

@@ -1,0 +1,89 @@
+"""``kpnet user``: web console accounts (the first admin is created here)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli_common import CLI_ACTOR, DataDir, fail, opened
+from .services.tokens import ROLES
+
+user_app = typer.Typer(no_args_is_help=True, help="Web console accounts.")
+
+
+def _read_password(password_file: Path | None) -> str:
+    if password_file is not None:
+        try:
+            lines = password_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            fail(f"cannot read {password_file}: {exc.strerror}")
+        if not lines or not lines[0]:
+            fail(f"{password_file} is empty; put the password on its first line")
+        return lines[0]
+    if not sys.stdin.isatty():
+        fail("no terminal to ask for the password; use --password-file")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("create")
+def user_create(
+    data_dir: DataDir,
+    username: Annotated[str, typer.Argument(help="Sign-in name: letters, digits, . _ -")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    password_file: Annotated[Path | None, typer.Option(
+        help="Read the password from the first line of this file (else it is asked twice).")] = None,
+    full_name: Annotated[str | None, typer.Option(help="The person's name.")] = None,
+    language: Annotated[str | None, typer.Option(help="Console language: en or fr "
+                                                      "(default: the browser's).")] = None,
+) -> None:
+    """Create a web console account (the first admin is made this way)."""
+    from .services.passwords import WeakPassword
+    from .services.users import UserAccounts
+
+    if role not in ROLES:
+        fail(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
+    password = _read_password(password_file)
+    with opened(data_dir) as node, node.sessions() as session:
+        try:
+            user = UserAccounts(session, CLI_ACTOR, node.now()).create(
+                username, role, password, full_name=full_name, language=language)
+        except WeakPassword as exc:
+            fail({"too_short": "the password must have at least 12 characters",
+                  "too_long": "the password is too long",
+                  "contains_username": "the password must not contain the user name",
+                  "too_simple": "the password needs more different characters",
+                  }[exc.code])
+        session.commit()
+        typer.echo(f"user {user.username} ({user.role}) created; sign in at "
+                   f"{node.settings.public_url.rstrip('/')}/console/")
+
+
+@user_app.command("list")
+def user_list(data_dir: DataDir) -> None:
+    """List console accounts."""
+    from .services.users import UserAccounts, is_locked
+
+    with opened(data_dir) as node, node.sessions() as session:
+        for user in UserAccounts(session, CLI_ACTOR, node.now()).list():
+            state = ("disabled" if user.disabled_at else
+                     "locked" if is_locked(user, node.now()) else "active")
+            typer.echo(f"{user.username}\t{user.role}\t{state}\t{user.full_name or ''}")
+
+
+@user_app.command("unlock")
+def user_unlock(data_dir: DataDir, username: str) -> None:
+    """Lift a lock-out (after too many failed sign-ins)."""
+    from .services.users import UserAccounts
+
+    with opened(data_dir) as node, node.sessions() as session:
+        accounts = UserAccounts(session, CLI_ACTOR, node.now())
+        user = accounts.find(username)
+        if user is None:
+            fail(f"no user {username}")
+        accounts.unlock(user.id)
+        session.commit()
+        typer.echo(f"user {user.username} unlocked")
