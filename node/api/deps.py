@@ -83,3 +83,17 @@ Writer = Annotated[Actor, Depends(WRITE_RECORDS)]
 Admin = Annotated[Actor, Depends(ADMIN)]
 Auditor = Annotated[Actor, Depends(AUDIT)]
 AnyRole = Annotated[Actor, Depends(ANY_ROLE)]
+
+
+def wake_sender(request: Request) -> None:
+    """Have this process's outbox sender deliver now rather than at its next round."""
+    sender = getattr(request.app.state, "sender", None)
+    if sender is not None:
+        sender.wake()
+
+
+def deliver_soon(request: Request, message_ids: list[str]) -> None:
+    """Deliver these messages at once (someone waits on them: KYC and disclosures)."""
+    sender = getattr(request.app.state, "sender", None)
+    if sender is not None:
+        sender.deliver_soon(message_ids, request.app.state.node.settings.kyc_timeout_seconds)

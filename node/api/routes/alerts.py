@@ -19,16 +19,10 @@ from ...schemas_alerts import (
     Retraction,
 )
 from ...services.alerts import AlertService
-from ..deps import NodeDep, Reader, SessionDep, Writer
+from ..deps import NodeDep, Reader, SessionDep, Writer, wake_sender
 from ..streams import alert_stream
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
-
-
-def _wake_sender(request: Request) -> None:
-    sender = getattr(request.app.state, "sender", None)
-    if sender is not None:
-        sender.wake()
 
 
 def _out(alert: Any) -> AlertOut:
@@ -41,7 +35,7 @@ def create_alert(request: Request, node: NodeDep, session: SessionDep, actor: Wr
                  body: AlertCreate) -> Any:
     alert = AlertService(session, node.identity, actor, node.now()).create(body)
     session.commit()
-    _wake_sender(request)
+    wake_sender(request)
     out = _out(alert)
     return AlertCreated(**out.model_dump(),
                         withheld=[r for r in out.recipients if r.state == "withheld"])
@@ -74,7 +68,7 @@ def update_alert(request: Request, node: NodeDep, session: SessionDep, actor: Wr
                  alert_id: int, body: AlertEdit) -> Any:
     alert = AlertService(session, node.identity, actor, node.now()).update(alert_id, body)
     session.commit()
-    _wake_sender(request)
+    wake_sender(request)
     return _out(alert)
 
 
@@ -83,7 +77,7 @@ def retract_alert(request: Request, node: NodeDep, session: SessionDep, actor: W
                   alert_id: int, body: Retraction) -> Any:
     alert = AlertService(session, node.identity, actor, node.now()).retract(alert_id, body.reason)
     session.commit()
-    _wake_sender(request)
+    wake_sender(request)
     return _out(alert)
 
 
@@ -93,7 +87,7 @@ def acknowledge_alert(request: Request, node: NodeDep, session: SessionDep, acto
                       alert_id: int, body: Acknowledgement) -> Any:
     alert = AlertService(session, node.identity, actor, node.now()).acknowledge(alert_id, body.status)
     session.commit()
-    _wake_sender(request)
+    wake_sender(request)
     return _out(alert)
 
 

@@ -13,15 +13,9 @@ from fastapi import APIRouter, Query, Request, status
 
 from ...schemas_kyc import DisclosureCreate, DisclosureDecision, DisclosureOut
 from ...services.disclosures import DisclosureService
-from ..deps import NodeDep, Reader, SessionDep, Writer
+from ..deps import NodeDep, Reader, SessionDep, Writer, deliver_soon
 
 router = APIRouter(prefix="/disclosures", tags=["disclosures"])
-
-
-def _deliver(request: Request, message_id: str) -> None:
-    sender = request.app.state.sender
-    if sender is not None:
-        sender.deliver_soon([message_id], request.app.state.node.settings.kyc_timeout_seconds)
 
 
 @router.post("", response_model=DisclosureOut, status_code=status.HTTP_201_CREATED,
@@ -31,7 +25,7 @@ def request_disclosure(request: Request, node: NodeDep, session: SessionDep, act
     service = DisclosureService(session, node.identity, actor, node.now())
     disclosure, sent = service.request(body)
     session.commit()
-    _deliver(request, sent.message_id)
+    deliver_soon(request, [sent.message_id])
     return service.view(disclosure)
 
 
@@ -61,5 +55,5 @@ def decide_disclosure(request: Request, node: NodeDep, session: SessionDep, acto
     service = DisclosureService(session, node.identity, actor, node.now())
     disclosure, sent = service.decide(disclosure_id, body)
     session.commit()
-    _deliver(request, sent.message_id)
+    deliver_soon(request, [sent.message_id])
     return service.view(disclosure)

@@ -14,7 +14,6 @@ import math
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-
 from sqlalchemy import select
 
 import protocol
@@ -23,7 +22,7 @@ from ...db.models import Peer
 from ...federation.inbound import InboundProcessor
 from ...runtime import Node
 from ..bodies import read_body
-from ..deps import NodeDep
+from ..deps import NodeDep, deliver_soon
 
 router = APIRouter(prefix="/federation/v1", tags=["federation"])
 MAX_BATCH = 100
@@ -65,9 +64,7 @@ async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
         request.app.state.alert_feed.notify()
     if any(r.answered for r in results):
         request.app.state.answer_feed.notify()
-    replies = [reply for r in results for reply in r.replies]
-    if replies and request.app.state.sender is not None:
-        request.app.state.sender.deliver_soon(replies, node.settings.kyc_timeout_seconds)
+    deliver_soon(request, [reply for r in results for reply in r.replies])
     if batch is None:
         result = results[0]
         return JSONResponse(result.to_json() | {"results": [result.to_json()]}, result.http_status)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from protocol import HANDLING_LEVELS
 
-from ...api.deps import NodeDep, SessionDep
+from ...api.deps import NodeDep, SessionDep, wake_sender
 from ...api.streams import alert_stream
 from ...db.models import Alert, Peer
 from ...schemas_alerts import AlertCreate, AlertEdit, AlertOut
@@ -34,12 +34,6 @@ SEVERITIES = ("urgent", "warning", "info")
 PAGE_SIZE = 50
 REFUSAL_CATEGORY = N_("the sharing agreement excludes this category")
 REFUSAL_HANDLING = N_("TLP:%(level)s is above what the agreement allows (TLP:%(max)s)")
-
-
-def _wake_sender(request: Request) -> None:
-    sender = getattr(request.app.state, "sender", None)
-    if sender is not None:
-        sender.wake()
 
 
 def _service(node: Any, session: Any, viewer: Viewer) -> AlertService:
@@ -147,7 +141,7 @@ def send(request: Request, node: NodeDep, session: SessionDep, posted: WriterFor
         return _compose_page(request, node, session, viewer, values=values, chosen=chosen,
                              errors=errors, status_code=422)
     session.commit()
-    _wake_sender(request)
+    wake_sender(request)
     return redirect(f"/console/alerts/{alert.id}?sent=1")
 
 
@@ -178,7 +172,7 @@ def update(request: Request, node: NodeDep, session: SessionDep, posted: WriterF
         session.rollback()
         return redirect(f"/console/alerts/{alert_id}")
     session.commit()
-    _wake_sender(request)
+    wake_sender(request)
     return redirect(f"/console/alerts/{alert_id}?updated=1")
 
 
@@ -198,7 +192,7 @@ def retract(request: Request, node: NodeDep, session: SessionDep, posted: Writer
         session.rollback()
         return redirect(f"/console/alerts/{alert_id}")
     session.commit()
-    _wake_sender(request)
+    wake_sender(request)
     return redirect(f"/console/alerts/{alert_id}?retracted=1")
 
 
@@ -213,7 +207,7 @@ def acknowledge(request: Request, node: NodeDep, session: SessionDep, posted: Re
         return redirect(f"/console/alerts/{alert_id}")
     service.acknowledge(alert_id, status)
     session.commit()
-    _wake_sender(request)
+    wake_sender(request)
     return redirect(f"/console/alerts/{alert_id}?ack={status}")
 
 

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from ...api.deps import NodeDep, SessionDep
+from ...api.deps import NodeDep, SessionDep, deliver_soon
 from ...federation import kyc_wait
 from ...schemas_kyc import DISCLOSABLE_FIELDS, CheckCreate, DisclosureCreate, DisclosureDecision
 from ...services.csv_format import read_documents
@@ -32,12 +32,6 @@ FORM_FIELDS = ("kind", "names", "aliases", "date_of_birth", "nationality", "docu
                "licence_numbers", "purpose", "scope")
 BAD_DOCUMENT = N_("Write each document as type:number or type:number:country, "
                   "for example passport:OB0123456:CD.")
-
-
-def _deliver(request: Request, message_ids: list[str], timeout: float) -> None:
-    sender = request.app.state.sender
-    if sender is not None:
-        sender.deliver_soon(message_ids, timeout)
 
 
 def _values(form: Any = None) -> dict[str, str]:
@@ -119,7 +113,7 @@ def request_disclosure(request: Request, node: NodeDep, session: SessionDep,
         session.rollback()
         return redirect(f"/console/kyc/{check_id}?disclosure=invalid")
     session.commit()
-    _deliver(request, [sent.message_id], node.settings.kyc_timeout_seconds)
+    deliver_soon(request, [sent.message_id])
     return redirect(f"/console/disclosures/{disclosure.id}?requested=1")
 
 
@@ -165,5 +159,5 @@ def decide(request: Request, node: NodeDep, session: SessionDep, posted: WriterF
         return page(request, viewer, "kyc/disclosure.html", status_code=422, item=item,
                     fields=DISCLOSABLE_FIELDS, errors={decision: viewer.t.gettext(message)})
     session.commit()
-    _deliver(request, [sent.message_id], node.settings.kyc_timeout_seconds)
+    deliver_soon(request, [sent.message_id])
     return redirect(f"/console/disclosures/{disclosure_id}?decided=1")
