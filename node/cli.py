@@ -24,13 +24,14 @@ from .cli_common import CLI_ACTOR, CliError, DataDir, fail, opened, settings_for
 from .cli_peers import peer_app
 from .cli_users import user_app
 from .keystore import KeyFileError
+from .roles import ROLES
 from .runtime import utc_now
 from .services.audit import verify_chain
 from .services.backup import BackupError
 from .services.csv_import import import_csv
+from .services.errors import ServiceError
 from .services.export import start_export
-from .services.records import RecordError
-from .services.tokens import ROLES, TokenService
+from .services.tokens import TokenService
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="kpnet national node.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
@@ -121,7 +122,7 @@ def token_create(
 def token_list(data_dir: DataDir) -> None:
     """List tokens (never their secrets)."""
     with opened(data_dir) as node, node.sessions() as session:
-        for row in TokenService(session, CLI_ACTOR, node.now()).list():
+        for row in TokenService(session, CLI_ACTOR, node.now()).all():
             state = "revoked" if row.revoked_at else (
                 f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "active")
             typer.echo(f"{row.id}\t{row.role}\t{row.name}\t{row.prefix}…\t{state}")
@@ -418,7 +419,7 @@ def main() -> None:
         where = ".".join(str(p) for p in first["loc"])
         typer.echo(f"error: {where}: {first['msg']}", err=True)
         sys.exit(1)
-    except (KeyFileError, RecordError, ProtocolError, BackupError, ValueError, OSError) as exc:
+    except (KeyFileError, ServiceError, ProtocolError, BackupError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except SQLAlchemyError as exc:

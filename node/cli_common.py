@@ -11,7 +11,7 @@ import typer
 
 from .config import Settings, load_settings
 from .runtime import open_node
-from .services.records import Actor
+from .services.actors import Actor
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")

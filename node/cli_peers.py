@@ -9,9 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from protocol import ALERT_CATEGORIES
+
 from .cli_common import CLI_ACTOR, DataDir, fail, opened
 from .runtime import Node
-from .services.agreements import ALERT_CATEGORIES, SharingAgreement
+from .schemas.agreements import SharingAgreement
 from .services.peers import PeerRegistry
 
 peer_app = typer.Typer(no_args_is_help=True, help="Peers (other countries' nodes).")
@@ -45,7 +47,7 @@ def peer_list(data_dir: DataDir) -> None:
     """List peers, one a line, tab-separated: id, state, name, endpoint, last contact,
     consecutive delivery failures, fingerprint, last delivery error."""
     with opened(data_dir) as node, node.sessions() as session:
-        for peer in _peers(node, session).list():
+        for peer in _peers(node, session).all():
             contact = f"{peer.last_contact_at:%Y-%m-%d %H:%M}" if peer.last_contact_at else "never"
             typer.echo(f"{peer.node_id}\t{peer.status}\t{peer.name}\t{peer.endpoint}\t"
                        f"last contact {contact}\tfailures {peer.consecutive_failures}\t"

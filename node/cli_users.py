@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .cli_common import CLI_ACTOR, DataDir, fail, opened
-from .services.tokens import ROLES
+from .roles import ROLES
 
 user_app = typer.Typer(no_args_is_help=True, help="Web console accounts.")
 
@@ -68,7 +68,7 @@ def user_list(data_dir: DataDir) -> None:
     from .services.users import UserAccounts, is_locked
 
     with opened(data_dir) as node, node.sessions() as session:
-        for user in UserAccounts(session, CLI_ACTOR, node.now()).list():
+        for user in UserAccounts(session, CLI_ACTOR, node.now()).all():
             state = ("disabled" if user.disabled_at else
                      "locked" if is_locked(user, node.now()) else "active")
             typer.echo(f"{user.username}\t{user.role}\t{state}\t{user.full_name or ''}")

@@ -7,7 +7,9 @@ A pure library (standard library, PyNaCl and pydantic only). Its parts:
 - ``canonical_json`` (RFC 8785) — the one encoder used for every signature;
 - ``seal`` / ``open_envelope`` — envelopes; ``open_envelope`` returns an
   ``OpenedMessage`` or raises a ``ProtocolError`` subclass with a stable ``code``;
-- payload models, one per message type, listed in ``MESSAGE_TYPES``.
+- payload models, one per message type, listed in ``MESSAGE_TYPES``;
+- the vocabulary (TLP levels, alert categories, severities, party kinds, licence types
+  and statuses, reason categories, risk levels), defined once for the whole project.
 
 The specification is ``docs/protocol.md``; test vectors are in
 ``docs/protocol/test-vectors.json`` (made by ``python -m protocol.testvectors``).
@@ -63,7 +65,6 @@ from ._keys import (
     key_id,
 )
 from ._messages import (
-    HANDLING_LEVELS,
     MESSAGE_TYPES,
     Alert,
     AlertRetract,
@@ -83,19 +84,42 @@ from ._messages import (
     Receipt,
     SharedLicensee,
 )
+from ._vocabulary import (
+    ALERT_CATEGORIES,
+    HANDLING_LEVELS,
+    LICENCE_STATUSES,
+    LICENCE_TYPES,
+    PARTY_KINDS,
+    REASON_CATEGORIES,
+    RISK_LEVELS,
+    SEVERITIES,
+    AlertCategory,
+    Handling,
+    LicenceStatus,
+    LicenceType,
+    PartyKind,
+    ReasonCategory,
+    RiskLevel,
+    Severity,
+    handling_rank,
+)
 
 __all__ = [
-    "DEFAULT_CLOCK_SKEW", "DEFAULT_MAX_BYTES", "ERROR_CODES", "HANDLING_LEVELS", "MAX_LIFETIME",
-    "MESSAGE_TYPES", "PROTOCOL_VERSION", "SUPPORTED_VERSIONS",
-    "Alert", "AlertRetract", "AlertUpdate", "BadSignature", "CardError", "CardInvalid",
+    "ALERT_CATEGORIES", "DEFAULT_CLOCK_SKEW", "DEFAULT_MAX_BYTES", "ERROR_CODES",
+    "HANDLING_LEVELS", "LICENCE_STATUSES", "LICENCE_TYPES", "MAX_LIFETIME", "MESSAGE_TYPES",
+    "PARTY_KINDS", "PROTOCOL_VERSION", "REASON_CATEGORIES", "RISK_LEVELS", "SEVERITIES",
+    "SUPPORTED_VERSIONS",
+    "Alert", "AlertCategory", "AlertRetract", "AlertUpdate", "BadSignature", "CardError", "CardInvalid",
     "CardUpdate", "DecryptionFailed", "DisclosedDetails", "DisclosureRequest",
-    "DisclosureResponse", "EnvelopeError", "Expired", "FingerprintMismatch", "Header",
+    "DisclosureResponse", "EnvelopeError", "Expired", "FingerprintMismatch", "Handling", "Header",
     "HeaderMismatch", "IdentityDocument", "KeyDirectory", "KeyExpired", "KycHit", "KycQuery",
-    "KycResponse", "Malformed", "MatchFeature", "NodeCard", "NodeIdentity", "NotYetValid",
-    "OpenedMessage", "Party", "Payload", "Place", "ProtocolError", "PublicKey", "Receipt",
-    "Recipient", "SchemaInvalid", "SenderInactive", "SharedLicensee", "StaticDirectory",
+    "KycResponse", "LicenceStatus", "LicenceType", "Malformed", "MatchFeature", "NodeCard", "NodeIdentity", "NotYetValid",
+    "OpenedMessage", "Party", "PartyKind", "Payload", "Place", "ProtocolError", "PublicKey", "Receipt",
+    "ReasonCategory", "Recipient", "RiskLevel", "SchemaInvalid", "SenderInactive",
+    "Severity", "SharedLicensee", "StaticDirectory",
     "TooLarge", "UnknownKey", "UnknownSender", "UnsupportedVersion", "WrongRecipient",
     "b64decode", "b64encode", "canonical_json", "fingerprint", "fingerprints_equal",
+    "handling_rank",
     "is_node_id", "key_id", "make_card", "new_message_id", "open_envelope", "parse_json",
     "peek_header", "seal", "verify_card",
 ]

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.bindings import crypto_box_easy, crypto_box_open_easy
+from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
 from pydantic import BaseModel, SerializeAsAny, ValidationError
 

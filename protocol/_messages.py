@@ -11,9 +11,26 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from ._card import NodeCard
+from ._vocabulary import (
+    AlertCategory,
+    Handling,
+    LicenceStatus,
+    LicenceType,
+    PartyKind,
+    ReasonCategory,
+    RiskLevel,
+    Severity,
+)
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=8000)]
@@ -36,27 +53,6 @@ PartialDate = Annotated[
 Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Timestamp = Annotated[int, Field(ge=0, le=2**53 - 1)]
 Score = Annotated[int, Field(ge=0, le=1000)]
-
-Handling = Literal["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"]
-HANDLING_LEVELS: tuple[str, ...] = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
-AlertCategory = Literal[
-    "seizure",
-    "smuggling_route",
-    "suspect_movement",
-    "fake_kp_certificate",
-    "cash_movement",
-    "licence_suspended_revoked",
-    "embargo_breach",
-    "other",
-]
-Severity = Literal["info", "warning", "urgent"]
-PartyKind = Literal["person", "organisation"]
-LicenceType = Literal["buying_house", "collector", "exporter", "cooperative", "other"]
-LicenceStatus = Literal["active", "suspended", "revoked", "expired"]
-ReasonCategory = Literal[
-    "smuggling", "fraud", "fake_kp_certificate", "money_laundering", "embargo_breach", "other"
-]
-
 
 def _list(item: Any, most: int) -> Any:
     return Annotated[list[item], Field(default_factory=list, max_length=most)]
@@ -185,7 +181,7 @@ class DisclosedDetails(Payload):
     nationality: Country | None = None
     documents: _list(IdentityDocument, 10)
     reason_category: ReasonCategory | None = None
-    risk_level: Literal["low", "medium", "high"] | None = None
+    risk_level: RiskLevel | None = None
     narrative: LongText | None = None
     source_agency: Text | None = None
     linked_licences: _list(Annotated[str, StringConstraints(min_length=1, max_length=64)], 10)

@@ -23,9 +23,9 @@ from ._keys import NodeIdentity
 from ._messages import (
     Alert,
     AlertRetract,
+    DisclosedDetails,
     DisclosureRequest,
     DisclosureResponse,
-    DisclosedDetails,
     IdentityDocument,
     KycHit,
     KycQuery,

@@ -23,9 +23,10 @@ from sqlalchemy.engine import make_url
 from node.app import create_app
 from node.bootstrap import init_node
 from node.config import Settings
+from node.roles import ROLES
 from node.runtime import open_node
-from node.services.records import Actor
-from node.services.tokens import ROLES, TokenService
+from node.services.actors import Actor
+from node.services.tokens import TokenService
 
 PG_URL = os.environ.get("KPNET_TEST_DATABASE_URL")
 

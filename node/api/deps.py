@@ -1,42 +1,27 @@
-"""Request dependencies: the node, one database session per request, the caller.
+"""Request dependencies of the API: the caller, and the request's unit of work.
 
-Every ``/api/v1`` route declares the roles it admits with ``Allow(...)``: a missing or
-invalid token answers 401, a valid token of another role 403 (deny by default).
+Every ``/api/v1`` route declares the permission it needs (``node.roles``) by the unit
+of work it takes: ``AsReader``, ``AsWriter``, ``AsAdmin``, ``AsAuditor`` or
+``AsAnyRole``. A missing or invalid token answers 401, a valid token whose role lacks
+the permission 403 (deny by default).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
-from ..runtime import Node
-from ..services.records import Actor
+from ..roles import GRANTS, Permission, may
+from ..services.actors import Actor
 from ..services.tokens import authenticate
+from ..web.request import NodeDep, RequestWork, SessionDep
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `kpnet token create`")
 LAST_USED_GRANULARITY = timedelta(minutes=5)
-
-
-def get_node(request: Request) -> Node:
-    node: Node = request.app.state.node
-    return node
-
-
-NodeDep = Annotated[Node, Depends(get_node)]
-
-
-def get_session(node: NodeDep) -> Iterator[Session]:
-    """One session per request; the route commits, anything else is rolled back."""
-    with node.sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def _unauthorised(detail: str) -> HTTPException:
@@ -46,10 +31,15 @@ def _unauthorised(detail: str) -> HTTPException:
 
 
 class Allow:
-    """Dependency admitting callers whose token has one of ``roles``."""
+    """Dependency admitting callers whose token's role holds ``permission``."""
 
-    def __init__(self, *roles: str) -> None:
-        self.roles = frozenset(roles)
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """The roles admitted: those the policy grants the permission to."""
+        return frozenset(GRANTS[self.permission])
 
     def __call__(
         self,
@@ -67,33 +57,26 @@ class Allow:
                 token.last_used_at = now
                 session.commit()
             actor = Actor(token.name, token.role)
-        if actor.role not in self.roles:
+        if not may(actor.role, self.permission):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {actor.role} may not do this")
         return actor
 
 
-READ_RECORDS = Allow("officer", "analyst")
-WRITE_RECORDS = Allow("analyst")
-ADMIN = Allow("admin")
-AUDIT = Allow("auditor")
-ANY_ROLE = Allow("admin", "analyst", "officer", "auditor")
+def work_as(permission: Permission) -> Callable[..., RequestWork]:
+    """Dependency: the caller's permission checked, then the request's unit of work."""
+    allow = Allow(permission)
 
-Reader = Annotated[Actor, Depends(READ_RECORDS)]
-Writer = Annotated[Actor, Depends(WRITE_RECORDS)]
-Admin = Annotated[Actor, Depends(ADMIN)]
-Auditor = Annotated[Actor, Depends(AUDIT)]
-AnyRole = Annotated[Actor, Depends(ANY_ROLE)]
+    # A default, not an Annotated alias: the closure's annotations are strings here.
+    def dependency(request: Request, node: NodeDep, session: SessionDep,
+                   actor: Actor = Depends(allow)) -> RequestWork:
+        return RequestWork(request, node, session, actor)
 
-
-def wake_sender(request: Request) -> None:
-    """Have this process's outbox sender deliver now rather than at its next round."""
-    sender = getattr(request.app.state, "sender", None)
-    if sender is not None:
-        sender.wake()
+    return dependency
 
 
-def deliver_soon(request: Request, message_ids: list[str]) -> None:
-    """Deliver these messages at once (someone waits on them: KYC and disclosures)."""
-    sender = getattr(request.app.state, "sender", None)
-    if sender is not None:
-        sender.deliver_soon(message_ids, request.app.state.node.settings.kyc_timeout_seconds)
+AsReader = Annotated[RequestWork, Depends(work_as(Permission.READ))]
+AsWriter = Annotated[RequestWork, Depends(work_as(Permission.WRITE))]
+AsAdmin = Annotated[RequestWork, Depends(work_as(Permission.ADMINISTER))]
+AsAuditor = Annotated[RequestWork, Depends(work_as(Permission.AUDIT))]
+AsAnyRole = Annotated[RequestWork, Depends(work_as(Permission.SIGNED_IN))]
+

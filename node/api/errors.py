@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from protocol import CardError
 
-from ..services.records import Conflict, InvalidInput, NotFound
+from ..services.errors import Conflict, InvalidInput, NotFound
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ..bootstrap import init_node
 from ..runtime import open_node, utc_now
+from ..services.actors import Actor
 from ..services.csv_format import LICENSEES
 from ..services.csv_import import import_csv
-from ..services.records import Actor
 
 REGIONS = {  # region -> (licence prefix, towns)
     "Haute-Kotto": ("CF", ("Bria", "Sam Ouandja", "Ouadda")),

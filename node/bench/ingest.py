@@ -30,8 +30,8 @@ import protocol
 from ..bootstrap import init_node
 from ..keystore import load_identity
 from ..runtime import open_node
+from ..services.actors import Actor
 from ..services.peers import PeerRegistry
-from ..services.records import Actor
 
 SETUP = Actor("bench", "admin")
 

@@ -1,25 +1,29 @@
 """Who is using the console: the session cookie, the signed-in ``Viewer``, role rules.
 
-Every console route declares the roles it admits with ``Require(...)`` (deny by
-default), as ``Allow`` does for the API: without a live session a page redirects to
-the sign-in form (a stream or fragment answers 401), with another role it answers 403.
-A user whose password was reset must change it before anything else.
+Every console route declares the permission it needs (``node.roles``) by what it takes:
+a ``Viewer`` (``Reader``, ``Writer``, ``AdminViewer``, ``AuditorViewer``, ``AnyViewer``)
+or the request's unit of work with its viewer (``ReaderWork`` …), as the API does with
+``Allow``. Deny by default: without a live session a page redirects to the sign-in form
+(a stream or fragment answers 401), with a role that lacks the permission it answers
+403. A user whose password was reset must change it before anything else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request, Response
+from sqlalchemy.orm import Session
 
-from ..api.deps import NodeDep
+from ..roles import GRANTS, Permission, may
 from ..runtime import Node
+from ..services.actors import Actor
 from ..services.console_sessions import ConsoleSessions, OpenSession
-from ..services.records import Actor
-from ..services.tokens import ROLES
+from ..web.request import NodeDep, RequestWork, SessionDep
 from .i18n import Translator, negotiate, translator
 
 SESSION_COOKIE = "kpnet_session"
@@ -53,8 +57,9 @@ class Viewer:
     def csrf_token(self) -> str:
         return self.session.csrf_token
 
-    def can(self, *roles: str) -> bool:
-        return self.role in roles
+    def may(self, permission: str) -> bool:
+        """Whether this user holds ``permission`` (menus and buttons ask, as routes do)."""
+        return may(self.role, Permission(permission))
 
 
 class SignInRequired(Exception):
@@ -77,10 +82,10 @@ class PasswordChangeRequired(Exception):
     pass
 
 
-def sessions_for(node: Node, session: object) -> ConsoleSessions:
+def sessions_for(node: Node, session: Session) -> ConsoleSessions:
     settings = node.settings
     return ConsoleSessions(
-        session, node.now(),  # type: ignore[arg-type]
+        session, node.now(),
         idle=timedelta(minutes=settings.console_session_idle_minutes),
         max_age=timedelta(hours=settings.console_session_max_hours))
 
@@ -103,12 +108,15 @@ def resolve_viewer(request: Request, node: Node) -> Viewer | None:
 
 
 class Require:
-    """Dependency admitting signed-in users whose role is one of ``roles``."""
+    """Dependency admitting signed-in users whose role holds ``permission``."""
 
-    def __init__(self, *roles: str) -> None:
-        unknown = set(roles) - set(ROLES)
-        assert not unknown, unknown
-        self.roles = frozenset(roles)
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    @property
+    def roles(self) -> frozenset[str]:
+        """The roles admitted: those the policy grants the permission to."""
+        return frozenset(GRANTS[self.permission])
 
     def __call__(self, request: Request, node: NodeDep) -> Viewer:
         viewer = resolve_viewer(request, node)
@@ -117,7 +125,7 @@ class Require:
         if (viewer.session.must_change_password
                 and request.url.path not in ALLOWED_BEFORE_PASSWORD_CHANGE):
             raise PasswordChangeRequired()
-        if viewer.role not in self.roles:
+        if not may(viewer.role, self.permission):
             raise Forbidden(viewer, viewer.t)
         return viewer
 
@@ -138,14 +146,45 @@ def sign_in_url(next_path: str | None = None) -> str:
     return "/console/login"
 
 
-READERS = Require("officer", "analyst")
-WRITERS = Require("analyst")
-ADMINS = Require("admin")
-AUDITORS = Require("auditor")
-EVERYONE = Require(*ROLES)
+class ConsoleWork(RequestWork):
+    """The unit of work of a console request, with the signed-in user it acts for."""
+
+    def __init__(self, request: Request, node: Node, session: Session, viewer: Viewer) -> None:
+        super().__init__(request, node, session, viewer.actor)
+        self.viewer = viewer
+
+
+def work_for(require: Require) -> Callable[..., ConsoleWork]:
+    """Dependency: the viewer admitted by ``require``, then the request's unit of work."""
+
+    # A default, not an Annotated alias: the closure's annotations are strings here.
+    def dependency(request: Request, node: NodeDep, session: SessionDep,
+                   viewer: Viewer = Depends(require)) -> ConsoleWork:
+        return ConsoleWork(request, node, session, viewer)
+
+    return dependency
+
+
+READERS = Require(Permission.READ)
+WRITERS = Require(Permission.WRITE)
+ADMINS = Require(Permission.ADMINISTER)
+AUDITORS = Require(Permission.AUDIT)
+EVERYONE = Require(Permission.SIGNED_IN)
 
 Reader = Annotated[Viewer, Depends(READERS)]
 Writer = Annotated[Viewer, Depends(WRITERS)]
 AdminViewer = Annotated[Viewer, Depends(ADMINS)]
 AuditorViewer = Annotated[Viewer, Depends(AUDITORS)]
 AnyViewer = Annotated[Viewer, Depends(EVERYONE)]
+
+READER_WORK = work_for(READERS)
+WRITER_WORK = work_for(WRITERS)
+ADMIN_WORK = work_for(ADMINS)
+AUDITOR_WORK = work_for(AUDITORS)
+ANY_WORK = work_for(EVERYONE)
+
+ReaderWork = Annotated[ConsoleWork, Depends(READER_WORK)]
+WriterWork = Annotated[ConsoleWork, Depends(WRITER_WORK)]
+AdminWork = Annotated[ConsoleWork, Depends(ADMIN_WORK)]
+AuditorWork = Annotated[ConsoleWork, Depends(AUDITOR_WORK)]
+AnyWork = Annotated[ConsoleWork, Depends(ANY_WORK)]

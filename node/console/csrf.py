@@ -18,8 +18,16 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
-from ..services.tokens import ROLES
-from .auth import Forbidden, Require, Viewer, anonymous_translator
+from .auth import (
+    ADMIN_WORK,
+    ANY_WORK,
+    READER_WORK,
+    WRITER_WORK,
+    ConsoleWork,
+    Forbidden,
+    Viewer,
+    anonymous_translator,
+)
 
 FIELD = "csrf_token"
 HEADER = "x-csrf-token"
@@ -42,10 +50,15 @@ def tokens_match(given: object, expected: str) -> bool:
 
 @dataclass(frozen=True)
 class Posted:
-    """A form a signed-in user sent, its CSRF token checked."""
+    """A form a signed-in user sent, its CSRF token checked, and the request's unit of
+    work."""
 
-    viewer: Viewer
+    work: ConsoleWork
     form: FormData
+
+    @property
+    def viewer(self) -> Viewer:
+        return self.work.viewer
 
     def text(self, name: str, default: str = "") -> str:
         value = self.form.get(name)
@@ -55,11 +68,13 @@ class Posted:
         return [v for v in self.form.getlist(name) if isinstance(v, str)]
 
 
-def posted_form(require: Require) -> Callable[..., Awaitable[Posted]]:
-    """Dependency: the role check of ``require``, then the form and its CSRF token."""
+def posted_form(work_dependency: Callable[..., ConsoleWork]) -> Callable[..., Awaitable[Posted]]:
+    """Dependency: the permission check of ``work_dependency``, then the form and its CSRF
+    token."""
 
     async def dependency(request: Request,
-                         viewer: Annotated[Viewer, Depends(require)]) -> Posted:
+                         work: Annotated[ConsoleWork, Depends(work_dependency)]) -> Posted:
+        viewer = work.viewer
         if not same_origin(request):
             raise Forbidden(viewer, viewer.t, "csrf")
         form = await request.form(max_fields=MAX_FORM_FIELDS)
@@ -67,7 +82,7 @@ def posted_form(require: Require) -> Callable[..., Awaitable[Posted]]:
         if not tokens_match(given, viewer.csrf_token):
             await form.close()  # drop any uploaded file at once
             raise Forbidden(viewer, viewer.t, "csrf")
-        return Posted(viewer, form)
+        return Posted(work, form)
 
     return dependency
 
@@ -87,14 +102,7 @@ async def login_form(request: Request) -> FormData:
     return form
 
 
-READER_FORM = posted_form(Require("officer", "analyst"))
-WRITER_FORM = posted_form(Require("analyst"))
-ADMIN_FORM = posted_form(Require("admin"))
-AUDITOR_FORM = posted_form(Require("auditor"))
-ANY_FORM = posted_form(Require(*ROLES))
-
-ReaderForm = Annotated[Posted, Depends(READER_FORM)]
-WriterForm = Annotated[Posted, Depends(WRITER_FORM)]
-AdminForm = Annotated[Posted, Depends(ADMIN_FORM)]
-AuditorForm = Annotated[Posted, Depends(AUDITOR_FORM)]
-AnyForm = Annotated[Posted, Depends(ANY_FORM)]
+ReaderForm = Annotated[Posted, Depends(posted_form(READER_WORK))]
+WriterForm = Annotated[Posted, Depends(posted_form(WRITER_WORK))]
+AdminForm = Annotated[Posted, Depends(posted_form(ADMIN_WORK))]
+AnyForm = Annotated[Posted, Depends(posted_form(ANY_WORK))]

@@ -8,24 +8,24 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ..roles import Permission, may
 from .auth import Forbidden, PasswordChangeRequired, SignInRequired, Viewer, sign_in_url
 from .i18n import N_, Translator
 from .templating import SECURITY_HEADERS, render
 
-# (path, label, roles): the navigation, in order; each role sees what it may open.
-NAVIGATION: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("/console/alerts", N_("Alerts"), frozenset({"officer", "analyst"})),
-    ("/console/kyc", N_("KYC checks"), frozenset({"officer", "analyst"})),
-    ("/console/disclosures", N_("Disclosures"), frozenset({"officer", "analyst"})),
-    ("/console/licensees", N_("Licensees"), frozenset({"officer", "analyst"})),
-    ("/console/subjects", N_("Subjects"), frozenset({"officer", "analyst"})),
-    ("/console/import", N_("Import"), frozenset({"analyst"})),
-    ("/console/peers", N_("Peers"), frozenset({"admin"})),
-    ("/console/users", N_("Accounts"), frozenset({"admin"})),
-    ("/console/audit", N_("Audit log"), frozenset({"auditor"})),
+# (path, label, permission): the navigation, in order; each user sees what their role
+# may open (the same permission the area's routes require).
+NAVIGATION: tuple[tuple[str, str, Permission], ...] = (
+    ("/console/alerts", N_("Alerts"), Permission.READ),
+    ("/console/kyc", N_("KYC checks"), Permission.READ),
+    ("/console/disclosures", N_("Disclosures"), Permission.READ),
+    ("/console/licensees", N_("Licensees"), Permission.READ),
+    ("/console/subjects", N_("Subjects"), Permission.READ),
+    ("/console/import", N_("Import"), Permission.WRITE),
+    ("/console/peers", N_("Peers"), Permission.ADMINISTER),
+    ("/console/users", N_("Accounts"), Permission.ADMINISTER),
+    ("/console/audit", N_("Audit log"), Permission.AUDIT),
 )
-# Areas whose routes are not installed.
-HIDDEN_AREAS: set[str] = set()
 
 
 class Missing(Exception):
@@ -37,13 +37,12 @@ class Missing(Exception):
 
 
 def navigation(viewer: Viewer) -> list[tuple[str, str]]:
-    return [(path, text) for path, text, roles in NAVIGATION
-            if viewer.role in roles and path not in HIDDEN_AREAS]
+    return [(path, text) for path, text, permission in NAVIGATION if viewer.may(permission)]
 
 
 def home_path(role: str) -> str:
-    for path, _, roles in NAVIGATION:
-        if role in roles and path not in HIDDEN_AREAS:
+    for path, _, permission in NAVIGATION:
+        if may(role, permission):
             return path
     return "/console/account"
 

@@ -17,9 +17,9 @@ import httpx
 from ..bootstrap import init_node
 from ..config import load_settings
 from ..runtime import open_node, utc_now
-from ..services.agreements import SharingAgreement
+from ..schemas.agreements import SharingAgreement
+from ..services.actors import Actor
 from ..services.peers import PeerRegistry
-from ..services.records import Actor
 from ..services.tokens import TokenService
 from .records import LICENSEES, NODES, SUBJECTS
 

@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 import protocol
 
 from ..db.models import Alert, AlertRecipient, OutboxMessage, Peer
+from ..services.actors import Actor
 from ..services.audit import AuditEvent
 from ..services.disclosures import record_request, record_response
 from ..services.kyc import record_answer
 from ..services.kyc_answers import answer_query
+from ..services.outbox import enqueue
 from ..services.peers import PeerRegistry, agreement_of
-from ..services.records import Actor
-from .outbox import enqueue
 
 
 class NotPermitted(protocol.EnvelopeError):

@@ -26,8 +26,8 @@ import protocol
 from ..db.models import InboundMessage, Peer
 from ..runtime import Node
 from ..services.audit import AuditEvent, AuditLog
+from ..services.errors import ServiceError
 from ..services.peers import PeerDirectory, current_encryption_key
-from ..services.records import RecordError
 from .handlers import HANDLERS, Context, NotPermitted
 
 # HTTP status for a single rejected envelope, by error code.
@@ -139,7 +139,7 @@ class InboundProcessor:
         savepoint = session.begin_nested() if batch.isolate else None
         try:
             HANDLERS[message.type](ctx)
-        except (NotPermitted, RecordError) as exc:
+        except (NotPermitted, ServiceError) as exc:
             if savepoint is None:
                 raise _Isolate from exc
             savepoint.rollback()

@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 import protocol
 
 from ..db.models import Alert, AlertRecipient, Peer
-from ..federation.outbox import DEFAULT_TTL, enqueue
-from ..schemas_alerts import AlertCreate, AlertEdit
+from ..schemas.alerts import AlertCreate, AlertEdit
+from .actors import Actor
 from .audit import AuditLog
+from .errors import Conflict, InvalidInput, NotFound
+from .outbox import DEFAULT_TTL, enqueue
 from .peers import PeerRegistry, agreement_of
-from .records import Actor, Conflict, InvalidInput, NotFound
 
 LIVE_STATES = ("queued", "delivered", "read", "acted", "failed", "expired")
 
@@ -58,7 +59,7 @@ class AlertService:
             raise NotFound(f"no alert {alert_id}")
         return alert
 
-    def list(self, *, direction: str | None, limit: int, offset: int,
+    def recent(self, *, direction: str | None, limit: int, offset: int,
              after_id: int | None = None) -> list[Alert]:
         query = select(Alert)
         if direction:

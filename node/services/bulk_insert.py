@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from ..db.models import LicenceStatusChange, Licensee, RecordChange
 from ..matching.index import MatchIndex, index_rows
-from .records import Actor, Conflict, RecordRegistry, fold
+from .actors import Actor
+from .errors import Conflict
+from .records import RecordRegistry, fold
 
 CHUNK = 2000
 HISTORY_ACTION = "import"

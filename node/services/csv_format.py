@@ -29,18 +29,9 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from ..schemas import (
-    Handling,
-    LicenceStatus,
-    LicenceType,
-    LicenseeCreate,
-    LicenseeOut,
-    PartyKind,
-    ReasonCategory,
-    RiskLevel,
-    SubjectCreate,
-    SubjectOut,
-)
+from protocol import Handling, LicenceStatus, LicenceType, PartyKind, ReasonCategory, RiskLevel
+
+from ..schemas.records import LicenseeCreate, LicenseeOut, SubjectCreate, SubjectOut
 from .licensees import LicenseeRegistry
 from .records import RecordRegistry, fold
 from .subjects import SubjectRegistry

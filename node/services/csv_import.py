@@ -28,10 +28,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..db import transaction
 from ..db.models import Licensee
+from .actors import Actor
 from .audit import AuditEvent, AuditLog
 from .bulk_insert import BulkInsert, roomy_page_cache
 from .csv_format import FORMATS, RecordFormat
-from .records import Actor, fold
+from .records import fold
+
+MAX_IMPORT_BYTES = 50 * 1024 * 1024  # a larger file is refused before it is read
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(phase, done, total)``; phases are ``validate`` and ``write``."""

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 import protocol
 
 from ..db.models import Disclosure, OutboxMessage, Subject
-from ..federation.outbox import DEFAULT_TTL, enqueue
-from ..schemas_kyc import DISCLOSABLE_FIELDS, DisclosureCreate, DisclosureDecision, DisclosureOut
+from ..schemas.kyc import DISCLOSABLE_FIELDS, DisclosureCreate, DisclosureDecision, DisclosureOut
+from .actors import Actor
 from .audit import AuditEvent, AuditLog
+from .errors import Conflict, InvalidInput, NotFound
 from .kyc import KycService
 from .kyc_answers import resolve_reference
+from .outbox import DEFAULT_TTL, enqueue
 from .peers import PeerRegistry, agreement_of
-from .records import Actor, Conflict, InvalidInput, NotFound
 
 
 def disclosable(subject: Subject) -> dict[str, Any]:
@@ -130,7 +131,7 @@ class DisclosureService:
     def get(self, disclosure_id: int) -> DisclosureOut:
         return self.view(self._get(disclosure_id))
 
-    def list(self, *, direction: str | None, status: str | None, limit: int,
+    def recent(self, *, direction: str | None, status: str | None, limit: int,
              offset: int) -> list[DisclosureOut]:
         query = select(Disclosure)
         if direction:

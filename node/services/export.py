@@ -24,9 +24,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ..db.models import Licensee
+from .actors import Actor
 from .audit import AuditLog
 from .csv_format import FORMATS, RecordFormat
-from .records import Actor
 
 FORMAT_MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 PAGE = 1000

@@ -21,9 +21,8 @@ from sqlalchemy.orm import Session, selectinload
 import protocol
 
 from ..db.models import KycCheck, KycPeerAnswer, Licensee, OutboxMessage, Subject
-from ..federation.outbox import enqueue
 from ..matching.search import Hit, MatchQuery, find_candidates
-from ..schemas_kyc import (
+from ..schemas.kyc import (
     CheckCreate,
     CheckOut,
     CheckSummary,
@@ -32,9 +31,11 @@ from ..schemas_kyc import (
     PeerAnswerOut,
     strength,
 )
+from .actors import Actor
 from .audit import AuditEvent, AuditLog
+from .errors import InvalidInput, NotFound
+from .outbox import enqueue
 from .peers import PeerRegistry
-from .records import Actor, InvalidInput, NotFound
 
 # A query not delivered within a day is dropped: the officer has moved on.
 KYC_QUERY_TTL = 86400
@@ -157,7 +158,7 @@ class KycService:
             raise NotFound(f"no KYC check {check_uuid}")
         return check
 
-    def list(self, *, limit: int, offset: int) -> list[CheckSummary]:
+    def recent(self, *, limit: int, offset: int) -> list[CheckSummary]:
         checks = self.session.execute(
             select(KycCheck).options(selectinload(KycCheck.answers))
             .order_by(KycCheck.id.desc()).limit(limit).offset(offset)

@@ -24,7 +24,7 @@ import protocol
 
 from ..db.models import Peer, SharedReference
 from ..matching.search import Hit, MatchQuery, find_candidates
-from .agreements import SharingAgreement
+from ..schemas.agreements import SharingAgreement
 from .audit import AuditEvent
 from .kyc import best_per_record, load_records, shared_licensee
 

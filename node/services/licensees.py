@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import select
 
 from ..db.models import LicenceStatusChange, Licensee
-from ..schemas import LicenseeCreate, LicenseeUpdate, StatusChange
-from .records import Conflict, RecordRegistry
+from ..schemas.records import LicenseeCreate, LicenseeUpdate, StatusChange
+from .errors import Conflict
+from .records import RecordRegistry
 
 LICENSEE_FIELDS = (
     "licence_number", "licence_type", "legal_name", "trade_names", "persons", "address",

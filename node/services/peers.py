@@ -4,8 +4,8 @@ agreement, key rotation, and the key directory the protocol opens messages with.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,9 +22,10 @@ from protocol import (
 )
 
 from ..db.models import OutboxMessage, Peer
-from .agreements import SharingAgreement
+from ..schemas.agreements import SharingAgreement
+from .actors import Actor
 from .audit import AuditLog
-from .records import Actor, Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound
 
 PEER_STATUSES = ("active", "suspended", "removed")
 
@@ -56,14 +57,14 @@ class PeerRegistry:
             raise NotFound(f"no peer {node_id}")
         return peer
 
-    def list(self, *, include_removed: bool = False) -> list[Peer]:
+    def all(self, *, include_removed: bool = False) -> list[Peer]:
         query = select(Peer).order_by(Peer.node_id)
         if not include_removed:
             query = query.where(Peer.status != "removed")
         return list(self.session.execute(query).scalars())
 
     def active(self) -> list[Peer]:
-        return [p for p in self.list() if p.status == "active"]
+        return [p for p in self.all() if p.status == "active"]
 
     def outbox_depths(self) -> dict[str, tuple[int, datetime | None]]:
         """Per peer: messages waiting for delivery, and when the oldest was queued."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -19,40 +18,9 @@ from sqlalchemy.orm import Session
 
 from ..db.models import RecordChange, RecordMixin
 from ..matching.index import MatchIndex
+from .actors import Actor
 from .audit import AuditLog
-
-
-class RecordError(Exception):
-    """Base of errors a user can fix; ``str()`` is the message to show."""
-
-
-class NotFound(RecordError):
-    pass
-
-
-class Conflict(RecordError):
-    pass
-
-
-class InvalidInput(RecordError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting: a token or user name and its role (``system`` for the node itself)."""
-
-    name: str
-    role: str
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.role})"
-
-
-SYSTEM = Actor("kpnet", "system")
+from .errors import Conflict, InvalidInput, NotFound
 
 
 def fold(text: str) -> str:
@@ -112,7 +80,7 @@ class RecordRegistry(Generic[M]):
         """A record's details as shown to a user (kinds may audit the read)."""
         return self.get(ref)
 
-    def list(
+    def search(
         self, *, q: str | None = None, limit: int = 50, offset: int = 0, **filters: Any
     ) -> tuple[list[M], int]:
         query: Select[Any] = select(self.model).where(self.model.deleted_at.is_(None))

@@ -15,12 +15,12 @@ from datetime import datetime
 
 from protocol import CardUpdate, NodeCard, NodeIdentity, make_card
 
-from ..federation.outbox import enqueue
 from ..keystore import ENCRYPTION_FILE, SIGNING_FILE, write_card
 from ..runtime import Node
+from .actors import Actor
 from .audit import AuditLog
+from .outbox import enqueue
 from .peers import PeerRegistry
-from .records import Actor
 
 GRACE_SECONDS = 14 * 86400
 

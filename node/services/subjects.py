@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from ..db.models import Licensee, Subject
-from ..schemas import SubjectCreate, SubjectUpdate
-from .records import InvalidInput, RecordRegistry
+from ..schemas.records import SubjectCreate, SubjectUpdate
+from .errors import InvalidInput
+from .records import RecordRegistry
 
 SUBJECT_FIELDS = (
     "kind", "names", "aliases", "date_of_birth", "nationality", "documents",

@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.models import ApiToken
+from ..roles import ROLES
+from .actors import Actor
 from .audit import AuditLog
-from .records import Actor, NotFound
+from .errors import NotFound
 
-ROLES = ("admin", "analyst", "officer", "auditor")
 TOKEN_PREFIX = "kpn_"
 
 
@@ -43,7 +44,7 @@ class TokenService:
         )
         return row, secret
 
-    def list(self) -> list[ApiToken]:
+    def all(self) -> list[ApiToken]:
         return list(self.session.execute(select(ApiToken).order_by(ApiToken.id)).scalars())
 
     def revoke(self, token_id: int) -> ApiToken:

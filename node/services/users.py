@@ -17,10 +17,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..db.models import ConsoleSession, User
+from ..roles import ROLES
+from .actors import Actor
 from .audit import AuditLog
+from .errors import Conflict, InvalidInput, NotFound
 from .passwords import burn_time, check_strength, hash_password, needs_rehash, verify_password
-from .records import Actor, Conflict, InvalidInput, NotFound
-from .tokens import ROLES
 
 LANGUAGES = ("en", "fr")
 MAX_FAILED_ATTEMPTS = 5
@@ -72,7 +73,7 @@ class UserAccounts:
                           target_id=user.username, detail=detail)
 
     # -- reading ---------------------------------------------------------------------
-    def list(self) -> list[User]:
+    def all(self) -> list[User]:
         return list(self.session.execute(select(User).order_by(User.username)).scalars())
 
     def get(self, user_id: int) -> User:

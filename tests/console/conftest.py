@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 
 from node.app import create_app
 from node.config import Settings
+from node.roles import ROLES
 from node.runtime import open_node
 from node.services import passwords
-from node.services.records import Actor
-from node.services.tokens import ROLES
+from node.services.actors import Actor
 from node.services.users import UserAccounts
 from tests.conftest import create_node
 

@@ -11,7 +11,7 @@ from node.console.auth import Require
 from node.db.models import AuditEntry, ConsoleSession, User
 from node.runtime import open_node
 from node.services import passwords
-from tests.console.conftest import PASSWORD, Console, add_users
+from tests.console.conftest import PASSWORD, Console
 
 # -- password hashing --------------------------------------------------------------------
 

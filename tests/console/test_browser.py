@@ -56,9 +56,9 @@ VISIBLE_TEXT_JS = """() => {
 def share_subjects(node: RunningNode, *, with_peer: str) -> None:
     """``node`` answers ``with_peer``'s KYC queries from its subjects too."""
     from node.runtime import open_node
-    from node.services.agreements import SharingAgreement
+    from node.schemas.agreements import SharingAgreement
+    from node.services.actors import Actor
     from node.services.peers import PeerRegistry
-    from node.services.records import Actor
 
     runtime = open_node(load_settings(node.data_dir), migrate=False)
     try:

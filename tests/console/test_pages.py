@@ -10,9 +10,10 @@ import pytest
 
 from node.config import load_settings
 from node.runtime import open_node
-from node.services.agreements import ALERT_CATEGORIES, SharingAgreement
+from node.schemas.agreements import SharingAgreement
+from node.services.actors import Actor
 from node.services.peers import PeerRegistry
-from node.services.records import Actor
+from protocol import ALERT_CATEGORIES
 from tests.conftest import create_node
 
 MAX_PAGE_BYTES = 300 * 1024

@@ -22,9 +22,9 @@ import pytest
 
 from node.config import load_settings
 from node.runtime import open_node
-from node.services.agreements import SharingAgreement
+from node.schemas.agreements import SharingAgreement
+from node.services.actors import Actor
 from node.services.peers import PeerRegistry
-from node.services.records import Actor
 
 # conftest modules are imported by pytest; reuse the shared helpers from tests/conftest.py.
 from tests.conftest import create_node, issue_tokens  # noqa: F401  (re-exported)
@@ -203,7 +203,7 @@ def queue_alerts(node: RunningNode, count: int, recipients: list[str] | None = N
                  title: str = "Bulk alert") -> list[str]:
     """Create ``count`` outbound alerts in-process, in one transaction (the node's
     processes may be running or not); return their alert uuids."""
-    from node.schemas_alerts import AlertCreate
+    from node.schemas.alerts import AlertCreate
     from node.services.alerts import AlertService
 
     runtime = open_node(load_settings(node.data_dir), migrate=False)

@@ -26,10 +26,18 @@ from node.config import Settings, load_settings
 from node.db.models import OutboxMessage
 from node.keystore import load_identity
 from node.runtime import open_node
-from node.services.agreements import ALERT_CATEGORIES, SharingAgreement
+from node.schemas.agreements import SharingAgreement
+from node.services.actors import Actor
 from node.services.peers import PeerRegistry
-from node.services.records import Actor
-from protocol import CardUpdate, NodeIdentity, make_card, parse_json, seal, verify_card
+from protocol import (
+    ALERT_CATEGORIES,
+    CardUpdate,
+    NodeIdentity,
+    make_card,
+    parse_json,
+    seal,
+    verify_card,
+)
 from tests.federation.conftest import (
     KPNET,
     RunningNode,
@@ -92,7 +100,7 @@ def peers_of(node: Local) -> dict[str, str]:
         with runtime.sessions() as session:
             registry = PeerRegistry(session, Actor("test", "admin"), runtime.now(),
                                     own_node_id=node.settings.node_id)
-            return {p.node_id: p.status for p in registry.list(include_removed=True)}
+            return {p.node_id: p.status for p in registry.all(include_removed=True)}
     finally:
         runtime.close()
 

@@ -16,9 +16,9 @@ from sqlalchemy import delete, select
 from node.db.models import MatchKey, MatchRecord
 from node.matching import MatchIndex, MatchQuery, find_candidates, index_rows
 from node.runtime import Node, open_node
-from node.schemas import LicenseeCreate, LicenseeUpdate, SubjectCreate, SubjectUpdate
+from node.schemas.records import LicenseeCreate, LicenseeUpdate, SubjectCreate, SubjectUpdate
+from node.services.actors import Actor
 from node.services.licensees import LicenseeRegistry
-from node.services.records import Actor
 from node.services.subjects import SubjectRegistry
 
 ANALYST = Actor("analyste", "analyst")

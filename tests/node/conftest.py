@@ -20,9 +20,10 @@ from node.app import create_app
 from node.bootstrap import init_node
 from node.config import Settings
 from node.db import make_engine
+from node.roles import ROLES
 from node.runtime import open_node
-from node.services.records import Actor
-from node.services.tokens import ROLES, TokenService
+from node.services.actors import Actor
+from node.services.tokens import TokenService
 from tests.conftest import fresh_postgres_database
 
 KPNET = Path(sys.executable).parent / "kpnet"

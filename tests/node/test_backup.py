@@ -35,11 +35,11 @@ from node.db.models import AuditEntry, OutboxMessage, Peer
 from node.keystore import read_key_files
 from node.runtime import open_node
 from node.services import backup, backup_crypto, backup_restore
+from node.services.actors import Actor
 from node.services.audit import verify_chain
 from node.services.backup import BackupError, create_backup
 from node.services.backup_restore import restore_archive
 from node.services.peers import PeerRegistry
-from node.services.records import Actor
 from node.services.rotation import rotate_keys
 from node.services.tokens import TokenService
 from tests.conftest import create_node, fresh_postgres_database, issue_tokens

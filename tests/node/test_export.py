@@ -19,7 +19,7 @@ from node.bootstrap import init_node
 from node.db.models import AuditEntry
 from node.runtime import open_node
 from node.services import export
-from node.services.records import Actor
+from node.services.actors import Actor
 from node.services.tokens import TokenService
 
 BOM = b"\xef\xbb\xbf"

@@ -9,7 +9,7 @@ import pytest
 
 import protocol
 from node.runtime import open_node
-from node.services.agreements import SharingAgreement
+from node.schemas.agreements import SharingAgreement
 from node.services.kyc_answers import answer_query, resolve_reference
 
 LICENSEE = {

@@ -17,7 +17,7 @@ from node.db import is_up_to_date, make_engine, upgrade
 from node.db.migrate import current_revision, head_revision
 from node.db.models import Base
 from node.runtime import open_node
-from node.services.records import Actor
+from node.services.actors import Actor
 from node.services.tokens import TokenService
 
 

@@ -9,51 +9,45 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
-from ...schemas_kyc import DisclosureCreate, DisclosureDecision, DisclosureOut
-from ...services.disclosures import DisclosureService
-from ..deps import NodeDep, Reader, SessionDep, Writer, deliver_soon
+from ...schemas.kyc import DisclosureCreate, DisclosureDecision, DisclosureOut
+from ..deps import AsReader, AsWriter
 
 router = APIRouter(prefix="/disclosures", tags=["disclosures"])
 
 
 @router.post("", response_model=DisclosureOut, status_code=status.HTTP_201_CREATED,
              summary="Ask a peer for the details behind a reference in its KYC answer")
-def request_disclosure(request: Request, node: NodeDep, session: SessionDep, actor: Reader,
-                       body: DisclosureCreate) -> Any:
-    service = DisclosureService(session, node.identity, actor, node.now())
+def request_disclosure(work: AsReader, body: DisclosureCreate) -> Any:
+    service = work.disclosures()
     disclosure, sent = service.request(body)
-    session.commit()
-    deliver_soon(request, [sent.message_id])
+    work.commit(deliver=[sent.message_id])
     return service.view(disclosure)
 
 
 @router.get("", response_model=list[DisclosureOut],
             summary="Disclosure requests, newest first: ours (outbound) and peers' (inbound)")
 def list_disclosures(
-    node: NodeDep, session: SessionDep, actor: Reader,
+    work: AsReader,
     direction: Literal["inbound", "outbound"] | None = None,
     status: Literal["pending", "granted", "denied"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
-    return DisclosureService(session, node.identity, actor, node.now()).list(
-        direction=direction, status=status, limit=limit, offset=offset)
+    return work.disclosures().recent(direction=direction, status=status, limit=limit, offset=offset)
 
 
 @router.get("/{disclosure_id}", response_model=DisclosureOut,
             summary="One request; a pending inbound one shows the fields that could be released")
-def read_disclosure(node: NodeDep, session: SessionDep, actor: Reader, disclosure_id: int) -> Any:
-    return DisclosureService(session, node.identity, actor, node.now()).get(disclosure_id)
+def read_disclosure(work: AsReader, disclosure_id: int) -> Any:
+    return work.disclosures().get(disclosure_id)
 
 
 @router.post("/{disclosure_id}/decision", response_model=DisclosureOut,
              summary="Grant (releasing the chosen fields) or deny (with a reason) a peer's request")
-def decide_disclosure(request: Request, node: NodeDep, session: SessionDep, actor: Writer,
-                      disclosure_id: int, body: DisclosureDecision) -> Any:
-    service = DisclosureService(session, node.identity, actor, node.now())
+def decide_disclosure(work: AsWriter, disclosure_id: int, body: DisclosureDecision) -> Any:
+    service = work.disclosures()
     disclosure, sent = service.decide(disclosure_id, body)
-    session.commit()
-    deliver_soon(request, [sent.message_id])
+    work.commit(deliver=[sent.message_id])
     return service.view(disclosure)

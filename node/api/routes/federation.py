@@ -21,8 +21,8 @@ import protocol
 from ...db.models import Peer
 from ...federation.inbound import InboundProcessor
 from ...runtime import Node
-from ..bodies import read_body
-from ..deps import NodeDep, deliver_soon
+from ...web.bodies import read_body
+from ...web.request import NodeDep, deliver_soon
 
 router = APIRouter(prefix="/federation/v1", tags=["federation"])
 MAX_BATCH = 100

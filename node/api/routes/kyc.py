@@ -11,32 +11,33 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
-from ...federation.kyc_wait import run_check
-from ...schemas_kyc import CheckCreate, CheckOut, CheckSummary
-from ...services.kyc import KycService
-from ..deps import NodeDep, Reader, SessionDep
+from ...schemas.kyc import CheckCreate, CheckOut, CheckSummary
+from ...web.kyc_checks import run_check
+from ...web.request import outbox_sender
+from ..deps import AsReader
 
 router = APIRouter(prefix="/kyc", tags=["kyc"])
 
 
 @router.post("/checks", response_model=CheckOut, status_code=status.HTTP_201_CREATED,
              summary="Run a KYC check; federation scope asks peers and waits for them")
-async def create_check(request: Request, node: NodeDep, actor: Reader, body: CheckCreate) -> Any:
-    return await run_check(node, actor, body, sender=request.app.state.sender,
+async def create_check(work: AsReader, body: CheckCreate) -> Any:
+    request = work.request
+    return await run_check(work.node, work.actor, body, sender=outbox_sender(request),
                            answers=request.app.state.answer_feed)
 
 
 @router.get("/checks", response_model=list[CheckSummary], summary="Checks, newest first")
-def list_checks(node: NodeDep, session: SessionDep, actor: Reader,
+def list_checks(work: AsReader,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50,
                 offset: Annotated[int, Query(ge=0)] = 0) -> Any:
-    return KycService(session, node.identity, actor, node.now()).list(limit=limit, offset=offset)
+    return work.kyc().recent(limit=limit, offset=offset)
 
 
 @router.get("/checks/{check_id}", response_model=CheckOut,
             summary="A check as it stands now, late answers included")
-def read_check(node: NodeDep, session: SessionDep, actor: Reader, check_id: str) -> Any:
-    service = KycService(session, node.identity, actor, node.now())
+def read_check(work: AsReader, check_id: str) -> Any:
+    service = work.kyc()
     return service.view(service.get(check_id))

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from ...keystore import KeyFileError, load_card, load_identity
-from ..deps import NodeDep
+from ...web.request import NodeDep
 
 router = APIRouter(tags=["operations"])
 

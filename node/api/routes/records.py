@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
-from ...schemas import HistoryEntry, Page
+from ...schemas.common import Page
+from ...schemas.records import HistoryEntry
 from ...services.records import RecordRegistry
-from ..deps import NodeDep, Reader, SessionDep, Writer
+from ..deps import AsReader, AsWriter
 
 
 def make_record_router(
@@ -31,57 +32,49 @@ def make_record_router(
 
     @router.get("", response_model=Page[out_model], summary=f"List {tag}")  # type: ignore[valid-type]
     def list_records(
-        node: NodeDep,
-        session: SessionDep,
-        actor: Reader,
+        work: AsReader,
         where: Annotated[filters, Query()],  # type: ignore[valid-type]
         q: Annotated[str | None, Query(max_length=200, description="Text search")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> Any:
-        reg = registry(session, actor, node.now())
-        items, total = reg.list(q=q, limit=limit, offset=offset, **where.model_dump())
+        items, total = work.registry(registry).search(
+            q=q, limit=limit, offset=offset, **where.model_dump())
         return {"items": [out(r) for r in items], "total": total, "limit": limit, "offset": offset}
 
     @router.post("", status_code=status.HTTP_201_CREATED, response_model=out_model,
                  summary=f"Create a {kind}")
-    def create_record(
-        node: NodeDep, session: SessionDep, actor: Writer, body: create_model  # type: ignore[valid-type]
-    ) -> Any:
-        record = registry(session, actor, node.now()).create(body)
-        session.commit()
+    def create_record(work: AsWriter, body: create_model) -> Any:  # type: ignore[valid-type]
+        record = work.registry(registry).create(body)
+        work.commit()
         return out(record)
 
     @router.get("/{ref}", response_model=out_model, summary=f"Read a {kind}")
-    def read_record(node: NodeDep, session: SessionDep, actor: Reader, ref: str) -> Any:
-        record = registry(session, actor, node.now()).read(ref)
-        session.commit()  # reads of some kinds are audited
+    def read_record(work: AsReader, ref: str) -> Any:
+        record = work.registry(registry).read(ref)
+        work.commit()  # reads of some kinds are audited
         return out(record)
 
     @router.patch("/{ref}", response_model=out_model, summary=f"Update a {kind}")
-    def update_record(
-        node: NodeDep, session: SessionDep, actor: Writer, ref: str,
-        body: update_model,  # type: ignore[valid-type]
-    ) -> Any:
-        record = registry(session, actor, node.now()).update(ref, body)
-        session.commit()
+    def update_record(work: AsWriter, ref: str,
+                      body: update_model) -> Any:  # type: ignore[valid-type]
+        record = work.registry(registry).update(ref, body)
+        work.commit()
         return out(record)
 
     @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT,
                    summary=f"Delete a {kind} (kept in history)")
     def delete_record(
-        node: NodeDep, session: SessionDep, actor: Writer, ref: str,
+        work: AsWriter, ref: str,
         version: Annotated[int | None, Query(description="Expected current version")] = None,
     ) -> None:
-        registry(session, actor, node.now()).delete(ref, version)
-        session.commit()
+        work.registry(registry).delete(ref, version)
+        work.commit()
 
     @router.get("/{ref}/history", response_model=list[HistoryEntry],
                 summary=f"History of a {kind}")
-    def record_history(node: NodeDep, session: SessionDep, actor: Reader, ref: str) -> Any:
-        return [
-            HistoryEntry.model_validate(change, from_attributes=True)
-            for change in registry(session, actor, node.now()).history(ref)
-        ]
+    def record_history(work: AsReader, ref: str) -> Any:
+        return [HistoryEntry.model_validate(change, from_attributes=True)
+                for change in work.registry(registry).history(ref)]
 
     return router

@@ -5,43 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 
-from ...schemas import (
-    Handling,
-    LicenceStatus,
-    LicenceType,
+from ...schemas.records import (
     LicenseeCreate,
+    LicenseeFilters,
     LicenseeOut,
     LicenseeUpdate,
-    PartyKind,
-    ReasonCategory,
-    RiskLevel,
     StatusChange,
     SubjectCreate,
+    SubjectFilters,
     SubjectOut,
     SubjectUpdate,
 )
 from ...services.licensees import LicenseeRegistry
 from ...services.subjects import SubjectRegistry
-from ..deps import NodeDep, SessionDep, Writer
+from ..deps import AsWriter
 from .records import make_record_router
-
-
-class LicenseeFilters(BaseModel):
-    status: LicenceStatus | None = None
-    licence_type: LicenceType | None = None
-    region: str | None = None
-    handling: Handling | None = None
-
-
-class SubjectFilters(BaseModel):
-    kind: PartyKind | None = None
-    reason_category: ReasonCategory | None = None
-    risk_level: RiskLevel | None = None
-    nationality: str | None = None
-    handling: Handling | None = None
-
 
 licensees = make_record_router(
     prefix="/licensees", tag="licensees", registry=LicenseeRegistry,
@@ -56,12 +35,10 @@ subjects = make_record_router(
 
 
 @licensees.post("/{ref}/status", response_model=LicenseeOut, summary="Change a licence's status")
-def change_status(
-    node: NodeDep, session: SessionDep, actor: Writer, ref: str, body: StatusChange,
-    version: int | None = None,
-) -> Any:
-    record = LicenseeRegistry(session, actor, node.now()).set_status(ref, body, version)
-    session.commit()
+def change_status(work: AsWriter, ref: str, body: StatusChange,
+                  version: int | None = None) -> Any:
+    record = work.licensees().set_status(ref, body, version)
+    work.commit()
     return LicenseeOut.model_validate(record, from_attributes=True)
 
 

@@ -9,12 +9,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ...services.csv_import import CsvImport, ImportReport
+from ...services.csv_import import MAX_IMPORT_BYTES, ImportReport
 from ...services.export import start_export
-from ..bodies import read_body
-from ..deps import NodeDep, SessionDep, Writer
+from ...web.bodies import read_body
+from ..deps import AsWriter
 
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
 # Browsers on Windows label .csv uploads application/vnd.ms-excel.
 CSV_MEDIA_TYPES = frozenset({"text/csv", "application/octet-stream", "application/vnd.ms-excel"})
 
@@ -58,19 +57,17 @@ CSV_REQUEST_BODY = {
     openapi_extra=CSV_REQUEST_BODY,
 )
 def import_records(
-    actor: Writer,
-    node: NodeDep,
-    session: SessionDep,
+    work: AsWriter,
     kind: Kind,
     body: Annotated[bytes, Depends(csv_body)],
     dry_run: Annotated[bool, Query(description="Validate only; write nothing")] = False,
 ) -> Any:
     """All or nothing: every row is validated first, and nothing is written if one is
     invalid. UTF-8 (with or without BOM), `;` or `,` separated; see docs/csv.md."""
-    report = CsvImport(session, actor, node.now()).run(kind, body, dry_run=dry_run)
+    report = work.imports().run(kind, body, dry_run=dry_run)
     if report.errors_total:
         return JSONResponse(asdict(report), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-    session.commit()
+    work.commit()
     return report
 
 
@@ -81,13 +78,12 @@ def import_records(
                      "description": "The records (CSV: UTF-8 with BOM, `,` separated)"}},
 )
 def export_records(
-    actor: Writer,
-    node: NodeDep,
+    work: AsWriter,
     kind: Kind,
     format: Annotated[Literal["csv", "json"], Query()] = "csv",
 ) -> StreamingResponse:
-    export = start_export(node.sessions, kind, format, actor=actor, now=node.now(),
-                          node_id=node.settings.node_id)
+    export = start_export(work.node.sessions, kind, format, actor=work.actor, now=work.now,
+                          node_id=work.node.settings.node_id)
     return StreamingResponse(
         export.chunks, media_type=export.media_type,
         headers={"Content-Disposition": f'attachment; filename="{export.filename}"',

@@ -8,21 +8,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from protocol import HANDLING_LEVELS
+from protocol import ALERT_CATEGORIES, HANDLING_LEVELS, SEVERITIES
 
-from ...api.deps import NodeDep, SessionDep, wake_sender
-from ...api.streams import alert_stream
 from ...db.models import Alert, Peer
-from ...schemas_alerts import AlertCreate, AlertEdit, AlertOut
-from ...services.agreements import ALERT_CATEGORIES, SharingAgreement
+from ...roles import Permission, may
+from ...schemas.agreements import SharingAgreement
+from ...schemas.alerts import AlertCreate, AlertEdit, AlertOut
 from ...services.alerts import AlertService
-from ...services.peers import PeerRegistry, agreement_of
-from ...services.records import Conflict, InvalidInput, NotFound
-from ..auth import Reader, Viewer, Writer, resolve_viewer
+from ...services.errors import Conflict, InvalidInput, NotFound
+from ...services.peers import agreement_of
+from ...web.streams import alert_stream
+from ..auth import ConsoleWork, ReaderWork, Viewer, WriterWork, resolve_viewer
 from ..csrf import ReaderForm, WriterForm
 from ..forms import blank_to_none, field_errors, lines
 from ..i18n import N_, Translator
@@ -30,14 +30,9 @@ from ..pages import Missing, page, redirect
 from ..templating import render_text
 
 router = APIRouter(prefix="/console/alerts")
-SEVERITIES = ("urgent", "warning", "info")
 PAGE_SIZE = 50
 REFUSAL_CATEGORY = N_("the sharing agreement excludes this category")
 REFUSAL_HANDLING = N_("TLP:%(level)s is above what the agreement allows (TLP:%(max)s)")
-
-
-def _service(node: Any, session: Any, viewer: Viewer) -> AlertService:
-    return AlertService(session, node.identity, viewer.actor, node.now())
 
 
 def _alert(service: AlertService, viewer: Viewer, alert_id: int) -> Alert:
@@ -71,54 +66,53 @@ def recipient_preview(t: Translator, peers: list[Peer], category: str, handling:
 # -- reading -----------------------------------------------------------------------------
 
 @router.get("", include_in_schema=False)
-def inbox(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
-          direction: str = "inbound", offset: int = 0) -> Response:
+def inbox(work: ReaderWork, direction: str = "inbound", offset: int = 0) -> Response:
     direction = "outbound" if direction == "outbound" else "inbound"
     offset = max(0, offset)
-    alerts = _service(node, session, viewer).list(direction=direction, limit=PAGE_SIZE + 1,
-                                                  offset=offset)
-    return page(request, viewer, "alerts/list.html", alerts=alerts[:PAGE_SIZE],
+    alerts = work.alerts().recent(direction=direction, limit=PAGE_SIZE + 1, offset=offset)
+    return page(work.request, work.viewer, "alerts/list.html", alerts=alerts[:PAGE_SIZE],
                 direction=direction, offset=offset, more=len(alerts) > PAGE_SIZE,
                 page_size=PAGE_SIZE)
 
 
 @router.get("/stream", include_in_schema=False)
-async def stream(request: Request, node: NodeDep, viewer: Reader) -> Response:
+async def stream(work: ReaderWork) -> Response:
+    request, node, viewer = work.request, work.node, work.viewer
+
     def encode(alert: AlertOut) -> str:
         return render_text(viewer.t, "alerts/_row.html", alert=alert, direction="inbound")
 
     def still_allowed() -> bool:
         current = resolve_viewer(request, node)
-        return current is not None and current.role in ("officer", "analyst")
+        return current is not None and may(current.role, Permission.READ)
 
     return alert_stream(request, node, viewer.actor, encode=encode, still_allowed=still_allowed)
 
 
 @router.get("/new", include_in_schema=False)
-def compose(request: Request, node: NodeDep, session: SessionDep, viewer: Writer) -> Response:
-    return _compose_page(request, node, session, viewer, values=_blank_values(), errors={})
+def compose(work: WriterWork) -> Response:
+    return _compose_page(work, values=_blank_values(), errors={})
 
 
 @router.get("/recipients", include_in_schema=False)
-def preview_fragment(request: Request, node: NodeDep, session: SessionDep, viewer: Writer,
-                     category: str = "seizure", handling: str = "AMBER") -> Response:
-    chosen = request.query_params.getlist("recipients") or None
-    rows = _preview(node, session, viewer, category, handling, chosen)
-    return page(request, viewer, "alerts/_recipients.html", rows=rows)
+def preview_fragment(work: WriterWork, category: str = "seizure",
+                     handling: str = "AMBER") -> Response:
+    chosen = work.request.query_params.getlist("recipients") or None
+    rows = _preview(work, category, handling, chosen)
+    return page(work.request, work.viewer, "alerts/_recipients.html", rows=rows)
 
 
 @router.get("/{alert_id}", include_in_schema=False)
-def detail(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
-           alert_id: int) -> Response:
-    alert = _alert(_service(node, session, viewer), viewer, alert_id)
-    return page(request, viewer, "alerts/detail.html", alert=alert, errors={})
+def detail(work: ReaderWork, alert_id: int) -> Response:
+    alert = _alert(work.alerts(), work.viewer, alert_id)
+    return page(work.request, work.viewer, "alerts/detail.html", alert=alert, errors={})
 
 
 # -- writing -----------------------------------------------------------------------------
 
 @router.post("", include_in_schema=False)
-def send(request: Request, node: NodeDep, session: SessionDep, posted: WriterForm) -> Response:
-    viewer = posted.viewer
+def send(posted: WriterForm) -> Response:
+    work, viewer = posted.work, posted.viewer
     values = _values_from(posted.form)
     chosen = [name for name in posted.texts("recipients") if name]
     errors: dict[str, str] = {}
@@ -130,84 +124,76 @@ def send(request: Request, node: NodeDep, session: SessionDep, posted: WriterFor
     if not chosen:
         errors["recipients"] = viewer.t.gettext(N_("Choose at least one recipient."))
     if errors or data is None or posted.text("action") == "preview":
-        return _compose_page(request, node, session, viewer, values=values, chosen=chosen,
+        return _compose_page(work, values=values, chosen=chosen,
                              errors=errors, status_code=422 if errors else 200)
     try:
-        alert = _service(node, session, viewer).create(data)
+        alert = work.alerts().create(data)
     except InvalidInput as exc:
-        session.rollback()
+        work.rollback()
         errors = {"recipients": viewer.t.gettext(N_("Some recipients are no longer active peers."))
                   if exc.field == "recipients" else str(exc)}
-        return _compose_page(request, node, session, viewer, values=values, chosen=chosen,
-                             errors=errors, status_code=422)
-    session.commit()
-    wake_sender(request)
+        return _compose_page(work, values=values, chosen=chosen, errors=errors,
+                             status_code=422)
+    work.commit()
     return redirect(f"/console/alerts/{alert.id}?sent=1")
 
 
 @router.get("/{alert_id}/edit", include_in_schema=False)
-def edit(request: Request, node: NodeDep, session: SessionDep, viewer: Writer,
-         alert_id: int) -> Response:
-    alert = _own(_service(node, session, viewer), viewer, alert_id)
-    return page(request, viewer, "alerts/edit.html", alert=alert, values=_values_of(alert),
+def edit(work: WriterWork, alert_id: int) -> Response:
+    alert = _own(work.alerts(), work.viewer, alert_id)
+    return page(work.request, work.viewer, "alerts/edit.html", alert=alert, values=_values_of(alert),
                 errors={}, **_choices())
 
 
 @router.post("/{alert_id}/update", include_in_schema=False)
-def update(request: Request, node: NodeDep, session: SessionDep, posted: WriterForm,
-           alert_id: int) -> Response:
-    viewer = posted.viewer
-    service = _service(node, session, viewer)
+def update(posted: WriterForm, alert_id: int) -> Response:
+    work, viewer = posted.work, posted.viewer
+    service = work.alerts()
     alert = _own(service, viewer, alert_id)
     values = _values_from(posted.form)
     try:
         data = AlertEdit.model_validate(_content(values, keep=alert.subjects))
     except ValidationError as exc:
-        return page(request, viewer, "alerts/edit.html", status_code=422, alert=alert,
+        return page(work.request, viewer, "alerts/edit.html", status_code=422, alert=alert,
                     values=values, errors=field_errors(exc, viewer.t, _alert_field),
                     **_choices())
     try:
         service.update(alert_id, data)
     except Conflict:
-        session.rollback()
+        work.rollback()
         return redirect(f"/console/alerts/{alert_id}")
-    session.commit()
-    wake_sender(request)
+    work.commit()
     return redirect(f"/console/alerts/{alert_id}?updated=1")
 
 
 @router.post("/{alert_id}/retract", include_in_schema=False)
-def retract(request: Request, node: NodeDep, session: SessionDep, posted: WriterForm,
-            alert_id: int) -> Response:
-    viewer = posted.viewer
-    service = _service(node, session, viewer)
+def retract(posted: WriterForm, alert_id: int) -> Response:
+    work, viewer = posted.work, posted.viewer
+    service = work.alerts()
     alert = _own(service, viewer, alert_id)
     reason = posted.text("reason")
     if not reason or len(reason) > 1000:
-        return page(request, viewer, "alerts/detail.html", status_code=422, alert=alert,
+        return page(work.request, viewer, "alerts/detail.html", status_code=422, alert=alert,
                     errors={"reason": viewer.t.gettext(N_("Say why the alert is withdrawn."))})
     try:
         service.retract(alert_id, reason)
     except Conflict:
-        session.rollback()
+        work.rollback()
         return redirect(f"/console/alerts/{alert_id}")
-    session.commit()
-    wake_sender(request)
+    work.commit()
     return redirect(f"/console/alerts/{alert_id}?retracted=1")
 
 
 @router.post("/{alert_id}/ack", include_in_schema=False)
-def acknowledge(request: Request, node: NodeDep, session: SessionDep, posted: ReaderForm,
-                alert_id: int) -> Response:
-    viewer = posted.viewer
-    service = _service(node, session, viewer)
+def acknowledge(posted: ReaderForm, alert_id: int) -> Response:
+    work, viewer = posted.work, posted.viewer
+    service = work.alerts()
     alert = _alert(service, viewer, alert_id)
     status = posted.text("status")
     if status not in ("read", "acted") or alert.direction != "inbound":
         return redirect(f"/console/alerts/{alert_id}")
     service.acknowledge(alert_id, status)
-    session.commit()
-    wake_sender(request)
+    work.commit()
     return redirect(f"/console/alerts/{alert_id}?ack={status}")
 
 
@@ -225,23 +211,19 @@ def _choices() -> dict[str, Any]:
             "handlings": HANDLING_LEVELS}
 
 
-def _preview(node: Any, session: Any, viewer: Viewer, category: str, handling: str,
+def _preview(work: ConsoleWork, category: str, handling: str,
              chosen: list[str] | None) -> list[dict[str, Any]]:
     if category not in ALERT_CATEGORIES or handling not in HANDLING_LEVELS:
         return []
-    peers = PeerRegistry(session, viewer.actor, node.now(),
-                         own_node_id=node.identity.node_id).active()
-    return recipient_preview(viewer.t, peers, category, handling, chosen)
+    return recipient_preview(work.viewer.t, work.peers().active(), category, handling, chosen)
 
 
-def _compose_page(request: Request, node: Any, session: Any, viewer: Viewer, *,
-                  values: dict[str, str], errors: dict[str, str],
+def _compose_page(work: ConsoleWork, *, values: dict[str, str], errors: dict[str, str],
                   chosen: list[str] | None = None, status_code: int = 200) -> Response:
-    peers = PeerRegistry(session, viewer.actor, node.now(),
-                         own_node_id=node.identity.node_id).active()
+    peers = work.peers().active()
     chosen = [p.node_id for p in peers] if chosen is None else chosen
-    preview = _preview(node, session, viewer, values["category"], values["handling"], chosen)
-    return page(request, viewer, "alerts/compose.html", status_code=status_code, values=values,
+    preview = _preview(work, values["category"], values["handling"], chosen)
+    return page(work.request, work.viewer, "alerts/compose.html", status_code=status_code, values=values,
                 errors=errors, peers=peers, chosen=chosen, preview=preview, **_choices())
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
-from ...api.deps import SessionDep
 from ...services.audit import search_entries, verify_chain
-from ..auth import AuditorViewer
+from ..auth import AuditorWork
 from ..pages import page
 
 router = APIRouter(prefix="/console/audit")
@@ -30,8 +29,8 @@ def _day(text: str | None, *, end: bool = False) -> datetime | None:
 
 
 @router.get("", include_in_schema=False)
-def audit_log(request: Request, session: SessionDep, viewer: AuditorViewer) -> Response:
-    params = request.query_params
+def audit_log(work: AuditorWork) -> Response:
+    params, session = work.request.query_params, work.session
     filters = {name: (params.get(name) or "").strip()[:100]
                for name in ("action", "who", "target_id", "since", "until")}
     try:
@@ -44,6 +43,6 @@ def audit_log(request: Request, session: SessionDep, viewer: AuditorViewer) -> R
         until=_day(filters["until"], end=True), limit=PAGE_SIZE, offset=offset)
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     report = verify_chain(session) if params.get("verify") else None
-    return page(request, viewer, "audit.html", rows=rows, total=total, offset=offset,
+    return page(work.request, work.viewer, "audit.html", rows=rows, total=total, offset=offset,
                 limit=PAGE_SIZE, filters=filters, report=report,
                 base=f"/console/audit?{query}{'&' if query else ''}")

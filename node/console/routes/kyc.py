@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from ...api.deps import NodeDep, SessionDep, deliver_soon
-from ...federation import kyc_wait
-from ...schemas_kyc import DISCLOSABLE_FIELDS, CheckCreate, DisclosureCreate, DisclosureDecision
+from ...schemas.kyc import DISCLOSABLE_FIELDS, CheckCreate, DisclosureCreate, DisclosureDecision
 from ...services.csv_format import read_documents
-from ...services.disclosures import DisclosureService
-from ...services.kyc import KycService
-from ...services.records import Conflict, InvalidInput, NotFound
-from ..auth import Reader, Viewer
+from ...services.errors import Conflict, InvalidInput, NotFound
+from ...web import kyc_checks
+from ...web.request import outbox_sender
+from ..auth import ConsoleWork, ReaderWork
 from ..csrf import ReaderForm, WriterForm
 from ..forms import blank_to_none, field_errors, lines
 from ..i18n import N_
@@ -42,22 +40,21 @@ def _values(form: Any = None) -> dict[str, str]:
     return values
 
 
-def _check_page(request: Request, node: Any, session: Any, viewer: Viewer,
-                values: dict[str, str], errors: dict[str, str], status_code: int = 200) -> Response:
-    checks = KycService(session, node.identity, viewer.actor, node.now()).list(limit=20, offset=0)
-    return page(request, viewer, "kyc/index.html", status_code=status_code, values=values,
+def _check_page(work: ConsoleWork, values: dict[str, str], errors: dict[str, str],
+                status_code: int = 200) -> Response:
+    checks = work.kyc().recent(limit=20, offset=0)
+    return page(work.request, work.viewer, "kyc/index.html", status_code=status_code, values=values,
                 errors=errors, checks=checks)
 
 
 @router.get("/kyc", include_in_schema=False)
-def kyc_page(request: Request, node: NodeDep, session: SessionDep, viewer: Reader) -> Response:
-    return _check_page(request, node, session, viewer, _values(), {})
+def kyc_page(work: ReaderWork) -> Response:
+    return _check_page(work, _values(), {})
 
 
 @router.post("/kyc", include_in_schema=False)
-async def run_check(request: Request, node: NodeDep, session: SessionDep,
-                    posted: ReaderForm) -> Response:
-    viewer, t = posted.viewer, posted.viewer.t
+async def run_check(posted: ReaderForm) -> Response:
+    work, viewer, t = posted.work, posted.viewer, posted.viewer.t
     values = _values(posted.form)
     errors: dict[str, str] = {}
     try:
@@ -77,71 +74,63 @@ async def run_check(request: Request, node: NodeDep, session: SessionDep,
         errors = {**field_errors(exc, t, lambda loc: str(loc[1] if loc[0] == "party" and len(loc) > 1
                                                          else loc[0])), **errors}
     if errors or body is None:
-        return await run_in_threadpool(_check_page, request, node, session, viewer, values,
-                                       errors, 422)
-    check = await kyc_wait.run_check(node, viewer.actor, body, sender=request.app.state.sender,
-                                     answers=request.app.state.answer_feed)
+        return await run_in_threadpool(_check_page, work, values, errors, 422)
+    request = work.request
+    check = await kyc_checks.run_check(work.node, viewer.actor, body,
+                                       sender=outbox_sender(request),
+                                       answers=request.app.state.answer_feed)
     return redirect(f"/console/kyc/{check.id}")
 
 
 @router.get("/kyc/{check_id}", include_in_schema=False)
-def check_page(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
-               check_id: str) -> Response:
-    service = KycService(session, node.identity, viewer.actor, node.now())
+def check_page(work: ReaderWork, check_id: str) -> Response:
+    service, viewer = work.kyc(), work.viewer
     try:
         check = service.view(service.get(check_id))
     except NotFound:
         raise Missing(viewer) from None
-    asked = {(d.peer, d.reference): d for d in DisclosureService(
-        session, node.identity, viewer.actor, node.now()).list(
-            direction="outbound", status=None, limit=500, offset=0) if d.check_id == check.id}
-    return page(request, viewer, "kyc/check.html", check=check, asked=asked, errors={})
+    asked = {(d.peer, d.reference): d for d in work.disclosures().recent(
+        direction="outbound", status=None, limit=500, offset=0) if d.check_id == check.id}
+    return page(work.request, viewer, "kyc/check.html", check=check, asked=asked, errors={})
 
 
 @router.post("/disclosures", include_in_schema=False)
-def request_disclosure(request: Request, node: NodeDep, session: SessionDep,
-                       posted: ReaderForm) -> Response:
-    viewer = posted.viewer
+def request_disclosure(posted: ReaderForm) -> Response:
+    work = posted.work
     check_id = posted.text("check_id")
     try:
         body = DisclosureCreate.model_validate({
             "check_id": check_id, "peer": posted.text("peer"),
             "reference": posted.text("reference"), "justification": posted.text("justification")})
-        service = DisclosureService(session, node.identity, viewer.actor, node.now())
-        disclosure, sent = service.request(body)
+        disclosure, sent = work.disclosures().request(body)
     except (ValidationError, InvalidInput, Conflict, NotFound):
-        session.rollback()
+        work.rollback()
         return redirect(f"/console/kyc/{check_id}?disclosure=invalid")
-    session.commit()
-    deliver_soon(request, [sent.message_id])
+    work.commit(deliver=[sent.message_id])
     return redirect(f"/console/disclosures/{disclosure.id}?requested=1")
 
 
 @router.get("/disclosures", include_in_schema=False)
-def disclosures(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
-                direction: str = "inbound") -> Response:
+def disclosures(work: ReaderWork, direction: str = "inbound") -> Response:
     direction = "outbound" if direction == "outbound" else "inbound"
-    rows = DisclosureService(session, node.identity, viewer.actor, node.now()).list(
-        direction=direction, status=None, limit=200, offset=0)
-    return page(request, viewer, "kyc/disclosures.html", rows=rows, direction=direction)
+    rows = work.disclosures().recent(direction=direction, status=None, limit=200, offset=0)
+    return page(work.request, work.viewer, "kyc/disclosures.html", rows=rows, direction=direction)
 
 
 @router.get("/disclosures/{disclosure_id}", include_in_schema=False)
-def disclosure(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
-               disclosure_id: int) -> Response:
+def disclosure(work: ReaderWork, disclosure_id: int) -> Response:
     try:
-        item = DisclosureService(session, node.identity, viewer.actor, node.now()).get(disclosure_id)
+        item = work.disclosures().get(disclosure_id)
     except NotFound:
-        raise Missing(viewer) from None
-    return page(request, viewer, "kyc/disclosure.html", item=item, fields=DISCLOSABLE_FIELDS,
+        raise Missing(work.viewer) from None
+    return page(work.request, work.viewer, "kyc/disclosure.html", item=item, fields=DISCLOSABLE_FIELDS,
                 errors={})
 
 
 @router.post("/disclosures/{disclosure_id}/decision", include_in_schema=False)
-def decide(request: Request, node: NodeDep, session: SessionDep, posted: WriterForm,
-           disclosure_id: int) -> Response:
-    viewer = posted.viewer
-    service = DisclosureService(session, node.identity, viewer.actor, node.now())
+def decide(posted: WriterForm, disclosure_id: int) -> Response:
+    work, viewer = posted.work, posted.viewer
+    service = work.disclosures()
     decision = posted.text("decision")
     try:
         body = DisclosureDecision.model_validate({
@@ -152,12 +141,11 @@ def decide(request: Request, node: NodeDep, session: SessionDep, posted: WriterF
     except NotFound:
         raise Missing(viewer) from None
     except (ValidationError, InvalidInput, Conflict):
-        session.rollback()
+        work.rollback()
         item = service.get(disclosure_id)
         message = (N_("Choose at least one field to release.") if decision == "grant"
                    else N_("Say why the request is denied."))
-        return page(request, viewer, "kyc/disclosure.html", status_code=422, item=item,
+        return page(work.request, viewer, "kyc/disclosure.html", status_code=422, item=item,
                     fields=DISCLOSABLE_FIELDS, errors={decision: viewer.t.gettext(message)})
-    session.commit()
-    deliver_soon(request, [sent.message_id])
+    work.commit(deliver=[sent.message_id])
     return redirect(f"/console/disclosures/{disclosure_id}?decided=1")

@@ -9,32 +9,36 @@ API keeps them; reading a subject's details is audited there.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from ...api.deps import NodeDep, SessionDep
-from ...api.routes.registry import LicenseeFilters, SubjectFilters
-from ...schemas import (
-    Handling,
-    LicenceStatus,
-    LicenceType,
+from protocol import (
+    HANDLING_LEVELS,
+    LICENCE_STATUSES,
+    LICENCE_TYPES,
+    PARTY_KINDS,
+    REASON_CATEGORIES,
+    RISK_LEVELS,
+)
+
+from ...schemas.records import (
     LicenseeCreate,
+    LicenseeFilters,
     LicenseeUpdate,
-    PartyKind,
-    ReasonCategory,
-    RiskLevel,
     StatusChange,
     SubjectCreate,
+    SubjectFilters,
     SubjectUpdate,
 )
 from ...services.csv_format import read_documents
+from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.licensees import LicenseeRegistry
-from ...services.records import Conflict, InvalidInput, NotFound, RecordRegistry
+from ...services.records import RecordRegistry
 from ...services.subjects import SubjectRegistry
-from ..auth import Reader, Viewer, Writer
+from ..auth import ConsoleWork, ReaderWork, Viewer, Writer, WriterWork
 from ..csrf import Posted, WriterForm
 from ..forms import blank_to_none, field_errors, lines
 from ..i18n import N_
@@ -42,7 +46,6 @@ from ..pages import Missing, page, redirect
 
 router = APIRouter(prefix="/console")
 PAGE_SIZE = 50
-HANDLINGS = get_args(Handling)
 
 DUPLICATE_LICENCE = N_("This licence number is already registered.")
 STALE_VERSION = N_("Someone changed this record while you were editing it. "
@@ -64,18 +67,13 @@ class Kind:
 
 
 LICENSEES = Kind("licensees", LicenseeRegistry, LicenseeFilters, {
-    "status": get_args(LicenceStatus), "licence_type": get_args(LicenceType),
-    "handling": HANDLINGS,
+    "status": LICENCE_STATUSES, "licence_type": LICENCE_TYPES, "handling": HANDLING_LEVELS,
 }, {"status": "licence_status", "licence_type": "licence_type"})
 SUBJECTS = Kind("subjects", SubjectRegistry, SubjectFilters, {
-    "kind": get_args(PartyKind), "reason_category": get_args(ReasonCategory),
-    "risk_level": get_args(RiskLevel), "handling": HANDLINGS,
+    "kind": PARTY_KINDS, "reason_category": REASON_CATEGORIES, "risk_level": RISK_LEVELS,
+    "handling": HANDLING_LEVELS,
 }, {"kind": "party_kind", "reason_category": "reason_category", "risk_level": "risk_level"})
 KINDS = {k.path: k for k in (LICENSEES, SUBJECTS)}
-
-
-def _registry(kind: Kind, node: Any, session: Any, viewer: Viewer) -> RecordRegistry[Any]:
-    return kind.registry(session, viewer.actor, node.now())
 
 
 def _get(registry: RecordRegistry[Any], viewer: Viewer, ref: str, *, read: bool = False) -> Any:
@@ -190,8 +188,8 @@ def _subject_field(loc: tuple[Any, ...]) -> str:
 
 # -- pages -------------------------------------------------------------------------------
 
-def _list(kind: Kind, request: Request, node: Any, session: Any, viewer: Viewer) -> Response:
-    params = request.query_params
+def _list(kind: Kind, work: ConsoleWork) -> Response:
+    params = work.request.query_params
     wanted = {name: params.get(name) or None for name in kind.filters.model_fields}
     try:
         filters = kind.filters.model_validate(wanted).model_dump()
@@ -202,22 +200,22 @@ def _list(kind: Kind, request: Request, node: Any, session: Any, viewer: Viewer)
         offset = max(0, int(params.get("offset") or 0))
     except ValueError:
         offset = 0
-    items, total = _registry(kind, node, session, viewer).list(
+    items, total = work.registry(kind.registry).search(
         q=q or None, limit=PAGE_SIZE, offset=offset, **filters)
     query = "&".join(f"{k}={v}" for k, v in {"q": q, **filters}.items() if v)
-    return page(request, viewer, f"records/{kind.path}.html", items=items, total=total,
+    return page(work.request, work.viewer, f"records/{kind.path}.html", items=items, total=total,
                 offset=offset, limit=PAGE_SIZE, q=q, filters=filters, kind=kind,
                 base=f"/console/{kind.path}?{query}{'&' if query else ''}")
 
 
 @router.get("/licensees", include_in_schema=False)
-def licensees(request: Request, node: NodeDep, session: SessionDep, viewer: Reader) -> Response:
-    return _list(LICENSEES, request, node, session, viewer)
+def licensees(work: ReaderWork) -> Response:
+    return _list(LICENSEES, work)
 
 
 @router.get("/subjects", include_in_schema=False)
-def subjects(request: Request, node: NodeDep, session: SessionDep, viewer: Reader) -> Response:
-    return _list(SUBJECTS, request, node, session, viewer)
+def subjects(work: ReaderWork) -> Response:
+    return _list(SUBJECTS, work)
 
 
 @router.get("/licensees/new", include_in_schema=False)
@@ -231,37 +229,33 @@ def new_subject(request: Request, viewer: Writer) -> Response:
 
 
 @router.get("/licensees/{ref}", include_in_schema=False)
-def licensee(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
-             ref: str) -> Response:
-    registry = _registry(LICENSEES, node, session, viewer)
-    record = _get(registry, viewer, ref, read=True)
-    session.commit()
-    return page(request, viewer, "records/licensee.html", record=record,
+def licensee(work: ReaderWork, ref: str) -> Response:
+    registry = work.licensees()
+    record = _get(registry, work.viewer, ref, read=True)
+    work.commit()
+    return page(work.request, work.viewer, "records/licensee.html", record=record,
                 history=registry.history(ref), statuses=LICENSEES.choices["status"], errors={})
 
 
 @router.get("/subjects/{ref}", include_in_schema=False)
-def subject(request: Request, node: NodeDep, session: SessionDep, viewer: Reader,
-            ref: str) -> Response:
-    registry = _registry(SUBJECTS, node, session, viewer)
-    record = _get(registry, viewer, ref, read=True)
-    session.commit()  # the read is audited
-    return page(request, viewer, "records/subject.html", record=record,
+def subject(work: ReaderWork, ref: str) -> Response:
+    registry = work.subjects()
+    record = _get(registry, work.viewer, ref, read=True)
+    work.commit()  # the read is audited
+    return page(work.request, work.viewer, "records/subject.html", record=record,
                 history=registry.history(ref))
 
 
 @router.get("/licensees/{ref}/edit", include_in_schema=False)
-def edit_licensee(request: Request, node: NodeDep, session: SessionDep, viewer: Writer,
-                  ref: str) -> Response:
-    record = _get(_registry(LICENSEES, node, session, viewer), viewer, ref)
-    return _form(request, viewer, LICENSEES, record, licensee_values(record), {})
+def edit_licensee(work: WriterWork, ref: str) -> Response:
+    record = _get(work.licensees(), work.viewer, ref)
+    return _form(work.request, work.viewer, LICENSEES, record, licensee_values(record), {})
 
 
 @router.get("/subjects/{ref}/edit", include_in_schema=False)
-def edit_subject(request: Request, node: NodeDep, session: SessionDep, viewer: Writer,
-                 ref: str) -> Response:
-    record = _get(_registry(SUBJECTS, node, session, viewer), viewer, ref)
-    return _form(request, viewer, SUBJECTS, record, subject_values(record), {})
+def edit_subject(work: WriterWork, ref: str) -> Response:
+    record = _get(work.subjects(), work.viewer, ref)
+    return _form(work.request, work.viewer, SUBJECTS, record, subject_values(record), {})
 
 
 def _form(request: Request, viewer: Viewer, kind: Kind, record: Any | None,
@@ -272,10 +266,9 @@ def _form(request: Request, viewer: Viewer, kind: Kind, record: Any | None,
 
 # -- writing -----------------------------------------------------------------------------
 
-def _save(kind: Kind, request: Request, node: Any, session: Any, posted: Posted,
-          ref: str | None) -> Response:
-    viewer, t = posted.viewer, posted.viewer.t
-    registry = _registry(kind, node, session, viewer)
+def _save(kind: Kind, posted: Posted, ref: str | None) -> Response:
+    work, viewer, t = posted.work, posted.viewer, posted.viewer.t
+    registry = work.registry(kind.registry)
     record = _get(registry, viewer, ref) if ref else None
     names = LICENSEE_TEXT if kind is LICENSEES else SUBJECT_TEXT
     values = _form_values(posted, names)
@@ -297,49 +290,44 @@ def _save(kind: Kind, request: Request, node: Any, session: Any, posted: Posted,
         try:
             saved = registry.create(data) if record is None else registry.update(ref or "", data)
         except Conflict:
-            session.rollback()
+            work.rollback()
             errors = ({"licence_number": t.gettext(DUPLICATE_LICENCE)} if record is None
                       else {"form": t.gettext(STALE_VERSION)})
         except InvalidInput as exc:
-            session.rollback()
+            work.rollback()
             numbers = exc.message.partition(":")[2].strip()
             errors = {exc.field: t.gettext(UNKNOWN_LICENCES) % {"numbers": numbers}
                       if exc.field == "linked_licence_numbers" else t.gettext(N_("This value is not valid."))}
         else:
-            session.commit()
+            work.commit()
             return redirect(f"/console/{kind.path}/{saved.ref}?saved=1")
-    return _form(request, viewer, kind, record, values, errors, status_code=422)
+    return _form(work.request, viewer, kind, record, values, errors, status_code=422)
 
 
 @router.post("/licensees", include_in_schema=False)
-def create_licensee(request: Request, node: NodeDep, session: SessionDep,
-                    posted: WriterForm) -> Response:
-    return _save(LICENSEES, request, node, session, posted, None)
+def create_licensee(posted: WriterForm) -> Response:
+    return _save(LICENSEES, posted, None)
 
 
 @router.post("/subjects", include_in_schema=False)
-def create_subject(request: Request, node: NodeDep, session: SessionDep,
-                   posted: WriterForm) -> Response:
-    return _save(SUBJECTS, request, node, session, posted, None)
+def create_subject(posted: WriterForm) -> Response:
+    return _save(SUBJECTS, posted, None)
 
 
 @router.post("/licensees/{ref}", include_in_schema=False)
-def update_licensee(request: Request, node: NodeDep, session: SessionDep, posted: WriterForm,
-                    ref: str) -> Response:
-    return _save(LICENSEES, request, node, session, posted, ref)
+def update_licensee(posted: WriterForm, ref: str) -> Response:
+    return _save(LICENSEES, posted, ref)
 
 
 @router.post("/subjects/{ref}", include_in_schema=False)
-def update_subject(request: Request, node: NodeDep, session: SessionDep, posted: WriterForm,
-                   ref: str) -> Response:
-    return _save(SUBJECTS, request, node, session, posted, ref)
+def update_subject(posted: WriterForm, ref: str) -> Response:
+    return _save(SUBJECTS, posted, ref)
 
 
 @router.post("/licensees/{ref}/status", include_in_schema=False)
-def change_status(request: Request, node: NodeDep, session: SessionDep, posted: WriterForm,
-                  ref: str) -> Response:
-    viewer = posted.viewer
-    registry = LicenseeRegistry(session, viewer.actor, node.now())
+def change_status(posted: WriterForm, ref: str) -> Response:
+    work, viewer = posted.work, posted.viewer
+    registry = work.licensees()
     record = _get(registry, viewer, ref)
     error = None
     try:
@@ -352,10 +340,10 @@ def change_status(request: Request, node: NodeDep, session: SessionDep, posted: 
     except Conflict:
         error = STALE_VERSION
     if error is not None:
-        session.rollback()
+        work.rollback()
         record = _get(registry, viewer, ref)
-        return page(request, viewer, "records/licensee.html", status_code=422, record=record,
+        return page(work.request, viewer, "records/licensee.html", status_code=422, record=record,
                     history=registry.history(ref), statuses=LICENSEES.choices["status"],
                     errors={"status": viewer.t.gettext(error)})
-    session.commit()
+    work.commit()
     return redirect(f"/console/licensees/{ref}?saved=1")

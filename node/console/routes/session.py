@@ -10,14 +10,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from ...api.deps import NodeDep, SessionDep
+from ...services.actors import Actor
+from ...services.errors import InvalidInput
 from ...services.passwords import WeakPassword
-from ...services.records import Actor, InvalidInput
-from ...services.users import LANGUAGES, UserAccounts
+from ...services.users import LANGUAGES
+from ...web.request import NodeDep, RequestWork, SessionDep
 from ..auth import (
     LANGUAGE_COOKIE,
     SESSION_COOKIE,
     AnyViewer,
+    AnyWork,
     anonymous_translator,
     resolve_viewer,
     sessions_for,
@@ -99,15 +101,15 @@ def sign_in(request: Request, node: NodeDep, session: SessionDep,
     username = str(form.get("username") or "")[:200]
     password = str(form.get("password") or "")
     next_path = _safe_next(form.get("next"))
-    accounts = UserAccounts(session, SIGN_IN_ACTOR, node.now())
-    result = accounts.sign_in(username, password)
+    work = RequestWork(request, node, session, SIGN_IN_ACTOR)
+    result = work.users().sign_in(username, password)
     if result.user is None:
-        session.commit()  # the failure and any lock-out are recorded
+        work.commit()  # the failure and any lock-out are recorded
         return _login_page(request, error=SIGN_IN_REFUSED[result.outcome],
                            username=username.strip()[:64], next_path=next_path,
                            status_code=401 if result.outcome == "invalid" else 403)
     secret = sessions_for(node, session).open(result.user)
-    session.commit()
+    work.commit()
     target = "/console/account/password" if result.user.must_change_password else (
         next_path or "/console/")
     response = redirect(target)
@@ -117,28 +119,28 @@ def sign_in(request: Request, node: NodeDep, session: SessionDep,
 
 
 @router.post("/console/logout", include_in_schema=False)
-def sign_out(request: Request, node: NodeDep, session: SessionDep, posted: AnyForm) -> Response:
-    sessions_for(node, session).close(request.cookies.get(SESSION_COOKIE))
-    accounts = UserAccounts(session, posted.viewer.actor, node.now())
+def sign_out(posted: AnyForm) -> Response:
+    work = posted.work
+    sessions_for(work.node, work.session).close(work.request.cookies.get(SESSION_COOKIE))
+    accounts = work.users()
     user = accounts.get(posted.viewer.session.user_id)
-    accounts.audit.record(str(posted.viewer.actor), "user.sign_out", now=node.now(),
+    accounts.audit.record(str(work.actor), "user.sign_out", now=work.now,
                           target_kind="user", target_id=user.username)
-    session.commit()
+    work.commit()
     response = redirect("/console/login")
     response.delete_cookie(SESSION_COOKIE, path="/console")
     return response
 
 
 @router.post("/console/language", include_in_schema=False)
-def choose_language(request: Request, node: NodeDep, session: SessionDep,
-                    posted: AnyForm) -> Response:
+def choose_language(request: Request, posted: AnyForm) -> Response:
     language = posted.text("language")
-    accounts = UserAccounts(session, posted.viewer.actor, node.now())
+    accounts = posted.work.users()
     try:
         accounts.set_language(accounts.get(posted.viewer.session.user_id), language)
     except InvalidInput:
         language = ""
-    session.commit()
+    posted.work.commit()
     back = _safe_next(posted.text("back")) or "/console/"
     response: RedirectResponse = redirect(back)
     if language:
@@ -149,9 +151,11 @@ def choose_language(request: Request, node: NodeDep, session: SessionDep,
 
 
 @router.get("/console/account", include_in_schema=False)
-def account(request: Request, node: NodeDep, session: SessionDep, viewer: AnyViewer) -> Response:
-    user = UserAccounts(session, viewer.actor, node.now()).get(viewer.session.user_id)
-    return page(request, viewer, "account.html", user=user, fingerprint=node.identity.fingerprint)
+def account(work: AnyWork) -> Response:
+    viewer = work.viewer
+    user = work.users().get(viewer.session.user_id)
+    return page(work.request, viewer, "account.html", user=user,
+                fingerprint=work.node.identity.fingerprint)
 
 
 @router.get("/console/account/password", include_in_schema=False)
@@ -160,16 +164,15 @@ def password_page(request: Request, viewer: AnyViewer) -> Response:
 
 
 @router.post("/console/account/password", include_in_schema=False)
-def change_password(request: Request, node: NodeDep, session: SessionDep,
-                    posted: AnyForm) -> Response:
-    viewer = posted.viewer
+def change_password(posted: AnyForm) -> Response:
+    work, viewer = posted.work, posted.viewer
     current, new = str(posted.form.get("current_password") or ""), str(
         posted.form.get("new_password") or "")
     errors: dict[str, str] = {}
     if new != str(posted.form.get("confirm_password") or ""):
         errors["confirm_password"] = N_("The two new passwords differ.")
     else:
-        accounts = UserAccounts(session, viewer.actor, node.now())
+        accounts = work.users()
         try:
             accounts.change_own_password(accounts.get(viewer.session.user_id), current, new)
         except WeakPassword as exc:
@@ -178,9 +181,9 @@ def change_password(request: Request, node: NodeDep, session: SessionDep,
             errors[exc.field] = (N_("Wrong password.") if exc.field == "current_password"
                                  else N_("Choose a password different from the current one."))
     if errors:
-        session.rollback()
-        return page(request, viewer, "password.html", status_code=422,
+        work.rollback()
+        return page(work.request, viewer, "password.html", status_code=422,
                     errors={k: viewer.t.gettext(v) for k, v in errors.items()})
-    session.commit()
+    work.commit()
     return redirect("/console/account?changed=1")
 

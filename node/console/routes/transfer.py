@@ -8,9 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from ...api.deps import NodeDep, SessionDep
-from ...api.routes.transfer import MAX_IMPORT_BYTES
-from ...services.csv_import import CsvImport, ImportReport
+from ...services.csv_import import MAX_IMPORT_BYTES, ImportReport
 from ..auth import Writer
 from ..csrf import WriterForm
 from ..i18n import N_
@@ -27,9 +25,8 @@ def import_page(request: Request, viewer: Writer) -> Response:
 
 
 @router.post("", include_in_schema=False)
-async def import_file(request: Request, node: NodeDep, session: SessionDep,
-                      posted: WriterForm) -> Response:
-    viewer = posted.viewer
+async def import_file(request: Request, posted: WriterForm) -> Response:
+    work, viewer = posted.work, posted.viewer
     kind = posted.text("kind")
     upload = posted.form.get("file")
     errors: dict[str, str] = {}
@@ -51,11 +48,11 @@ async def import_file(request: Request, node: NodeDep, session: SessionDep,
     dry_run = posted.text("dry_run") == "1"
 
     def run() -> ImportReport:
-        report = CsvImport(session, viewer.actor, node.now()).run(kind, data, dry_run=dry_run)
+        report = work.imports().run(kind, data, dry_run=dry_run)
         if report.errors_total:
-            session.rollback()
+            work.rollback()
         else:
-            session.commit()
+            work.commit()
         return report
 
     report = await run_in_threadpool(run)

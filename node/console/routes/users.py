@@ -9,12 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ...api.deps import NodeDep, SessionDep
+from ...roles import ROLES
+from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.passwords import WeakPassword, check_strength
-from ...services.records import Conflict, InvalidInput, NotFound
-from ...services.tokens import ROLES
 from ...services.users import LANGUAGES, UserAccounts, check_username, is_locked
-from ..auth import AdminViewer, Viewer
+from ..auth import AdminViewer, AdminWork, ConsoleWork, Viewer
 from ..csrf import AdminForm, Posted
 from ..i18n import N_
 from ..pages import Missing, page, redirect
@@ -34,10 +33,6 @@ LAST_ADMIN = N_("The node must keep at least one active administrator.")
 TAKEN = N_("This user name is already taken.")
 
 
-def _accounts(node: Any, session: Any, viewer: Viewer) -> UserAccounts:
-    return UserAccounts(session, viewer.actor, node.now())
-
-
 def _user(accounts: UserAccounts, viewer: Viewer, user_id: int) -> Any:
     try:
         return accounts.get(user_id)
@@ -50,9 +45,9 @@ def state_of(user: Any, now: Any) -> str:
 
 
 @router.get("", include_in_schema=False)
-def users(request: Request, node: NodeDep, session: SessionDep, viewer: AdminViewer) -> Response:
-    rows = [(u, state_of(u, node.now())) for u in _accounts(node, session, viewer).list()]
-    return page(request, viewer, "users/list.html", rows=rows)
+def users(work: AdminWork) -> Response:
+    rows = [(u, state_of(u, work.now)) for u in work.users().all()]
+    return page(work.request, work.viewer, "users/list.html", rows=rows)
 
 
 @router.get("/new", include_in_schema=False)
@@ -73,9 +68,8 @@ def _password_error(posted: Posted, password: str) -> str | None:
 
 
 @router.post("", include_in_schema=False)
-def create_user(request: Request, node: NodeDep, session: SessionDep,
-                posted: AdminForm) -> Response:
-    viewer, t = posted.viewer, posted.viewer.t
+def create_user(posted: AdminForm) -> Response:
+    work, viewer, t = posted.work, posted.viewer, posted.viewer.t
     values = {name: posted.text(name) for name in ("username", "full_name", "role", "language")}
     password = str(posted.form.get("password") or "")
     errors: dict[str, str] = {}
@@ -92,7 +86,7 @@ def create_user(request: Request, node: NodeDep, session: SessionDep,
             errors["password"] = t.gettext(WEAK_PASSWORD[exc.code])
     if not errors:
         try:
-            user = _accounts(node, session, viewer).create(
+            user = work.users().create(
                 values["username"], values["role"], password, full_name=values["full_name"],
                 language=values["language"] or None, must_change_password=True)
         except InvalidInput as exc:
@@ -100,29 +94,27 @@ def create_user(request: Request, node: NodeDep, session: SessionDep,
         except Conflict:
             errors["username"] = t.gettext(TAKEN)
     if errors:
-        session.rollback()
-        return _new_page(request, viewer, values, errors, status_code=422)
-    session.commit()
+        work.rollback()
+        return _new_page(work.request, viewer, values, errors, status_code=422)
+    work.commit()
     return redirect(f"/console/users/{user.id}?done=create")
 
 
 @router.get("/{user_id}", include_in_schema=False)
-def user_page(request: Request, node: NodeDep, session: SessionDep, viewer: AdminViewer,
-              user_id: int) -> Response:
-    user = _user(_accounts(node, session, viewer), viewer, user_id)
-    return _user_page(request, node, viewer, user, {})
+def user_page(work: AdminWork, user_id: int) -> Response:
+    user = _user(work.users(), work.viewer, user_id)
+    return _user_page(work, user, {})
 
 
-def _user_page(request: Request, node: Any, viewer: Viewer, user: Any, errors: dict[str, str],
+def _user_page(work: ConsoleWork, user: Any, errors: dict[str, str],
                status_code: int = 200) -> Response:
-    return page(request, viewer, "users/edit.html", status_code=status_code, user=user,
-                state=state_of(user, node.now()), errors=errors, roles=ROLES)
+    return page(work.request, work.viewer, "users/edit.html", status_code=status_code,
+                user=user, state=state_of(user, work.now), errors=errors, roles=ROLES)
 
 
-def _change(request: Request, node: Any, session: Any, posted: Posted, user_id: int,
-            action: str) -> Response:
-    viewer, t = posted.viewer, posted.viewer.t
-    accounts = _accounts(node, session, viewer)
+def _change(posted: Posted, user_id: int, action: str) -> Response:
+    work, viewer, t = posted.work, posted.viewer, posted.viewer.t
+    accounts = work.users()
     user = _user(accounts, viewer, user_id)
     errors: dict[str, str] = {}
     try:
@@ -148,38 +140,33 @@ def _change(request: Request, node: Any, session: Any, posted: Posted, user_id: 
             exc.field, N_("This value is not valid."))
         errors["role" if action == "role" else "form"] = t.gettext(message)
     if errors:
-        session.rollback()
-        return _user_page(request, node, viewer, _user(accounts, viewer, user_id), errors, 422)
-    session.commit()
+        work.rollback()
+        return _user_page(work, _user(accounts, viewer, user_id), errors, 422)
+    work.commit()
     del user
     return redirect(f"/console/users/{user_id}?done={action}")
 
 
 @router.post("/{user_id}/role", include_in_schema=False)
-def change_role(request: Request, node: NodeDep, session: SessionDep, posted: AdminForm,
-                user_id: int) -> Response:
-    return _change(request, node, session, posted, user_id, "role")
+def change_role(posted: AdminForm, user_id: int) -> Response:
+    return _change(posted, user_id, "role")
 
 
 @router.post("/{user_id}/disable", include_in_schema=False)
-def disable(request: Request, node: NodeDep, session: SessionDep, posted: AdminForm,
-            user_id: int) -> Response:
-    return _change(request, node, session, posted, user_id, "disable")
+def disable(posted: AdminForm, user_id: int) -> Response:
+    return _change(posted, user_id, "disable")
 
 
 @router.post("/{user_id}/enable", include_in_schema=False)
-def enable(request: Request, node: NodeDep, session: SessionDep, posted: AdminForm,
-           user_id: int) -> Response:
-    return _change(request, node, session, posted, user_id, "enable")
+def enable(posted: AdminForm, user_id: int) -> Response:
+    return _change(posted, user_id, "enable")
 
 
 @router.post("/{user_id}/unlock", include_in_schema=False)
-def unlock(request: Request, node: NodeDep, session: SessionDep, posted: AdminForm,
-           user_id: int) -> Response:
-    return _change(request, node, session, posted, user_id, "unlock")
+def unlock(posted: AdminForm, user_id: int) -> Response:
+    return _change(posted, user_id, "unlock")
 
 
 @router.post("/{user_id}/password", include_in_schema=False)
-def reset_password(request: Request, node: NodeDep, session: SessionDep, posted: AdminForm,
-                   user_id: int) -> Response:
-    return _change(request, node, session, posted, user_id, "password")
+def reset_password(posted: AdminForm, user_id: int) -> Response:
+    return _change(posted, user_id, "password")

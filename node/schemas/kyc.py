@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 import protocol
+from protocol import Handling
 
-from .schemas import Strict
+from .common import Strict
 
 Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 DisclosableField = Literal[
     "kind", "names", "aliases", "date_of_birth", "nationality", "documents",
     "reason_category", "risk_level", "narrative", "source_agency", "linked_licences",
 ]
-DISCLOSABLE_FIELDS: tuple[str, ...] = DisclosableField.__args__  # type: ignore[attr-defined]
+DISCLOSABLE_FIELDS: tuple[DisclosableField, ...] = get_args(DisclosableField)
 Strength = Literal["strong", "possible", "weak"]
 
 
@@ -56,7 +57,7 @@ class HitOut(BaseModel):
     reference: str
     score: int
     strength: Strength
-    handling: str
+    handling: Handling
     name: str | None = Field(default=None, description="The matching name (local hits)")
     explanation: list[FeatureOut]
     licensee: dict[str, Any] | None = None
@@ -141,7 +142,7 @@ class DisclosureOut(BaseModel):
     decided_at: datetime | None
     fields: list[str] | None
     details: dict[str, Any] | None
-    handling: str | None
+    handling: Handling | None
     reason: str | None
     record: dict[str, Any] | None = Field(
         default=None,

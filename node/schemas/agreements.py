@@ -11,20 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol import HANDLING_LEVELS
+from protocol import ALERT_CATEGORIES, AlertCategory, Handling, handling_rank
 
-from ..schemas import Handling
-
-AlertCategory = Literal[
-    "seizure", "smuggling_route", "suspect_movement", "fake_kp_certificate", "cash_movement",
-    "licence_suspended_revoked", "embargo_breach", "other",
-]
-ALERT_CATEGORIES: tuple[str, ...] = AlertCategory.__args__  # type: ignore[attr-defined]
 RecordKind = Literal["licensee", "subject"]
-
-
-def handling_rank(level: str) -> int:
-    return HANDLING_LEVELS.index(level)
 
 
 class SharingAgreement(BaseModel):

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 
+from ..federation.feed import Feed
+from ..federation.sender import OutboxSender
 from ..runtime import Node
-from ..schemas_kyc import CheckCreate, CheckOut
-from ..services.kyc import KycService
-from ..services.records import Actor
-from .feed import Feed
-from .sender import OutboxSender
+from ..schemas.kyc import CheckCreate, CheckOut
+from ..services.actors import Actor
+from ..services.work import UnitOfWork
 
 POLL_SECONDS = 0.25
 
@@ -39,13 +39,12 @@ async def run_check(node: Node, actor: Actor, body: CheckCreate, *,
 
 def _start(node: Node, actor: Actor, body: CheckCreate, timeout: float) -> tuple[str, list[str]]:
     with node.sessions() as session:
-        service = KycService(session, node.identity, actor, node.now())
-        check, queued = service.start(body, timeout=timeout)
+        check, queued = UnitOfWork(node, session, actor).kyc().start(body, timeout=timeout)
         session.commit()
         return check.check_uuid, queued
 
 
 def read_check(node: Node, actor: Actor, check_uuid: str) -> CheckOut:
     with node.sessions() as session:
-        service = KycService(session, node.identity, actor, node.now())
+        service = UnitOfWork(node, session, actor).kyc()
         return service.view(service.get(check_uuid))

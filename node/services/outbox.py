@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from protocol import MAX_LIFETIME, NodeIdentity, Payload, Recipient, peek_header, seal
 
 from ..db.models import OutboxMessage, Peer
-from ..services.peers import current_encryption_key
+from .peers import current_encryption_key
 
 DEFAULT_TTL = 14 * 86400
 

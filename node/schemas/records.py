@@ -6,68 +6,16 @@ output models (``*Out``) are what the API returns.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from protocol import HANDLING_LEVELS
+from protocol import Handling, LicenceStatus, LicenceType, PartyKind, ReasonCategory, RiskLevel
 
-Handling = Literal["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"]
-LicenceType = Literal["buying_house", "collector", "exporter", "cooperative", "other"]
-LicenceStatus = Literal["active", "suspended", "revoked", "expired"]
-PartyKind = Literal["person", "organisation"]
-ReasonCategory = Literal[
-    "smuggling", "fraud", "fake_kp_certificate", "money_laundering", "embargo_breach", "other"
-]
-RiskLevel = Literal["low", "medium", "high"]
+from .common import Code, Country, Name, ShortText, Strict, check_partial_date, reject_null
+
 PersonRole = Literal["director", "beneficial_owner", "manager", "other"]
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-# The pattern is checked on the raw input, so tidy it first: " cm " means CM.
-Country = Annotated[
-    str,
-    BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
-    StringConstraints(pattern=r"^[A-Z]{2}$"),
-]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-_PARTIAL_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
-
-T = TypeVar("T")
-
-assert set(HANDLING_LEVELS) == set(Handling.__args__)  # type: ignore[attr-defined]
-
-
-def check_partial_date(value: str | None) -> str | None:
-    """A date of birth: ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (a real calendar date)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not _PARTIAL_DATE.match(value):
-        raise ValueError("use YYYY, YYYY-MM or YYYY-MM-DD")
-    if len(value) == 10:
-        date.fromisoformat(value)
-    return value
-
-
-def reject_null(value: T | None) -> T:
-    """In an update, an absent field stays as it is; ``null`` would erase a required one."""
-    if value is None:
-        raise ValueError("may not be null; leave the field out to keep its value")
-    return value
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class IdentityDocument(Strict):
@@ -197,16 +145,28 @@ class SubjectOut(SubjectFields, RecordMeta):
     model_config = ConfigDict(extra="ignore")
 
 
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
-
-
 class HistoryEntry(BaseModel):
     version: int
     action: str
     changed_at: datetime
     changed_by: str
     changes: dict[str, list[object]]
+
+
+class LicenseeFilters(BaseModel):
+    """What the licensee list can be filtered by (``GET /api/v1/licensees``, the console)."""
+
+    status: LicenceStatus | None = None
+    licence_type: LicenceType | None = None
+    region: str | None = None
+    handling: Handling | None = None
+
+
+class SubjectFilters(BaseModel):
+    """What the subject list can be filtered by."""
+
+    kind: PartyKind | None = None
+    reason_category: ReasonCategory | None = None
+    risk_level: RiskLevel | None = None
+    nationality: str | None = None
+    handling: Handling | None = None

@@ -8,11 +8,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 import protocol
+from protocol import AlertCategory, Handling, Severity
 
-from .schemas import Country, Handling, Name, Strict
-from .services.agreements import AlertCategory
-
-Severity = Literal["info", "warning", "urgent"]
+from .common import Country, Name, Strict
 
 
 class PlaceIn(Strict):
@@ -72,13 +70,13 @@ class AlertOut(BaseModel):
     direction: str
     origin: str
     revision: int
-    category: str
-    severity: str
+    category: AlertCategory
+    severity: Severity
     title: str
     body: str
     subjects: list[dict[str, object]]
     place: dict[str, object] | None
-    handling: str
+    handling: Handling
     references: list[str]
     issued_at: datetime
     expires_at: datetime | None

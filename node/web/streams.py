@@ -17,9 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from ..runtime import Node
-from ..schemas_alerts import AlertOut
-from ..services.alerts import AlertService
-from ..services.records import Actor
+from ..schemas.alerts import AlertOut
+from ..services.actors import Actor
+from ..services.work import UnitOfWork
 
 STREAM_POLL_SECONDS = 5.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -42,15 +42,15 @@ def alert_stream(request: Request, node: Node, actor: Actor, *,
 
     def newest_id() -> int:
         with node.sessions() as session:
-            latest = AlertService(session, node.identity, actor, node.now()).list(
+            latest = UnitOfWork(node, session, actor).alerts().recent(
                 direction="inbound", limit=1, offset=0)
             return latest[0].id if latest else 0
 
     def newer_than(last: int) -> list[tuple[int, str]]:
         with node.sessions() as session:
-            service = AlertService(session, node.identity, actor, node.now())
+            service = UnitOfWork(node, session, actor).alerts()
             return [(a.id, encode(AlertOut.model_validate(a)))
-                    for a in service.list(direction="inbound", limit=100, offset=0, after_id=last)]
+                    for a in service.recent(direction="inbound", limit=100, offset=0, after_id=last)]
 
     async def events() -> AsyncIterator[str]:
         last = await run_in_threadpool(newest_id)

@@ -1,0 +1,34 @@
+"""Shapes of peers in the local API: admitting one, and a peer as listed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from .agreements import SharingAgreement
+
+
+class PeerAdd(BaseModel):
+    card: dict[str, Any] = Field(description="The peer's signed card (from `kpnet card`)")
+    fingerprint: Annotated[str, StringConstraints(max_length=60)] = Field(
+        description="The fingerprint read aloud by the peer's focal point, in person")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    agreement: SharingAgreement | None = None
+
+
+class PeerOut(BaseModel):
+    node_id: str
+    name: str
+    endpoint: str
+    fingerprint: str
+    status: str
+    agreement: SharingAgreement
+    card_serial: int
+    added_at: datetime
+    added_by: str
+    last_contact_at: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    next_attempt_at: datetime | None

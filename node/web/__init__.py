@@ -1,0 +1,9 @@
+"""What the two web surfaces share: the API (``node.api``) and the console
+(``node.console``) import this package and never each other.
+
+- ``request``: the node and one database session per request, and ``RequestWork``, the
+  unit of work of a request, which commits and then has the outbox sender deliver;
+- ``bodies``: reading a request body under a size limit before anything parses it;
+- ``streams``: the live alert stream (Server-Sent Events);
+- ``kyc_checks``: running a KYC check and waiting for the peers' answers.
+"""
