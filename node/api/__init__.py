@@ -1,5 +1,7 @@
-"""The HTTP layer: thin routes over the services, dependencies, error mapping.
+"""The HTTP API (``/api/v1``, ``/federation/v1``, operations): thin routes over the
+services.
 
-``routes/`` holds one module per route family; ``deps`` provides the node, the
-per-request session and the role checks; ``errors`` maps service errors to answers.
+``routes/`` holds one module per route family; ``deps`` checks the caller's token and
+permission and gives each route its unit of work; ``errors`` maps service errors to
+answers. What the API shares with the console lives in ``node.web``.
 """

@@ -10,8 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+import protocol
 from node.app import create_app
 from node.config import load_settings
+from node.roles import ROLES
 from protocol import verify_card
 
 # -- /healthz -----------------------------------------------------------------------------
@@ -198,3 +200,31 @@ def test_openapi_lists_the_api_with_a_bearer_scheme(shared_api):
                 assert secured == set(bearer), (method, path)
             else:
                 assert secured == set(), (method, path)
+
+
+VOCABULARIES = {
+    "TLP levels": protocol.HANDLING_LEVELS, "alert categories": protocol.ALERT_CATEGORIES,
+    "severities": protocol.SEVERITIES, "party kinds": protocol.PARTY_KINDS,
+    "licence types": protocol.LICENCE_TYPES, "licence statuses": protocol.LICENCE_STATUSES,
+    "reason categories": protocol.REASON_CATEGORIES, "risk levels": protocol.RISK_LEVELS,
+    "roles": ROLES,
+}
+
+
+def enums_in(document: object) -> list[tuple[str, ...]]:
+    """Every ``enum`` anywhere in an OpenAPI document (schemas and parameters alike)."""
+    if isinstance(document, dict):
+        found = [tuple(document["enum"])] if "enum" in document else []
+        return found + [e for value in document.values() for e in enums_in(value)]
+    if isinstance(document, list):
+        return [e for value in document for e in enums_in(value)]
+    return []
+
+
+def test_openapi_enums_are_the_protocols_words_in_its_order(shared_api):
+    enums = enums_in(shared_api.client.get("/openapi.json").json())
+    for name, words in VOCABULARIES.items():
+        # An enum most of whose words are a vocabulary's is that vocabulary, whole and in
+        # order (so no surface spells or orders one of them its own way).
+        alike = {e for e in enums if 2 * len(set(e) & set(words)) > len(e)}
+        assert alike == {tuple(words)}, name

@@ -1,1 +1,1 @@
-"""Console routes, one module per area; each route declares its roles with ``Require``."""
+"""Console routes, one module per area; each route declares its permission by the viewer or unit of work it takes (``node.console.auth``)."""
