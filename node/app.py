@@ -53,9 +53,11 @@ def _database_counts(node: Node) -> dict[str, Any]:
             for kind, model in (("licensee", Licensee), ("subject", Subject))
         }
         pending = dict(
-            (row[0], (row[1], row[2])) for row in session.execute(
+            (row[0], (row[1], row[2]))
+            for row in session.execute(
                 select(OutboxMessage.recipient, func.count(), func.min(OutboxMessage.created_at))
-                .where(OutboxMessage.status == "pending").group_by(OutboxMessage.recipient)
+                .where(OutboxMessage.status == "pending")
+                .group_by(OutboxMessage.recipient)
             )
         )
         peers = {}
@@ -67,8 +69,11 @@ def _database_counts(node: Node) -> dict[str, Any]:
                 "pending": count,
                 "oldest_age": (now - oldest).total_seconds() if oldest else 0.0,
                 # A suspended peer is not delivered to: no up/down to report.
-                "up": None if peer.status != "active"
-                else 1 if peer.consecutive_failures == 0 else 0,
+                "up": None
+                if peer.status != "active"
+                else 1
+                if peer.consecutive_failures == 0
+                else 0,
             }
         return {"records": records, "audit": count_entries(session), "peers": peers}
 
@@ -101,7 +106,9 @@ def create_app(
         app.state.node = node
         app.state.alert_feed = Feed()
         app.state.answer_feed = Feed()
-        app.state.rate_limiter = RateLimiter(settings.peer_rate_per_second, settings.peer_rate_burst)
+        app.state.rate_limiter = RateLimiter(
+            settings.peer_rate_per_second, settings.peer_rate_burst
+        )
         app.state.sender = None
         task = None
         async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:

@@ -49,18 +49,24 @@ kyc_app = typer.Typer(no_args_is_help=True, help="KYC matching.")
 app.add_typer(kyc_app, name="kyc")
 app.add_typer(user_app, name="user")
 
+
 @app.command()
 def init(
     data_dir: DataDir,
-    node_id: Annotated[str, typer.Option(help="Node id: country code, optionally -tag (CM, CF-usaf).")],
+    node_id: Annotated[
+        str, typer.Option(help="Node id: country code, optionally -tag (CM, CF-usaf).")
+    ],
     name: Annotated[str, typer.Option(help="Display name shown to peers.")],
     url: Annotated[str, typer.Option(help="URL at which peers reach this node.")],
-    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in the data dir).")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in the data dir).")
+    ] = None,
 ) -> None:
     """Create a node: data directory, keys, signed card, database. Prints the fingerprint."""
     try:
-        settings = init_node(data_dir, node_id=node_id, name=name, url=url,
-                             now=utc_now(), database_url=database_url)
+        settings = init_node(
+            data_dir, node_id=node_id, name=name, url=url, now=utc_now(), database_url=database_url
+        )
     except NodeExists as exc:
         fail(str(exc))
     with opened(settings.data_dir, migrate=False) as node:
@@ -81,8 +87,11 @@ def serve(
 
     settings = settings_for(data_dir)
     uvicorn.run(
-        create_app(settings), host=host or settings.host, port=port or settings.port,
-        log_level="info", proxy_headers=True,
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        proxy_headers=True,
     )
 
 
@@ -112,7 +121,8 @@ def token_create(
         fail(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
     with opened(data_dir) as node, node.sessions() as session:
         row, secret = TokenService(session, CLI_ACTOR, node.now()).create(
-            name=name, role=role, expires_days=expires_days)
+            name=name, role=role, expires_days=expires_days
+        )
         session.commit()
         typer.echo(secret)
         typer.echo(f"token {row.id} ({role}, {name}); it will not be shown again", err=True)
@@ -123,13 +133,18 @@ def token_list(data_dir: DataDir) -> None:
     """List tokens (never their secrets)."""
     with opened(data_dir) as node, node.sessions() as session:
         for row in TokenService(session, CLI_ACTOR, node.now()).all():
-            state = "revoked" if row.revoked_at else (
-                f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "active")
+            state = (
+                "revoked"
+                if row.revoked_at
+                else (f"expires {row.expires_at:%Y-%m-%d}" if row.expires_at else "active")
+            )
             typer.echo(f"{row.id}\t{row.role}\t{row.name}\t{row.prefix}…\t{state}")
 
 
 @token_app.command("revoke")
-def token_revoke(data_dir: DataDir, token_id: Annotated[int, typer.Argument(help="Token id.")]) -> None:
+def token_revoke(
+    data_dir: DataDir, token_id: Annotated[int, typer.Argument(help="Token id.")]
+) -> None:
     """Revoke a token at once."""
     with opened(data_dir) as node, node.sessions() as session:
         TokenService(session, CLI_ACTOR, node.now()).revoke(token_id)
@@ -170,15 +185,21 @@ def audit_verify(data_dir: DataDir) -> None:
     with opened(data_dir) as node, node.sessions() as session:
         report = verify_chain(session)
     if not report.ok:
-        fail(f"audit log BROKEN at entry {report.first_broken_seq}: {report.problem} "
-             f"({report.entries} entries verified before it)")
+        fail(
+            f"audit log BROKEN at entry {report.first_broken_seq}: {report.problem} "
+            f"({report.entries} entries verified before it)"
+        )
     typer.echo(f"audit log intact: {report.entries} entries verified")
 
 
 PASSPHRASE_ENV = "KPNET_BACKUP_PASSPHRASE"  # noqa: S105 - the variable's name
-PassphraseFile = Annotated[Path | None, typer.Option(
-    "--passphrase-file",
-    help=f"File holding the passphrase (else ${PASSPHRASE_ENV}, else it is asked for).")]
+PassphraseFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help=f"File holding the passphrase (else ${PASSPHRASE_ENV}, else it is asked for).",
+    ),
+]
 
 
 def _passphrase(file: Path | None, *, confirm: bool) -> str:
@@ -191,8 +212,9 @@ def _passphrase(file: Path | None, *, confirm: bool) -> str:
     elif os.environ.get(PASSPHRASE_ENV):
         value = os.environ[PASSPHRASE_ENV]
     else:
-        value = typer.prompt("Backup passphrase", hide_input=True,
-                             confirmation_prompt=confirm, err=True)
+        value = typer.prompt(
+            "Backup passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+        )
     if not value:
         fail("the passphrase is empty")
     return value
@@ -211,22 +233,34 @@ def backup(
     settings = settings_for(data_dir)
     with _progress_bar() as progress:
         report = create_backup(
-            settings, output, now=utc_now(), actor=str(CLI_ACTOR), progress=progress,
-            passphrase=lambda: _passphrase(passphrase_file, confirm=True))
-    typer.echo(f"node {report.node_id} backed up to {output}: {sum(report.rows.values())} rows "
-               f"in {len(report.rows)} tables, database revision {report.revision} "
-               f"(sha256 {report.sha256})")
-    typer.echo("keep the passphrase apart from the archive: without it nothing can be "
-               "restored", err=True)
+            settings,
+            output,
+            now=utc_now(),
+            actor=str(CLI_ACTOR),
+            progress=progress,
+            passphrase=lambda: _passphrase(passphrase_file, confirm=True),
+        )
+    typer.echo(
+        f"node {report.node_id} backed up to {output}: {sum(report.rows.values())} rows "
+        f"in {len(report.rows)} tables, database revision {report.revision} "
+        f"(sha256 {report.sha256})"
+    )
+    typer.echo(
+        "keep the passphrase apart from the archive: without it nothing can be restored", err=True
+    )
 
 
 @app.command()
 def restore(
     archive: Annotated[Path, typer.Argument(help="Archive made by `kpnet backup`.")],
     data_dir: DataDir,
-    database_url: Annotated[str | None, typer.Option(
-        help="Empty database to restore into (default: the archive's PostgreSQL database, "
-             "else SQLite in the data dir).")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Empty database to restore into (default: the archive's PostgreSQL database, "
+            "else SQLite in the data dir)."
+        ),
+    ] = None,
     passphrase_file: PassphraseFile = None,
 ) -> None:
     """Restore a node from an archive into a new (or empty) data directory and an empty
@@ -235,10 +269,18 @@ def restore(
 
     with _progress_bar() as progress:
         report = restore_archive(
-            archive, data_dir, database_url=database_url, now=utc_now(), actor=str(CLI_ACTOR),
-            progress=progress, passphrase=lambda: _passphrase(passphrase_file, confirm=False))
-    typer.echo(f"node {report.node_id} restored in {data_dir}: {sum(report.rows.values())} rows "
-               f"into {report.database} at revision {report.revision}")
+            archive,
+            data_dir,
+            database_url=database_url,
+            now=utc_now(),
+            actor=str(CLI_ACTOR),
+            progress=progress,
+            passphrase=lambda: _passphrase(passphrase_file, confirm=False),
+        )
+    typer.echo(
+        f"node {report.node_id} restored in {data_dir}: {sum(report.rows.values())} rows "
+        f"into {report.database} at revision {report.revision}"
+    )
     typer.echo(f"Fingerprint: {report.fingerprint}")
 
 
@@ -261,8 +303,13 @@ def _progress_bar():  # type: ignore[no-untyped-def]
     )
 
     labels = {"validate": "validating", "write": "writing", "dump": "dumping", "load": "loading"}
-    bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=Console(stderr=True))
+    bar = Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
     tasks: dict[str, Any] = {}
 
     def update(phase: str, done: int, total: int) -> None:
@@ -289,8 +336,15 @@ def import_records(
     """Import records from a CSV file: every row, or none if one is invalid (docs/csv.md)."""
     data = file.read_bytes()
     with opened(data_dir) as node, _progress_bar() as progress:
-        report = import_csv(node.sessions, kind, data, actor=CLI_ACTOR, now=node.now(),
-                            dry_run=dry_run, progress=progress)
+        report = import_csv(
+            node.sessions,
+            kind,
+            data,
+            actor=CLI_ACTOR,
+            now=node.now(),
+            dry_run=dry_run,
+            progress=progress,
+        )
     for error in report.errors[:MAX_ERRORS_SHOWN]:
         column = f", column {error.column}" if error.column else ""
         typer.echo(f"row {error.row}{column}: {error.message}", err=True)
@@ -298,8 +352,10 @@ def import_records(
         typer.echo(f"... and {report.errors_total - MAX_ERRORS_SHOWN} more errors", err=True)
     if report.errors_total:
         plural = "s" if report.errors_total > 1 else ""
-        fail(f"{report.errors_total} error{plural} in {file} ({report.rows_valid} of "
-             f"{report.rows_total} rows valid); nothing was written")
+        fail(
+            f"{report.errors_total} error{plural} in {file} ({report.rows_valid} of "
+            f"{report.rows_total} rows valid); nothing was written"
+        )
     if dry_run:
         typer.echo(f"{report.rows_valid} rows valid; nothing written (dry run)")
     else:
@@ -310,15 +366,21 @@ def import_records(
 def export_records(
     kind: RecordKind,
     data_dir: DataDir,
-    fmt: Annotated[Literal["csv", "json"], typer.Option(
-        "--format", help="csv (UTF-8 with BOM, `,` separated, re-importable) or json.")] = "csv",
-    output: Annotated[Path | None, typer.Option(
-        "--output", help="File to write (default: standard output).")] = None,
+    fmt: Annotated[
+        Literal["csv", "json"],
+        typer.Option(
+            "--format", help="csv (UTF-8 with BOM, `,` separated, re-importable) or json."
+        ),
+    ] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="File to write (default: standard output).")
+    ] = None,
 ) -> None:
     """Export every live record of a kind (the export is audited)."""
     with opened(data_dir) as node:
-        export = start_export(node.sessions, kind, fmt, actor=CLI_ACTOR, now=node.now(),
-                              node_id=node.settings.node_id)
+        export = start_export(
+            node.sessions, kind, fmt, actor=CLI_ACTOR, now=node.now(), node_id=node.settings.node_id
+        )
         if output is None:
             for chunk in export.chunks:
                 sys.stdout.buffer.write(chunk)
@@ -348,12 +410,21 @@ def kyc_reindex(data_dir: DataDir) -> None:
 
 @app.command()
 def demo(
-    once: Annotated[bool, typer.Option(
-        "--once", help="Play the scenario, check every step, exit 0 only if all held.")] = False,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Empty directory for the three nodes (default: a temporary one, removed at exit).")] = None,
-    port: Annotated[int, typer.Option(
-        help="First of three ports on 127.0.0.1 (free ones are used if taken).")] = 8101,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="Play the scenario, check every step, exit 0 only if all held."
+        ),
+    ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Empty directory for the three nodes (default: a temporary one, removed at exit)."
+        ),
+    ] = None,
+    port: Annotated[
+        int, typer.Option(help="First of three ports on 127.0.0.1 (free ones are used if taken).")
+    ] = 8101,
 ) -> None:
     """Three national nodes (CM, CF, CD) on this machine playing a regional scenario."""
     from .demo.network import DemoError
@@ -370,14 +441,19 @@ def demo(
 def bench_kyc(
     records: Annotated[int, typer.Option(min=1000, help="Persons and organisations.")] = 1_000_000,
     queries: Annotated[int, typer.Option(min=10, help="Labelled queries.")] = 1200,
-    bruteforce_queries: Annotated[int, typer.Option(
-        min=1, help="Random subset of the queries also run by brute force.")] = 120,
+    bruteforce_queries: Annotated[
+        int, typer.Option(min=1, help="Random subset of the queries also run by brute force.")
+    ] = 120,
 ) -> None:
     """Time KYC candidate lookup against brute-force fuzzy matching; recall of both."""
     from .bench.kyc import run_kyc_bench
 
-    result = run_kyc_bench(records, queries=queries, bruteforce_queries=bruteforce_queries,
-                           echo=lambda line: typer.echo(line, err=True))
+    result = run_kyc_bench(
+        records,
+        queries=queries,
+        bruteforce_queries=bruteforce_queries,
+        echo=lambda line: typer.echo(line, err=True),
+    )
     typer.echo(json.dumps(result))
 
 
@@ -396,14 +472,20 @@ def bench_import(
 def bench_ingest(
     messages: Annotated[int, typer.Option(min=100, help="Alerts to deliver.")] = 4000,
     batch: Annotated[int, typer.Option(min=1, max=100, help="Envelopes per request.")] = 50,
-    database_url: Annotated[str | None, typer.Option(
-        help="Receiver's database (an empty PostgreSQL database); default SQLite.")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Receiver's database (an empty PostgreSQL database); default SQLite."),
+    ] = None,
 ) -> None:
     """Inbound alerts accepted per second by one node process, against a trivial endpoint."""
     from .bench.ingest import run_ingest_bench
 
-    result = run_ingest_bench(messages=messages, batch=batch, database_url=database_url,
-                              echo=lambda line: typer.echo(line, err=True))
+    result = run_ingest_bench(
+        messages=messages,
+        batch=batch,
+        database_url=database_url,
+        echo=lambda line: typer.echo(line, err=True),
+    )
     typer.echo(json.dumps(result))
 
 

@@ -27,7 +27,9 @@ def _peers(node: Node, session: Any) -> PeerRegistry:
 def peer_add(
     data_dir: DataDir,
     card_file: Annotated[Path, typer.Argument(help="The peer's card (JSON), from `kpnet card`.")],
-    fingerprint: Annotated[str, typer.Option(help="The fingerprint the peer's focal point read aloud.")],
+    fingerprint: Annotated[
+        str, typer.Option(help="The fingerprint the peer's focal point read aloud.")
+    ],
     name: Annotated[str | None, typer.Option(help="Name to show for this peer.")] = None,
 ) -> None:
     """Admit a peer after comparing its fingerprint in person."""
@@ -38,8 +40,10 @@ def peer_add(
     with opened(data_dir) as node, node.sessions() as session:
         peer = _peers(node, session).add(card_bytes, fingerprint=fingerprint, name=name)
         session.commit()
-        typer.echo(f"peer {peer.node_id} ({peer.name}) admitted at {peer.endpoint}; "
-                   f"sharing up to TLP:{peer.agreement['max_handling']}")
+        typer.echo(
+            f"peer {peer.node_id} ({peer.name}) admitted at {peer.endpoint}; "
+            f"sharing up to TLP:{peer.agreement['max_handling']}"
+        )
 
 
 @peer_app.command("list")
@@ -49,10 +53,12 @@ def peer_list(data_dir: DataDir) -> None:
     with opened(data_dir) as node, node.sessions() as session:
         for peer in _peers(node, session).all():
             contact = f"{peer.last_contact_at:%Y-%m-%d %H:%M}" if peer.last_contact_at else "never"
-            typer.echo(f"{peer.node_id}\t{peer.status}\t{peer.name}\t{peer.endpoint}\t"
-                       f"last contact {contact}\tfailures {peer.consecutive_failures}\t"
-                       f"fingerprint {peer.fingerprint}\t"
-                       f"last error {peer.last_error or '-'}")
+            typer.echo(
+                f"{peer.node_id}\t{peer.status}\t{peer.name}\t{peer.endpoint}\t"
+                f"last contact {contact}\tfailures {peer.consecutive_failures}\t"
+                f"fingerprint {peer.fingerprint}\t"
+                f"last error {peer.last_error or '-'}"
+            )
 
 
 def _peer_status(data_dir: Path, node_id: str, new_status: str) -> None:
@@ -84,9 +90,17 @@ def peer_remove(data_dir: DataDir, node_id: str) -> None:
 def peer_agreement(
     data_dir: DataDir,
     node_id: str,
-    max_handling: Annotated[str | None, typer.Option(help="Highest TLP level sent: CLEAR, GREEN, AMBER, AMBER+STRICT, RED.")] = None,
-    categories: Annotated[str | None, typer.Option(help="Alert categories, comma-separated, or 'all'.")] = None,
-    kyc: Annotated[str | None, typer.Option(help="Record kinds KYC queries are answered from: licensee,subject.")] = None,
+    max_handling: Annotated[
+        str | None,
+        typer.Option(help="Highest TLP level sent: CLEAR, GREEN, AMBER, AMBER+STRICT, RED."),
+    ] = None,
+    categories: Annotated[
+        str | None, typer.Option(help="Alert categories, comma-separated, or 'all'.")
+    ] = None,
+    kyc: Annotated[
+        str | None,
+        typer.Option(help="Record kinds KYC queries are answered from: licensee,subject."),
+    ] = None,
 ) -> None:
     """Show or change the sharing agreement with a peer."""
     with opened(data_dir) as node, node.sessions() as session:
@@ -96,8 +110,11 @@ def peer_agreement(
         if max_handling is not None:
             values["max_handling"] = max_handling.upper()
         if categories is not None:
-            values["alert_categories"] = (list(ALERT_CATEGORIES) if categories == "all"
-                                          else [c.strip() for c in categories.split(",") if c.strip()])
+            values["alert_categories"] = (
+                list(ALERT_CATEGORIES)
+                if categories == "all"
+                else [c.strip() for c in categories.split(",") if c.strip()]
+            )
         if kyc is not None:
             values["kyc_record_kinds"] = [k.strip() for k in kyc.split(",") if k.strip()]
         if values != peer.agreement:

@@ -34,11 +34,16 @@ def user_create(
     data_dir: DataDir,
     username: Annotated[str, typer.Argument(help="Sign-in name: letters, digits, . _ -")],
     role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
-    password_file: Annotated[Path | None, typer.Option(
-        help="Read the password from the first line of this file (else it is asked twice).")] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the password from the first line of this file (else it is asked twice)."
+        ),
+    ] = None,
     full_name: Annotated[str | None, typer.Option(help="The person's name.")] = None,
-    language: Annotated[str | None, typer.Option(help="Console language: en or fr "
-                                                      "(default: the browser's).")] = None,
+    language: Annotated[
+        str | None, typer.Option(help="Console language: en or fr (default: the browser's).")
+    ] = None,
 ) -> None:
     """Create a web console account (the first admin is made this way)."""
     from .services.passwords import WeakPassword
@@ -50,16 +55,22 @@ def user_create(
     with opened(data_dir) as node, node.sessions() as session:
         try:
             user = UserAccounts(session, CLI_ACTOR, node.now()).create(
-                username, role, password, full_name=full_name, language=language)
+                username, role, password, full_name=full_name, language=language
+            )
         except WeakPassword as exc:
-            fail({"too_short": "the password must have at least 12 characters",
-                  "too_long": "the password is too long",
-                  "contains_username": "the password must not contain the user name",
-                  "too_simple": "the password needs more different characters",
-                  }[exc.code])
+            fail(
+                {
+                    "too_short": "the password must have at least 12 characters",
+                    "too_long": "the password is too long",
+                    "contains_username": "the password must not contain the user name",
+                    "too_simple": "the password needs more different characters",
+                }[exc.code]
+            )
         session.commit()
-        typer.echo(f"user {user.username} ({user.role}) created; sign in at "
-                   f"{node.settings.public_url.rstrip('/')}/console/")
+        typer.echo(
+            f"user {user.username} ({user.role}) created; sign in at "
+            f"{node.settings.public_url.rstrip('/')}/console/"
+        )
 
 
 @user_app.command("list")
@@ -69,8 +80,13 @@ def user_list(data_dir: DataDir) -> None:
 
     with opened(data_dir) as node, node.sessions() as session:
         for user in UserAccounts(session, CLI_ACTOR, node.now()).all():
-            state = ("disabled" if user.disabled_at else
-                     "locked" if is_locked(user, node.now()) else "active")
+            state = (
+                "disabled"
+                if user.disabled_at
+                else "locked"
+                if is_locked(user, node.now())
+                else "active"
+            )
             typer.echo(f"{user.username}\t{user.role}\t{state}\t{user.full_name or ''}")
 
 

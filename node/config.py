@@ -50,19 +50,25 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=60, description="How long a KYC check waits for peers' answers"
     )
     kyc_answer_min_score: int = Field(
-        default=500, ge=1, le=1000,
+        default=500,
+        ge=1,
+        le=1000,
         description="Weakest match (0-1000) this node reports in its answers to peers",
     )
     metrics_token: str | None = Field(
         default=None, description="If set, /metrics requires this bearer token"
     )
     console_secure_cookies: bool = Field(
-        default=False, description="Mark console cookies Secure even when the request "
-        "reached the node over plain HTTP (behind a TLS proxy that does not say so)")
+        default=False,
+        description="Mark console cookies Secure even when the request "
+        "reached the node over plain HTTP (behind a TLS proxy that does not say so)",
+    )
     console_session_idle_minutes: int = Field(
-        default=120, ge=1, description="Console sign-in ends after this long without use")
+        default=120, ge=1, description="Console sign-in ends after this long without use"
+    )
     console_session_max_hours: int = Field(
-        default=12, ge=1, description="Console sign-in ends this long after it began")
+        default=12, ge=1, description="Console sign-in ends this long after it began"
+    )
 
     @field_validator("node_id")
     @classmethod

@@ -47,8 +47,9 @@ def _read_secret(path: Path) -> bytes:
 def create_identity(keys_dir: Path, node_id: str) -> NodeIdentity:
     """Generate new keys into ``keys_dir``; refuses to overwrite existing ones."""
     identity = NodeIdentity.generate(node_id)
-    write_key_files(keys_dir, {SIGNING_FILE: identity.signing_seed,
-                               ENCRYPTION_FILE: identity.encryption_secret})
+    write_key_files(
+        keys_dir, {SIGNING_FILE: identity.signing_seed, ENCRYPTION_FILE: identity.encryption_secret}
+    )
     return identity
 
 
@@ -70,8 +71,9 @@ def write_key_files(keys_dir: Path, files: dict[str, bytes]) -> None:
 def read_key_files(keys_dir: Path) -> dict[str, bytes]:
     """Every key file in ``keys_dir`` (current and retired keys), checked as on load."""
     retired = sorted(p.name for p in keys_dir.glob("encryption.*.retired"))
-    return {name: _read_secret(keys_dir / name)
-            for name in (SIGNING_FILE, ENCRYPTION_FILE, *retired)}
+    return {
+        name: _read_secret(keys_dir / name) for name in (SIGNING_FILE, ENCRYPTION_FILE, *retired)
+    }
 
 
 def load_identity(keys_dir: Path, node_id: str) -> NodeIdentity:

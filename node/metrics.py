@@ -40,11 +40,13 @@ class DatabaseCounts(Collector):
         )
         oldest = GaugeMetricFamily(
             "kpnet_outbox_oldest_pending_age_seconds",
-            "Age of the oldest message waiting for delivery, by peer", labels=["peer"],
+            "Age of the oldest message waiting for delivery, by peer",
+            labels=["peer"],
         )
         up = GaugeMetricFamily(
             "kpnet_peer_up",
-            "1 if the last delivery attempt to the (active) peer succeeded", labels=["peer"]
+            "1 if the last delivery attempt to the (active) peer succeeded",
+            labels=["peer"],
         )
         for peer, info in sorted(counts.get("peers", {}).items()):
             depth.add_metric([peer], info["pending"])
@@ -60,46 +62,59 @@ class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.http_requests = Counter(
-            "kpnet_http_requests_total", "HTTP requests by method, route and status",
-            ["method", "route", "status"], registry=self.registry,
+            "kpnet_http_requests_total",
+            "HTTP requests by method, route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.http_latency = Histogram(
-            "kpnet_http_request_duration_seconds", "HTTP request latency by method and route",
-            ["method", "route"], registry=self.registry,
+            "kpnet_http_request_duration_seconds",
+            "HTTP request latency by method and route",
+            ["method", "route"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
         self.messages_received = Counter(
-            "kpnet_federation_messages_received_total", "Messages accepted from peers",
-            ["peer", "type"], registry=self.registry,
+            "kpnet_federation_messages_received_total",
+            "Messages accepted from peers",
+            ["peer", "type"],
+            registry=self.registry,
         )
         self.messages_duplicate = Counter(
             "kpnet_federation_messages_duplicate_total",
             "Re-delivered messages acknowledged again without processing",
-            ["peer", "type"], registry=self.registry,
+            ["peer", "type"],
+            registry=self.registry,
         )
         self.messages_rejected = Counter(
             "kpnet_federation_messages_rejected_total",
             "Messages refused, by claimed sender ('?' if not a peer), type and error code",
-            ["peer", "type", "code"], registry=self.registry,
+            ["peer", "type", "code"],
+            registry=self.registry,
         )
         self.messages_sent = Counter(
-            "kpnet_federation_messages_sent_total", "Messages delivered to peers (receipt verified)",
-            ["peer", "type"], registry=self.registry,
+            "kpnet_federation_messages_sent_total",
+            "Messages delivered to peers (receipt verified)",
+            ["peer", "type"],
+            registry=self.registry,
         )
         self.messages_failed = Counter(
             "kpnet_federation_messages_failed_total",
-            "Messages a peer refused for good, by error code", ["peer", "type", "code"],
+            "Messages a peer refused for good, by error code",
+            ["peer", "type", "code"],
             registry=self.registry,
         )
         self.delivery_attempts_failed = Counter(
             "kpnet_federation_delivery_failures_total",
-            "Delivery attempts that failed and will be retried", ["peer", "reason"],
+            "Delivery attempts that failed and will be retried",
+            ["peer", "reason"],
             registry=self.registry,
         )
         self.delivery_latency = Histogram(
             "kpnet_federation_delivery_latency_seconds",
-            "Time from queuing a message to its verified receipt", ["peer"],
+            "Time from queuing a message to its verified receipt",
+            ["peer"],
             registry=self.registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
         )

@@ -63,7 +63,9 @@ class NodeCard(_Strict):
         list[Annotated[str, StringConstraints(pattern=r"^https?://", max_length=500)]],
         Field(min_length=1, max_length=5),
     ]
-    protocol_versions: Annotated[list[Annotated[int, Field(ge=1, le=999)]], Field(min_length=1, max_length=10)]
+    protocol_versions: Annotated[
+        list[Annotated[int, Field(ge=1, le=999)]], Field(min_length=1, max_length=10)
+    ]
     keys: Annotated[list[CardKey], Field(min_length=2, max_length=8)]
     serial: Annotated[int, Field(ge=1, le=2**53 - 1)]
     issued_at: Timestamp
@@ -80,8 +82,11 @@ class NodeCard(_Strict):
         """The valid key of ``use`` with the latest ``valid_from`` (the one to use now).
         ``clock_skew`` widens validity by that many seconds each way, as receivers do:
         a key the card's owner made a moment ago by its clock, ahead of ours, is usable."""
-        valid = [k for k in self.public_keys() if k.use == use
-                 and k.valid_from - clock_skew <= now <= k.valid_until + clock_skew]
+        valid = [
+            k
+            for k in self.public_keys()
+            if k.use == use and k.valid_from - clock_skew <= now <= k.valid_until + clock_skew
+        ]
         if not valid:
             raise CardInvalid(f"card of {self.node_id} has no {use} key valid now")
         return max(valid, key=lambda k: k.valid_from)
@@ -118,7 +123,9 @@ def make_card(
     """
     keys = [
         PublicKey(identity.signing_kid, "sig", identity.signing_public_key, now, now + valid_for),
-        PublicKey(identity.encryption_kid, "enc", identity.encryption_public_key, now, now + valid_for),
+        PublicKey(
+            identity.encryption_kid, "enc", identity.encryption_public_key, now, now + valid_for
+        ),
         *extra_keys,
     ]
     body: dict[str, Any] = {
@@ -187,6 +194,9 @@ def verify_card(
         raise FingerprintMismatch(
             f"card of {card.node_id} does not match the fingerprint you were given"
         )
-    if now is not None and not signer.valid_from - clock_skew <= now <= signer.valid_until + clock_skew:
+    if (
+        now is not None
+        and not signer.valid_from - clock_skew <= now <= signer.valid_until + clock_skew
+    ):
         raise CardInvalid("the card's signing key is not valid now")
     return card

@@ -188,13 +188,17 @@ def seal(
     if not _UUID.match(msg_id) or (in_reply_to is not None and not _UUID.match(in_reply_to)):
         raise ValueError("message ids are lowercase UUID strings")
     inner = _InnerDocument.model_construct(
-        id=msg_id, type=msg_type, sender=identity.node_id, recipient=recipient.node_id,
+        id=msg_id,
+        type=msg_type,
+        sender=identity.node_id,
+        recipient=recipient.node_id,
         payload=payload,
     ).model_dump_json(exclude_none=True)
     # crypto_box (X25519 + XSalsa20-Poly1305), called directly: the same primitive as
     # nacl.public.Box, without building wrapper objects per message.
-    ciphertext = crypto_box_easy(inner.encode("utf-8"), nonce, recipient.encryption_key.key,
-                                 identity.encryption_secret)
+    ciphertext = crypto_box_easy(
+        inner.encode("utf-8"), nonce, recipient.encryption_key.key, identity.encryption_secret
+    )
     envelope: dict[str, Any] = {
         "version": PROTOCOL_VERSION,
         "id": msg_id,
@@ -242,7 +246,7 @@ def _parse(raw: bytes) -> _Parsed:
         raise UnsupportedVersion(
             f"version {doc['version']} not supported; supported: {sorted(SUPPORTED_VERSIONS)}"
         )
-    if not _REQUIRED_MEMBERS <= doc.keys():
+    if not doc.keys() >= _REQUIRED_MEMBERS:
         raise Malformed(f"missing members {sorted(_REQUIRED_MEMBERS - doc.keys())}")
     binary: dict[str, bytes] = {}
     for name, value in doc.items():
@@ -265,7 +269,12 @@ def _parse(raw: bytes) -> _Parsed:
                 raise Malformed(f"{name} is not in its required format")
     if doc["type"] not in MESSAGE_TYPES:
         raise Malformed(f"unknown message type {doc['type']!r}")
-    if not 0 <= doc["created_at"] < doc["expires_at"] <= min(doc["created_at"] + MAX_LIFETIME, MAX_TIME):
+    if (
+        not 0
+        <= doc["created_at"]
+        < doc["expires_at"]
+        <= min(doc["created_at"] + MAX_LIFETIME, MAX_TIME)
+    ):
         raise Malformed("expires_at must follow created_at by at most 90 days")
     header = Header(
         version=doc["version"],
@@ -341,7 +350,9 @@ def open_envelope(
 
     enc_key = _sender_key(keys, header.sender_enc_kid, "enc", now, clock_skew)
     try:
-        plaintext = crypto_box_open_easy(parsed.ciphertext, parsed.nonce, enc_key.key, bytes(my_key))
+        plaintext = crypto_box_open_easy(
+            parsed.ciphertext, parsed.nonce, enc_key.key, bytes(my_key)
+        )
     except CryptoError:
         raise DecryptionFailed("cannot decrypt the payload") from None
 
@@ -377,4 +388,3 @@ def _validate_payload(header: Header, data: Any, now: int, clock_skew: int) -> P
         if card.node_id != header.sender:
             raise SchemaInvalid("card.update must carry the sender's own card")
     return payload
-

@@ -114,8 +114,21 @@ class FingerprintMismatch(CardError):
 ERROR_CODES: dict[str, type[ProtocolError]] = {
     cls.code: cls
     for cls in (
-        TooLarge, Malformed, UnsupportedVersion, UnknownSender, SenderInactive, UnknownKey,
-        KeyExpired, BadSignature, WrongRecipient, Expired, NotYetValid, DecryptionFailed,
-        HeaderMismatch, SchemaInvalid, CardInvalid, FingerprintMismatch,
+        TooLarge,
+        Malformed,
+        UnsupportedVersion,
+        UnknownSender,
+        SenderInactive,
+        UnknownKey,
+        KeyExpired,
+        BadSignature,
+        WrongRecipient,
+        Expired,
+        NotYetValid,
+        DecryptionFailed,
+        HeaderMismatch,
+        SchemaInvalid,
+        CardInvalid,
+        FingerprintMismatch,
     )
 }

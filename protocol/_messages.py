@@ -34,8 +34,13 @@ from ._vocabulary import (
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(min_length=1, max_length=8000)]
-Uuid = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+Uuid = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+
+
 def _real_date(value: str) -> str:
     parts = [int(p) for p in value.split("-")]
     if len(parts) >= 2 and not 1 <= parts[1] <= 12:
@@ -53,6 +58,7 @@ PartialDate = Annotated[
 Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Timestamp = Annotated[int, Field(ge=0, le=2**53 - 1)]
 Score = Annotated[int, Field(ge=0, le=1000)]
+
 
 def _list(item: Any, most: int) -> Any:
     return Annotated[list[item], Field(default_factory=list, max_length=most)]

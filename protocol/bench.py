@@ -32,11 +32,21 @@ def sample_alert(now: int) -> Alert:
         category="seizure",
         severity="urgent",
         title="Saisie de diamants bruts à Garoua-Boulaï, certificat KP falsifié",
-        body=("Le 12 novembre, les douanes ont saisi un colis de 214 pierres brutes dans un bus "
-              "en provenance de Berbérati. Le certificat présenté porte un numéro inexistant. ") * 5,
-        subjects=[Party(kind="person", names=["NGOUANDJIKA Marcel"], aliases=["Marcel Ngwandjika"],
-                        date_of_birth="1981-04-02", nationality="CF",
-                        documents=[IdentityDocument(type="passport", number="CF1234567", country="CF")])],
+        body=(
+            "Le 12 novembre, les douanes ont saisi un colis de 214 pierres brutes dans un bus "
+            "en provenance de Berbérati. Le certificat présenté porte un numéro inexistant. "
+        )
+        * 5,
+        subjects=[
+            Party(
+                kind="person",
+                names=["NGOUANDJIKA Marcel"],
+                aliases=["Marcel Ngwandjika"],
+                date_of_birth="1981-04-02",
+                nationality="CF",
+                documents=[IdentityDocument(type="passport", number="CF1234567", country="CF")],
+            )
+        ],
         place=Place(country="CM", locality="Garoua-Boulaï", lat_e6=5885000, lon_e6=14545000),
         handling="AMBER",
         references=["KP-CF-2026-004512"],
@@ -82,7 +92,8 @@ def run(seconds: float = 4.0) -> dict[str, float]:
 
     def raw() -> None:
         ciphertext = Box(sender.encryption_key, receiver.encryption_key.public_key).encrypt(
-            plaintext, os.urandom(24))
+            plaintext, os.urandom(24)
+        )
         signature = sender.sign(ciphertext)
         verify_key.verify(ciphertext, signature)
         Box(receiver.encryption_key, sender.encryption_key.public_key).decrypt(ciphertext)

@@ -65,36 +65,93 @@ def _payloads() -> list[tuple[str, str, Payload]]:
         documents=[IdentityDocument(type="passport", number="CF0123456", country="CF")],
     )
     return [
-        ("alert", "A seizure alert with a named subject and a place.", Alert(
-            alert_id=_uuid(100), category="fake_kp_certificate", severity="urgent",
-            title="Colis saisi à Bangui M'Poko : certificat KP falsifié",
-            body="Parcel of 312 rough stones seized; the KP certificate number does not exist.",
-            subjects=[person], place=Place(country="CF", locality="Bangui", lat_e6=4398500, lon_e6=18518800),
-            handling="AMBER", expires_at=NOW + 30 * 86400, references=["KP-CF-2026-000123"],
-            issued_at=NOW,
-        )),
-        ("alert.retract", "Retraction of an alert.", AlertRetract(
-            alert_id=_uuid(100), reason="Certificate confirmed genuine after verification.")),
-        ("kyc.query", "Step 1 of a KYC check on a person.", KycQuery(
-            query_id=_uuid(200), subject=person, purpose="Export clearance at Douala",
-            requesting_role="officer")),
-        ("kyc.response", "A licensee hit with shared KYC fields and a subject hit.", KycResponse(
-            query_id=_uuid(200), hits=[
-                KycHit(kind="licensee", score=962, reference="lic:7f3a9c", handling="GREEN",
-                       licensee=SharedLicensee(legal_name="Comptoir Étoile du Sud SARL",
-                                               licence_number="CD-BA-2019-044", licence_type="buying_house",
-                                               status="revoked", valid_from="2019-03-01", valid_until="2025-02-28"),
-                       explanation=[MatchFeature(feature="name", score=962, detail="token set ratio")]),
-                KycHit(kind="subject", score=871, reference="sub:91be04", handling="AMBER"),
-            ])),
-        ("disclosure.request", "Step 2: asking for the details behind a reference.", DisclosureRequest(
-            request_id=_uuid(300), query_id=_uuid(200), reference="sub:91be04",
-            justification="Subject presents himself as exporter at Douala; need identity confirmation.",
-            requested_by_role="analyst")),
-        ("disclosure.response", "A granted disclosure releasing chosen fields.", DisclosureResponse(
-            request_id=_uuid(300), reference="sub:91be04", decision="granted", handling="AMBER",
-            details=DisclosedDetails(names=["MBALA Jean-Pierre"], reason_category="fake_kp_certificate",
-                                     risk_level="high"))),
+        (
+            "alert",
+            "A seizure alert with a named subject and a place.",
+            Alert(
+                alert_id=_uuid(100),
+                category="fake_kp_certificate",
+                severity="urgent",
+                title="Colis saisi à Bangui M'Poko : certificat KP falsifié",
+                body="Parcel of 312 rough stones seized; the KP certificate number does not exist.",
+                subjects=[person],
+                place=Place(country="CF", locality="Bangui", lat_e6=4398500, lon_e6=18518800),
+                handling="AMBER",
+                expires_at=NOW + 30 * 86400,
+                references=["KP-CF-2026-000123"],
+                issued_at=NOW,
+            ),
+        ),
+        (
+            "alert.retract",
+            "Retraction of an alert.",
+            AlertRetract(
+                alert_id=_uuid(100), reason="Certificate confirmed genuine after verification."
+            ),
+        ),
+        (
+            "kyc.query",
+            "Step 1 of a KYC check on a person.",
+            KycQuery(
+                query_id=_uuid(200),
+                subject=person,
+                purpose="Export clearance at Douala",
+                requesting_role="officer",
+            ),
+        ),
+        (
+            "kyc.response",
+            "A licensee hit with shared KYC fields and a subject hit.",
+            KycResponse(
+                query_id=_uuid(200),
+                hits=[
+                    KycHit(
+                        kind="licensee",
+                        score=962,
+                        reference="lic:7f3a9c",
+                        handling="GREEN",
+                        licensee=SharedLicensee(
+                            legal_name="Comptoir Étoile du Sud SARL",
+                            licence_number="CD-BA-2019-044",
+                            licence_type="buying_house",
+                            status="revoked",
+                            valid_from="2019-03-01",
+                            valid_until="2025-02-28",
+                        ),
+                        explanation=[
+                            MatchFeature(feature="name", score=962, detail="token set ratio")
+                        ],
+                    ),
+                    KycHit(kind="subject", score=871, reference="sub:91be04", handling="AMBER"),
+                ],
+            ),
+        ),
+        (
+            "disclosure.request",
+            "Step 2: asking for the details behind a reference.",
+            DisclosureRequest(
+                request_id=_uuid(300),
+                query_id=_uuid(200),
+                reference="sub:91be04",
+                justification="Subject presents himself as exporter at Douala; need identity confirmation.",
+                requested_by_role="analyst",
+            ),
+        ),
+        (
+            "disclosure.response",
+            "A granted disclosure releasing chosen fields.",
+            DisclosureResponse(
+                request_id=_uuid(300),
+                reference="sub:91be04",
+                decision="granted",
+                handling="AMBER",
+                details=DisclosedDetails(
+                    names=["MBALA Jean-Pierre"],
+                    reason_category="fake_kp_certificate",
+                    risk_level="high",
+                ),
+            ),
+        ),
         ("receipt", "A read receipt.", Receipt(message_id=_uuid(1), status="read", at=NOW)),
     ]
 
@@ -107,51 +164,130 @@ def _resign(identity: NodeIdentity, doc: dict[str, Any]) -> str:
 
 def build() -> dict[str, Any]:
     cm, cf, cd = _identity("CM"), _identity("CF-usaf"), _identity("CD")
-    cards = {i.node_id: make_card(i, name=f"Node {i.node_id}", endpoints=[f"https://{i.node_id.lower()}.example.org"],
-                                  now=CARD_TIME) for i in (cm, cf, cd)}
+    cards = {
+        i.node_id: make_card(
+            i,
+            name=f"Node {i.node_id}",
+            endpoints=[f"https://{i.node_id.lower()}.example.org"],
+            now=CARD_TIME,
+        )
+        for i in (cm, cf, cd)
+    }
     to_cf = Recipient("CF-usaf", cards["CF-usaf"].current_key("enc", NOW))
     cases: list[dict[str, Any]] = []
 
-    def case(name: str, desc: str, sender: NodeIdentity, recipient: NodeIdentity, now: int,
-             envelope: str, expected: dict[str, Any]) -> None:
-        cases.append({
-            "name": name, "description": desc,
-            "sender_node_id": sender.node_id, "recipient_node_id": recipient.node_id,
-            "sender_ed25519_seed": sender.signing_seed.hex(),
-            "sender_x25519_secret": sender.encryption_secret.hex(),
-            "recipient_ed25519_seed": recipient.signing_seed.hex(),
-            "recipient_x25519_secret": recipient.encryption_secret.hex(),
-            "now": now, "envelope": envelope, "expected": expected,
-        })
+    def case(
+        name: str,
+        desc: str,
+        sender: NodeIdentity,
+        recipient: NodeIdentity,
+        now: int,
+        envelope: str,
+        expected: dict[str, Any],
+    ) -> None:
+        cases.append(
+            {
+                "name": name,
+                "description": desc,
+                "sender_node_id": sender.node_id,
+                "recipient_node_id": recipient.node_id,
+                "sender_ed25519_seed": sender.signing_seed.hex(),
+                "sender_x25519_secret": sender.encryption_secret.hex(),
+                "recipient_ed25519_seed": recipient.signing_seed.hex(),
+                "recipient_x25519_secret": recipient.encryption_secret.hex(),
+                "now": now,
+                "envelope": envelope,
+                "expected": expected,
+            }
+        )
 
     for i, (msg_type, desc, payload) in enumerate(_payloads()):
-        wire = seal(cm, to_cf, payload, now=NOW, message_id=_uuid(i + 1),
-                    nonce=hashlib.sha256(f"nonce {i}".encode()).digest()[:24])
+        wire = seal(
+            cm,
+            to_cf,
+            payload,
+            now=NOW,
+            message_id=_uuid(i + 1),
+            nonce=hashlib.sha256(f"nonce {i}".encode()).digest()[:24],
+        )
         doc = parse_json(wire)
         inner = Box(cf.encryption_key, cm.encryption_key.public_key).decrypt(
-            b64decode(doc["ciphertext"]), b64decode(doc["nonce"]))
-        case(f"valid-{msg_type}", desc, cm, cf, NOW, wire.decode(),
-             {"type": msg_type, "payload": payload.model_dump(mode="json", exclude_none=True),
-              "inner_document": inner.decode("utf-8")})
+            b64decode(doc["ciphertext"]), b64decode(doc["nonce"])
+        )
+        case(
+            f"valid-{msg_type}",
+            desc,
+            cm,
+            cf,
+            NOW,
+            wire.decode(),
+            {
+                "type": msg_type,
+                "payload": payload.model_dump(mode="json", exclude_none=True),
+                "inner_document": inner.decode("utf-8"),
+            },
+        )
 
-    base = parse_json(seal(cm, to_cf, _payloads()[-1][2], now=NOW, message_id=_uuid(50),
-                           nonce=bytes(24)))
+    base = parse_json(
+        seal(cm, to_cf, _payloads()[-1][2], now=NOW, message_id=_uuid(50), nonce=bytes(24))
+    )
     ct = bytearray(b64decode(base["ciphertext"]))
     ct[20] ^= 0x01
     tampered = dict(base, ciphertext=b64encode(bytes(ct)))
-    case("tampered-ciphertext", "One bit of the ciphertext flipped; the signature no longer verifies.",
-         cm, cf, NOW, canonical_json(tampered).decode(), {"error": "bad_signature"})
-    case("tampered-ciphertext-resigned",
-         "Ciphertext flipped and the envelope re-signed by the sender: the box does not open.",
-         cm, cf, NOW, _resign(cm, tampered), {"error": "decryption_failed"})
-    case("wrong-recipient", "Sealed for CF-usaf, opened by CD.", cm, cd, NOW,
-         canonical_json(base).decode(), {"error": "wrong_recipient"})
-    case("expired", "Opened after expires_at plus the 300 s clock skew.", cm, cf,
-         base["expires_at"] + 301, canonical_json(base).decode(), {"error": "expired"})
-    case("unsupported-version", "Version 2, correctly signed.", cm, cf, NOW,
-         _resign(cm, dict(base, version=2)), {"error": "unsupported_version"})
-    case("header-mismatch", "Header type changed and re-signed; the encrypted copy says receipt.",
-         cm, cf, NOW, _resign(cm, dict(base, type="alert")), {"error": "header_mismatch"})
+    case(
+        "tampered-ciphertext",
+        "One bit of the ciphertext flipped; the signature no longer verifies.",
+        cm,
+        cf,
+        NOW,
+        canonical_json(tampered).decode(),
+        {"error": "bad_signature"},
+    )
+    case(
+        "tampered-ciphertext-resigned",
+        "Ciphertext flipped and the envelope re-signed by the sender: the box does not open.",
+        cm,
+        cf,
+        NOW,
+        _resign(cm, tampered),
+        {"error": "decryption_failed"},
+    )
+    case(
+        "wrong-recipient",
+        "Sealed for CF-usaf, opened by CD.",
+        cm,
+        cd,
+        NOW,
+        canonical_json(base).decode(),
+        {"error": "wrong_recipient"},
+    )
+    case(
+        "expired",
+        "Opened after expires_at plus the 300 s clock skew.",
+        cm,
+        cf,
+        base["expires_at"] + 301,
+        canonical_json(base).decode(),
+        {"error": "expired"},
+    )
+    case(
+        "unsupported-version",
+        "Version 2, correctly signed.",
+        cm,
+        cf,
+        NOW,
+        _resign(cm, dict(base, version=2)),
+        {"error": "unsupported_version"},
+    )
+    case(
+        "header-mismatch",
+        "Header type changed and re-signed; the encrypted copy says receipt.",
+        cm,
+        cf,
+        NOW,
+        _resign(cm, dict(base, type="alert")),
+        {"error": "header_mismatch"},
+    )
     return {
         "description": "kpnet protocol version 1 test vectors; see docs/protocol.md.",
         "generator": "python -m protocol.testvectors",

@@ -33,7 +33,9 @@ PG_URL = os.environ.get("KPNET_TEST_DATABASE_URL")
 
 def _postgres_admin_url() -> str:
     assert PG_URL
-    return make_url(PG_URL).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return (
+        make_url(PG_URL).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    )
 
 
 @contextmanager
@@ -49,9 +51,10 @@ def fresh_postgres_database() -> Iterator[str]:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
-            connection.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-            ), {"n": name})
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -74,11 +77,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield request.getfixturevalue("postgres_url")
 
 
-def create_node(data_dir: Path, node_id: str = "CM", *, database_url: str | None = None,
-                port: int = 8100) -> Settings:
+def create_node(
+    data_dir: Path, node_id: str = "CM", *, database_url: str | None = None, port: int = 8100
+) -> Settings:
     return init_node(
-        data_dir, node_id=node_id, name=f"Test node {node_id}",
-        url=f"http://127.0.0.1:{port}", now=datetime.now(UTC), database_url=database_url,
+        data_dir,
+        node_id=node_id,
+        name=f"Test node {node_id}",
+        url=f"http://127.0.0.1:{port}",
+        now=datetime.now(UTC),
+        database_url=database_url,
     )
 
 

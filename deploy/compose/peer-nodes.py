@@ -43,7 +43,10 @@ class Node:
         env = {**os.environ, "KPNET_DATABASE_URL": self.database_url}
         result = subprocess.run(  # noqa: S603 - our own arguments; kpnet is the image's
             ["kpnet", *args, "--data-dir", self.data_dir],  # noqa: S607
-            env=env, capture_output=True, text=True, check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             sys.exit(f"kpnet {args[0]} on {self.node_id} failed: {result.stderr.strip()}")
@@ -93,8 +96,13 @@ def main() -> None:
                     continue
                 # Refused (exit 1) unless the card fetched over the network matches the
                 # fingerprint taken from the other node's own keys.
-                out = node.kpnet("peer", "add", str(cards[other.node_id]),
-                                 "--fingerprint", fingerprints[other.node_id])
+                out = node.kpnet(
+                    "peer",
+                    "add",
+                    str(cards[other.node_id]),
+                    "--fingerprint",
+                    fingerprints[other.node_id],
+                )
                 print(f"{node.node_id}: {out.strip()}")
 
 

@@ -67,8 +67,9 @@ def work_as(permission: Permission) -> Callable[..., RequestWork]:
     allow = Allow(permission)
 
     # A default, not an Annotated alias: the closure's annotations are strings here.
-    def dependency(request: Request, node: NodeDep, session: SessionDep,
-                   actor: Actor = Depends(allow)) -> RequestWork:
+    def dependency(
+        request: Request, node: NodeDep, session: SessionDep, actor: Actor = Depends(allow)
+    ) -> RequestWork:
         return RequestWork(request, node, session, actor)
 
     return dependency
@@ -79,4 +80,3 @@ AsWriter = Annotated[RequestWork, Depends(work_as(Permission.WRITE))]
 AsAdmin = Annotated[RequestWork, Depends(work_as(Permission.ADMINISTER))]
 AsAuditor = Annotated[RequestWork, Depends(work_as(Permission.AUDIT))]
 AsAnyRole = Annotated[RequestWork, Depends(work_as(Permission.SIGNED_IN))]
-

@@ -35,16 +35,68 @@ REGIONS = {  # region -> (licence prefix, towns)
     "Lunda Sul": ("AO", ("Saurimo", "Cacolo", "Muconda")),
 }
 FIRST_NAMES = (
-    "Jean-Baptiste", "Marie-Claire", "Odette", "Fiston", "Blaise", "Clémentine", "Aimé",
-    "Joséphine", "Thérèse", "Dieudonné", "Prosper", "Héritier", "Grâce", "Honoré", "Béatrice",
-    "Serge", "Apollinaire", "Chantal", "Faustin", "Ngalula", "Mbuyi", "Ilunga", "Yolande",
-    "Kalala", "Adèle", "Zacharie", "Rosalie", "Évariste", "Innocent", "Célestine",
+    "Jean-Baptiste",
+    "Marie-Claire",
+    "Odette",
+    "Fiston",
+    "Blaise",
+    "Clémentine",
+    "Aimé",
+    "Joséphine",
+    "Thérèse",
+    "Dieudonné",
+    "Prosper",
+    "Héritier",
+    "Grâce",
+    "Honoré",
+    "Béatrice",
+    "Serge",
+    "Apollinaire",
+    "Chantal",
+    "Faustin",
+    "Ngalula",
+    "Mbuyi",
+    "Ilunga",
+    "Yolande",
+    "Kalala",
+    "Adèle",
+    "Zacharie",
+    "Rosalie",
+    "Évariste",
+    "Innocent",
+    "Célestine",
 )
 SURNAMES = (
-    "Yakité", "Ngaïkoisset", "Kalonji", "Tshibangu", "Mukendi", "Kabongo", "Ngoy", "Mbaya",
-    "Yangouanda", "Zoumandé", "Koyassambia", "Ndakala", "Ouamba", "Gbazalé", "Mabiala",
-    "Nzapayéké", "Essomba", "Ngono", "Abéga", "Mvondo", "Bebey", "Kapinga", "Lukusa",
-    "Tshiamala", "Cassoma", "Muacassange", "Sapalo", "Chipenda", "Ndongala", "Féïkéram",
+    "Yakité",
+    "Ngaïkoisset",
+    "Kalonji",
+    "Tshibangu",
+    "Mukendi",
+    "Kabongo",
+    "Ngoy",
+    "Mbaya",
+    "Yangouanda",
+    "Zoumandé",
+    "Koyassambia",
+    "Ndakala",
+    "Ouamba",
+    "Gbazalé",
+    "Mabiala",
+    "Nzapayéké",
+    "Essomba",
+    "Ngono",
+    "Abéga",
+    "Mvondo",
+    "Bebey",
+    "Kapinga",
+    "Lukusa",
+    "Tshiamala",
+    "Cassoma",
+    "Muacassange",
+    "Sapalo",
+    "Chipenda",
+    "Ndongala",
+    "Féïkéram",
 )
 TYPES = {  # licence type -> (code, spellings a user might type)
     "buying_house": ("BA", ("comptoir", "Comptoir", "buying_house", "bureau d'achat")),
@@ -61,15 +113,26 @@ def _person(rng: random.Random) -> str:
 
 def _legal_name(rng: random.Random, licence_type: str, town: str, region: str) -> str:
     surname = rng.choice(SURNAMES)
-    return rng.choice({
-        "buying_house": (f"Comptoir {surname} Diamants SARL", f"Société Minière de {town}",
-                         f"Bureau d'Achat {surname} et Fils", f"{town} Diamond Trading SARL"),
-        "collector": (_person(rng), f"Établissements {surname}", f"Collecte {surname} & Cie"),
-        "exporter": (f"{surname} Export SA", f"Société d'Exportation de {town}",
-                     f"{town} Gems International SARL"),
-        "cooperative": (f"Coopérative Minière de {town}",
-                        f"Coopérative des Artisans Miniers de {region}"),
-    }[licence_type])
+    return rng.choice(
+        {
+            "buying_house": (
+                f"Comptoir {surname} Diamants SARL",
+                f"Société Minière de {town}",
+                f"Bureau d'Achat {surname} et Fils",
+                f"{town} Diamond Trading SARL",
+            ),
+            "collector": (_person(rng), f"Établissements {surname}", f"Collecte {surname} & Cie"),
+            "exporter": (
+                f"{surname} Export SA",
+                f"Société d'Exportation de {town}",
+                f"{town} Gems International SARL",
+            ),
+            "cooperative": (
+                f"Coopérative Minière de {town}",
+                f"Coopérative des Artisans Miniers de {region}",
+            ),
+        }[licence_type]
+    )
 
 
 def synthetic_licensees_csv(rows: int, *, seed: int = 2024) -> bytes:
@@ -90,21 +153,27 @@ def synthetic_licensees_csv(rows: int, *, seed: int = 2024) -> bytes:
         issued_year = rng.randint(2012, 2025)
         issued = f"{rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/{issued_year}"
         expires = f"{issued[:6]}{issued_year + rng.choice((2, 3, 5))}"
-        writer.writerow([
-            f"{prefix}-{code}-{issued_year}-{n:06d}",
-            rng.choice(spellings),
-            _legal_name(rng, licence_type, town, region),
-            "|".join(f"{rng.choice(SURNAMES)} {w}" for w in
-                     rng.sample(("Diamants", "Gemmes", "Négoce", "Mining"), rng.randint(0, 2))),
-            f"BP {rng.randint(1, 999)}, quartier {rng.choice(SURNAMES)}, {town}",
-            region,
-            issued,
-            expires,
-            rng.choices(statuses, weights)[0],
-            rng.choice(("", "", "", "amber", "GREEN")),
-            "|".join(_person(rng) for _ in range(rng.randint(1, 3))),
-            "|".join(_person(rng) for _ in range(rng.randint(0, 2))),
-        ])
+        writer.writerow(
+            [
+                f"{prefix}-{code}-{issued_year}-{n:06d}",
+                rng.choice(spellings),
+                _legal_name(rng, licence_type, town, region),
+                "|".join(
+                    f"{rng.choice(SURNAMES)} {w}"
+                    for w in rng.sample(
+                        ("Diamants", "Gemmes", "Négoce", "Mining"), rng.randint(0, 2)
+                    )
+                ),
+                f"BP {rng.randint(1, 999)}, quartier {rng.choice(SURNAMES)}, {town}",
+                region,
+                issued,
+                expires,
+                rng.choices(statuses, weights)[0],
+                rng.choice(("", "", "", "amber", "GREEN")),
+                "|".join(_person(rng) for _ in range(rng.randint(1, 3))),
+                "|".join(_person(rng) for _ in range(rng.randint(0, 2))),
+            ]
+        )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -113,13 +182,20 @@ def run_import_bench(
 ) -> dict[str, float | int]:
     """Import ``rows`` synthetic licensees into a new temporary node; time it."""
     with tempfile.TemporaryDirectory(prefix="kpnet-bench-") as tmp:
-        settings = init_node(Path(tmp) / "node", node_id="CF", name="Benchmark node",
-                             url="http://127.0.0.1:8100", now=utc_now())
+        settings = init_node(
+            Path(tmp) / "node",
+            node_id="CF",
+            name="Benchmark node",
+            url="http://127.0.0.1:8100",
+            now=utc_now(),
+        )
         started = time.perf_counter()
         path = Path(tmp) / "licensees.csv"
         path.write_bytes(synthetic_licensees_csv(rows, seed=seed))
-        echo(f"generated {rows} rows ({path.stat().st_size / 1e6:.1f} MB) in "
-             f"{time.perf_counter() - started:.1f} s")
+        echo(
+            f"generated {rows} rows ({path.stat().st_size / 1e6:.1f} MB) in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         node = open_node(settings)
         phases: dict[str, float] = {}
 
@@ -128,9 +204,14 @@ def run_import_bench(
 
         try:
             started = time.perf_counter()
-            report = import_csv(node.sessions, "licensees", path.read_bytes(),
-                                actor=Actor("bench", "analyst"), now=node.now(),
-                                progress=progress)
+            report = import_csv(
+                node.sessions,
+                "licensees",
+                path.read_bytes(),
+                actor=Actor("bench", "analyst"),
+                now=node.now(),
+                progress=progress,
+            )
             seconds = time.perf_counter() - started
         finally:
             node.close()

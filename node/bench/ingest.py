@@ -46,39 +46,61 @@ def _free_port() -> int:
 
 def _alert(now: int, n: int) -> protocol.Alert:
     return protocol.Alert(
-        alert_id=str(uuid.uuid4()), category="seizure", severity="urgent",
+        alert_id=str(uuid.uuid4()),
+        category="seizure",
+        severity="urgent",
         title=f"Saisie n°{n} : colis de diamants bruts à Garoua-Boulaï",
-        body=("Les douanes ont saisi un colis de pierres brutes dans un bus en provenance de "
-              "Berbérati. Le certificat KP présenté porte un numéro inexistant. ") * 4,
-        subjects=[protocol.Party(kind="person", names=["NGOUANDJIKA Marcel"], date_of_birth="1981",
-                                 nationality="CF")],
+        body=(
+            "Les douanes ont saisi un colis de pierres brutes dans un bus en provenance de "
+            "Berbérati. Le certificat KP présenté porte un numéro inexistant. "
+        )
+        * 4,
+        subjects=[
+            protocol.Party(
+                kind="person", names=["NGOUANDJIKA Marcel"], date_of_birth="1981", nationality="CF"
+            )
+        ],
         place=protocol.Place(country="CM", locality="Garoua-Boulaï"),
-        handling="AMBER", references=[f"KP-CF-2026-{n:06d}"], issued_at=now,
+        handling="AMBER",
+        references=[f"KP-CF-2026-{n:06d}"],
+        issued_at=now,
     )
 
 
 def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Path, list[bytes]]:
     now = datetime.now(UTC)
-    receiver = init_node(base / "CM", node_id="CM", name="Bench receiver",
-                         url="http://127.0.0.1:1", now=now, database_url=database_url)
-    sender = init_node(base / "CF", node_id="CF", name="Bench sender", url="http://127.0.0.1:2", now=now)
+    receiver = init_node(
+        base / "CM",
+        node_id="CM",
+        name="Bench receiver",
+        url="http://127.0.0.1:1",
+        now=now,
+        database_url=database_url,
+    )
+    sender = init_node(
+        base / "CF", node_id="CF", name="Bench sender", url="http://127.0.0.1:2", now=now
+    )
     sender_identity = load_identity(sender.keys_dir, "CF")
     node = open_node(receiver, migrate=False)
     try:
         with node.sessions() as session:
             PeerRegistry(session, SETUP, now, own_node_id="CM").add(
-                sender.card_path.read_bytes(), fingerprint=sender_identity.fingerprint)
+                sender.card_path.read_bytes(), fingerprint=sender_identity.fingerprint
+            )
             session.commit()
         recipient = protocol.Recipient("CM", node.card.current_key("enc", int(now.timestamp())))
     finally:
         node.close()
     ts = int(now.timestamp())
-    envelopes = [protocol.seal(sender_identity, recipient, _alert(ts, n), now=ts) for n in range(messages)]
+    envelopes = [
+        protocol.seal(sender_identity, recipient, _alert(ts, n), now=ts) for n in range(messages)
+    ]
     return receiver.data_dir, envelopes
 
 
-async def _drive(url: str, bodies: list[bytes], concurrency: int,
-                 check: Callable[[httpx.Response], int]) -> tuple[int, float]:
+async def _drive(
+    url: str, bodies: list[bytes], concurrency: int, check: Callable[[httpx.Response], int]
+) -> tuple[int, float]:
     """POST (or GET when a body is empty) everything with ``concurrency`` workers;
     return (units accepted, seconds)."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -87,13 +109,15 @@ async def _drive(url: str, bodies: list[bytes], concurrency: int,
     accepted = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
         async def worker() -> None:
             nonlocal accepted
             while not queue.empty():
                 body = queue.get_nowait()
                 if body:
-                    response = await client.post(url, content=body,
-                                                 headers={"content-type": "application/json"})
+                    response = await client.post(
+                        url, content=body, headers={"content-type": "application/json"}
+                    )
                 else:
                     response = await client.get(url)
                 accepted += check(response)
@@ -113,36 +137,51 @@ def _ok(response: httpx.Response) -> int:
     return 1
 
 
-def run_ingest_bench(*, messages: int = 4000, batch: int = 50, concurrency: int = 4,
-                     database_url: str | None = None,
-                     echo: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def run_ingest_bench(
+    *,
+    messages: int = 4000,
+    batch: int = 50,
+    concurrency: int = 4,
+    database_url: str | None = None,
+    echo: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kpnet-bench-") as tmp:
         echo(f"sealing {messages} alerts…")
         data_dir, envelopes = _prepare(Path(tmp), database_url, messages)
         port = _free_port()
-        env = {**os.environ, "KPNET_SENDER_ENABLED": "false",
-               "KPNET_PEER_RATE_PER_SECOND": "1000000", "KPNET_PEER_RATE_BURST": "1000000"}
+        env = {
+            **os.environ,
+            "KPNET_SENDER_ENABLED": "false",
+            "KPNET_PEER_RATE_PER_SECOND": "1000000",
+            "KPNET_PEER_RATE_BURST": "1000000",
+        }
         kpnet = str(Path(sys.executable).parent / "kpnet")
         server = subprocess.Popen(
             [kpnet, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(base)
-            bodies = [b"[" + b",".join(envelopes[i:i + batch]) + b"]"
-                      for i in range(0, len(envelopes), batch)]
+            bodies = [
+                b"[" + b",".join(envelopes[i : i + batch]) + b"]"
+                for i in range(0, len(envelopes), batch)
+            ]
             # Warm up both paths (first requests import and compile lazily).
             asyncio.run(_drive(base + "/livez", [b""] * 50, concurrency, _ok))
             echo(f"ingesting {messages} alerts in batches of {batch}…")
             accepted, ingest_s = asyncio.run(
-                _drive(base + "/federation/v1/messages", bodies, concurrency, _accepted))
+                _drive(base + "/federation/v1/messages", bodies, concurrency, _accepted)
+            )
             if accepted != messages:
                 raise RuntimeError(f"only {accepted} of {messages} alerts were accepted")
             trivial_requests = max(2000, messages)
             echo(f"timing {trivial_requests} requests to /livez…")
             done, trivial_s = asyncio.run(
-                _drive(base + "/livez", [b""] * trivial_requests, concurrency, _ok))
+                _drive(base + "/livez", [b""] * trivial_requests, concurrency, _ok)
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)

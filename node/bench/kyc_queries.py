@@ -27,8 +27,18 @@ for _variant, _canonical in NAME_VARIANTS.items():
     if _variant.isalpha() and len(_variant) > 3:
         _SPELLINGS.setdefault(_canonical, [_canonical]).append(_variant)
 _ARABIC = {latin: arabic for arabic, latin in ARABIC_SCRIPT_NAMES.items() if " " not in arabic}
-_TRANSCRIPTIONS = (("ou", "w"), ("tch", "ch"), ("tsh", "ch"), ("dj", "j"), ("y", "i"),
-                   ("c", "k"), ("k", "c"), ("w", "ou"), ("ch", "sh"), ("ph", "f"))
+_TRANSCRIPTIONS = (
+    ("ou", "w"),
+    ("tch", "ch"),
+    ("tsh", "ch"),
+    ("dj", "j"),
+    ("y", "i"),
+    ("c", "k"),
+    ("k", "c"),
+    ("w", "ou"),
+    ("ch", "sh"),
+    ("ph", "f"),
+)
 
 
 @dataclass
@@ -43,8 +53,7 @@ class LabelledQuery:
 
 
 def strip_accents(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text)
-                   if not unicodedata.combining(c))
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 def typo(rng: random.Random, word: str) -> str:
@@ -52,14 +61,14 @@ def typo(rng: random.Random, word: str) -> str:
     letter = rng.choice(string.ascii_lowercase)
     edit = rng.choice(("delete", "replace", "insert", "swap"))
     if edit == "delete":
-        return word[:position] + word[position + 1:]
+        return word[:position] + word[position + 1 :]
     if edit == "replace":
-        return word[:position] + letter + word[position + 1:]
+        return word[:position] + letter + word[position + 1 :]
     if edit == "insert":
         return word[:position] + letter + word[position:]
     if position == len(word) - 1:
         position -= 1
-    return word[:position] + word[position + 1] + word[position] + word[position + 2:]
+    return word[:position] + word[position + 1] + word[position] + word[position + 2 :]
 
 
 def _words(party: Party) -> list[str]:
@@ -174,19 +183,28 @@ def v_org_typo(rng: random.Random, party: Party) -> tuple[list[str], str | None]
 
 
 PERSON_VARIANTS: dict[str, Variant] = {
-    "typo": v_typo, "swapped_order": v_swapped, "missing_middle_name": v_missing_middle,
-    "extra_middle_name": v_extra_middle, "accents_dropped": v_accents,
-    "transliteration": v_transliteration, "year_only_birth_date": v_year_only,
-    "day_month_swapped": v_day_month, "hyphen_variant": v_hyphen,
+    "typo": v_typo,
+    "swapped_order": v_swapped,
+    "missing_middle_name": v_missing_middle,
+    "extra_middle_name": v_extra_middle,
+    "accents_dropped": v_accents,
+    "transliteration": v_transliteration,
+    "year_only_birth_date": v_year_only,
+    "day_month_swapped": v_day_month,
+    "hyphen_variant": v_hyphen,
 }
 ORGANISATION_VARIANTS: dict[str, Variant] = {
-    "legal_form_change": v_legal_form, "organisation_typo": v_org_typo,
+    "legal_form_change": v_legal_form,
+    "organisation_typo": v_org_typo,
     "organisation_accents_dropped": v_accents,
 }
 
 
-def make_queries(rng: random.Random, targets: list[tuple[int, Party]], count: int,
-                 ) -> list[LabelledQuery]:
+def make_queries(
+    rng: random.Random,
+    targets: list[tuple[int, Party]],
+    count: int,
+) -> list[LabelledQuery]:
     """``count`` queries over ``targets`` (match id, party): persons three in four,
     variant classes in turn; each target is used at most once."""
     persons = [t for t in targets if t[1].kind == "person"]
@@ -195,7 +213,8 @@ def make_queries(rng: random.Random, targets: list[tuple[int, Party]], count: in
     rng.shuffle(organisations)
     queries: list[LabelledQuery] = []
     classes = [("person", n, f) for n, f in PERSON_VARIANTS.items()] * 3 + [
-        ("organisation", n, f) for n, f in ORGANISATION_VARIANTS.items()] * 3
+        ("organisation", n, f) for n, f in ORGANISATION_VARIANTS.items()
+    ] * 3
     turn = made_at = 0
     while len(queries) < count and turn - made_at <= len(classes):
         kind, name, variant = classes[turn % len(classes)]
@@ -208,14 +227,22 @@ def make_queries(rng: random.Random, targets: list[tuple[int, Party]], count: in
                 pool.insert(0, (mid, party))
                 continue
             names, dob = made
-            queries.append(LabelledQuery(
-                name, kind, names,
-                dob if kind == "person" and (name in ("year_only_birth_date",
-                                                      "day_month_swapped") or rng.random() < 0.7)
-                else None,
-                party.nationality if rng.random() < 0.5 else None,
-                party.documents if rng.random() < 0.05 else [], mid,
-            ))
+            queries.append(
+                LabelledQuery(
+                    name,
+                    kind,
+                    names,
+                    dob
+                    if kind == "person"
+                    and (
+                        name in ("year_only_birth_date", "day_month_swapped") or rng.random() < 0.7
+                    )
+                    else None,
+                    party.nationality if rng.random() < 0.5 else None,
+                    party.documents if rng.random() < 0.05 else [],
+                    mid,
+                )
+            )
             made_at = turn
             break
     return queries

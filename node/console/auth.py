@@ -85,9 +85,11 @@ class PasswordChangeRequired(Exception):
 def sessions_for(node: Node, session: Session) -> ConsoleSessions:
     settings = node.settings
     return ConsoleSessions(
-        session, node.now(),
+        session,
+        node.now(),
         idle=timedelta(minutes=settings.console_session_idle_minutes),
-        max_age=timedelta(hours=settings.console_session_max_hours))
+        max_age=timedelta(hours=settings.console_session_max_hours),
+    )
 
 
 def anonymous_translator(request: Request) -> Translator:
@@ -102,8 +104,11 @@ def resolve_viewer(request: Request, node: Node) -> Viewer | None:
         session.commit()
     if opened is None:
         return None
-    language = opened.language or request.cookies.get(LANGUAGE_COOKIE) or negotiate(
-        request.headers.get("accept-language"))
+    language = (
+        opened.language
+        or request.cookies.get(LANGUAGE_COOKIE)
+        or negotiate(request.headers.get("accept-language"))
+    )
     return Viewer(opened, translator(language))
 
 
@@ -122,8 +127,10 @@ class Require:
         viewer = resolve_viewer(request, node)
         if viewer is None:
             raise SignInRequired(request.url.path, anonymous_translator(request))
-        if (viewer.session.must_change_password
-                and request.url.path not in ALLOWED_BEFORE_PASSWORD_CHANGE):
+        if (
+            viewer.session.must_change_password
+            and request.url.path not in ALLOWED_BEFORE_PASSWORD_CHANGE
+        ):
             raise PasswordChangeRequired()
         if not may(viewer.role, self.permission):
             raise Forbidden(viewer, viewer.t)
@@ -131,13 +138,29 @@ class Require:
 
 
 def secure_cookies(request: Request) -> bool:
-    return request.url.scheme == "https" or bool(request.app.state.node.settings.console_secure_cookies)
+    return request.url.scheme == "https" or bool(
+        request.app.state.node.settings.console_secure_cookies
+    )
 
 
-def set_cookie(request: Request, response: Response, name: str, value: str, *,
-               max_age: int | None = None, path: str = COOKIE_PATH) -> None:
-    response.set_cookie(name, value, max_age=max_age, path=path, httponly=True,
-                        samesite="strict", secure=secure_cookies(request))
+def set_cookie(
+    request: Request,
+    response: Response,
+    name: str,
+    value: str,
+    *,
+    max_age: int | None = None,
+    path: str = COOKIE_PATH,
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(request),
+    )
 
 
 def sign_in_url(next_path: str | None = None) -> str:
@@ -158,8 +181,9 @@ def work_for(require: Require) -> Callable[..., ConsoleWork]:
     """Dependency: the viewer admitted by ``require``, then the request's unit of work."""
 
     # A default, not an Annotated alias: the closure's annotations are strings here.
-    def dependency(request: Request, node: NodeDep, session: SessionDep,
-                   viewer: Viewer = Depends(require)) -> ConsoleWork:
+    def dependency(
+        request: Request, node: NodeDep, session: SessionDep, viewer: Viewer = Depends(require)
+    ) -> ConsoleWork:
         return ConsoleWork(request, node, session, viewer)
 
     return dependency

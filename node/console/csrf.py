@@ -44,8 +44,11 @@ def same_origin(request: Request) -> bool:
 
 
 def tokens_match(given: object, expected: str) -> bool:
-    return isinstance(given, str) and bool(given) and hmac.compare_digest(
-        given.encode(), expected.encode())
+    return (
+        isinstance(given, str)
+        and bool(given)
+        and hmac.compare_digest(given.encode(), expected.encode())
+    )
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,9 @@ def posted_form(work_dependency: Callable[..., ConsoleWork]) -> Callable[..., Aw
     """Dependency: the permission check of ``work_dependency``, then the form and its CSRF
     token."""
 
-    async def dependency(request: Request,
-                         work: Annotated[ConsoleWork, Depends(work_dependency)]) -> Posted:
+    async def dependency(
+        request: Request, work: Annotated[ConsoleWork, Depends(work_dependency)]
+    ) -> Posted:
         viewer = work.viewer
         if not same_origin(request):
             raise Forbidden(viewer, viewer.t, "csrf")

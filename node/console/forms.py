@@ -58,14 +58,16 @@ def message_for(error: Mapping[str, Any], t: Translator) -> str:
     msgid = ERROR_MESSAGES.get(kind, INVALID)
     context = error.get("ctx") or {}
     try:
-        return t.gettext(msgid) % {k: v for k, v in context.items()
-                                   if isinstance(v, (int, float, str))}
+        return t.gettext(msgid) % {
+            k: v for k, v in context.items() if isinstance(v, (int, float, str))
+        }
     except (KeyError, ValueError, TypeError):
         return t.gettext(msgid)
 
 
-def field_errors(exc: ValidationError, t: Translator,
-                 where: Callable[[tuple[Any, ...]], str] | None = None) -> dict[str, str]:
+def field_errors(
+    exc: ValidationError, t: Translator, where: Callable[[tuple[Any, ...]], str] | None = None
+) -> dict[str, str]:
     """One translated message per form field (the first error of each).
     ``where`` names the form field of an error location (default: its first part)."""
     found: dict[str, str] = {}

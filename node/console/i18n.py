@@ -20,7 +20,7 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel import Locale
@@ -33,15 +33,17 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = ("en", "fr")
 DEFAULT_LANGUAGE = "en"
 LANGUAGE_NAMES = {"en": "English", "fr": "Français"}  # each in its own language
-_ACCEPT_ITEM = re.compile(r"^\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q=([0-9.]+))?\s*$")
+_ACCEPT_ITEM = re.compile(
+    r"^\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q=([0-9.]+))?\s*$"
+)
 
 
-def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
+def N_(message: str) -> str:
     """Mark a string for translation where it is defined; translate it where shown."""
     return message
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(language: str) -> gettext_module.NullTranslations:
     """The compiled catalog of ``language`` (English: the msgids themselves)."""
     po_file = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"

@@ -47,18 +47,33 @@ def home_path(role: str) -> str:
     return "/console/account"
 
 
-def page(request: Request, viewer: Viewer, template: str, *, status_code: int = 200,
-         **context: Any) -> HTMLResponse:
-    return render(request, viewer.t, template, status_code=status_code, viewer=viewer,
-                  csrf_token=viewer.csrf_token, nav=navigation(viewer), **context)
+def page(
+    request: Request, viewer: Viewer, template: str, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    return render(
+        request,
+        viewer.t,
+        template,
+        status_code=status_code,
+        viewer=viewer,
+        csrf_token=viewer.csrf_token,
+        nav=navigation(viewer),
+        **context,
+    )
 
 
 def redirect(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303, headers={"Cache-Control": "no-store"})
 
 
-def error_page(request: Request, translator: Translator, viewer: Viewer | None,
-               status_code: int, title: str, message: str) -> Response:
+def error_page(
+    request: Request,
+    translator: Translator,
+    viewer: Viewer | None,
+    status_code: int,
+    title: str,
+    message: str,
+) -> Response:
     context: dict[str, Any] = {"title": title, "message": message, "viewer": viewer}
     if viewer is not None:
         context.update(csrf_token=viewer.csrf_token, nav=navigation(viewer))
@@ -78,15 +93,31 @@ def install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
-        message = (N_("This form has expired or did not come from this console. "
-                      "Go back, reload the page and try again.")
-                   if exc.reason == "csrf" else
-                   N_("Your role does not give access to this page."))
-        return error_page(request, exc.t, exc.viewer, 403, exc.t.gettext(N_("Access refused")),
-                          exc.t.gettext(message))
+        message = (
+            N_(
+                "This form has expired or did not come from this console. "
+                "Go back, reload the page and try again."
+            )
+            if exc.reason == "csrf"
+            else N_("Your role does not give access to this page.")
+        )
+        return error_page(
+            request,
+            exc.t,
+            exc.viewer,
+            403,
+            exc.t.gettext(N_("Access refused")),
+            exc.t.gettext(message),
+        )
 
     @app.exception_handler(Missing)
     async def _missing(request: Request, exc: Missing) -> Response:
         t = exc.viewer.t
-        return error_page(request, t, exc.viewer, 404, t.gettext(N_("Not found")),
-                          t.gettext(N_("There is nothing at this address.")))
+        return error_page(
+            request,
+            t,
+            exc.viewer,
+            404,
+            t.gettext(N_("Not found")),
+            t.gettext(N_("There is nothing at this address.")),
+        )

@@ -49,8 +49,9 @@ def _gettext_for(translator: Translator) -> Callable[..., str]:
 
 def _ngettext_for(translator: Translator) -> Callable[..., str]:
     @pass_context
-    def ngettext(__context: Context, __singular: str, __plural: str, __num: int,
-                 **variables: Any) -> str:
+    def ngettext(
+        __context: Context, __singular: str, __plural: str, __num: int, **variables: Any
+    ) -> str:
         variables.setdefault("num", __num)
         text = translator.ngettext(__singular, __plural, __num)
         if __context.eval_ctx.autoescape:
@@ -66,27 +67,53 @@ def environment() -> Environment:
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=select_autoescape(("html",)),
         extensions=["jinja2.ext.i18n"],
-        trim_blocks=True, lstrip_blocks=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.install_null_translations(newstyle=True)  # replaced per render by the context
-    env.globals.update(label=label, field_label=field_label, LANGUAGES=LANGUAGES,
-                       LANGUAGE_NAMES=LANGUAGE_NAMES)
+    env.globals.update(
+        label=label, field_label=field_label, LANGUAGES=LANGUAGES, LANGUAGE_NAMES=LANGUAGE_NAMES
+    )
     return env
 
 
 def render_text(translator: Translator, template: str, **context: Any) -> str:
     gettext = _gettext_for(translator)
-    return environment().get_template(template).render(
-        _=gettext, gettext=gettext, ngettext=_ngettext_for(translator), t=translator,
-        lang=translator.language, **context)
+    return (
+        environment()
+        .get_template(template)
+        .render(
+            _=gettext,
+            gettext=gettext,
+            ngettext=_ngettext_for(translator),
+            t=translator,
+            lang=translator.language,
+            **context,
+        )
+    )
 
 
-def render(request: Request, translator: Translator, template: str, *, status_code: int = 200,
-           headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+def render(
+    request: Request,
+    translator: Translator,
+    template: str,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
     node = request.app.state.node
-    html = render_text(translator, template, request=request, path=request.url.path,
-                       node_id=node.settings.node_id, node_name=node.settings.node_name,
-                       **context)
-    return HTMLResponse(html, status_code=status_code,
-                        headers={**SECURITY_HEADERS, "Content-Language": translator.language,
-                                 **(headers or {})})
+    html = render_text(
+        translator,
+        template,
+        request=request,
+        path=request.url.path,
+        node_id=node.settings.node_id,
+        node_name=node.settings.node_name,
+        **context,
+    )
+    return HTMLResponse(
+        html,
+        status_code=status_code,
+        headers={**SECURITY_HEADERS, "Content-Language": translator.language, **(headers or {})},
+    )

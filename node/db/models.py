@@ -263,9 +263,7 @@ class Alert(Base):
     """An early-warning alert, sent by this node (outbound) or received (inbound)."""
 
     __tablename__ = "alerts"
-    __table_args__ = (
-        Index("uq_alerts_origin_alert", "origin", "alert_uuid", unique=True),
-    )
+    __table_args__ = (Index("uq_alerts_origin_alert", "origin", "alert_uuid", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_uuid: Mapped[str] = mapped_column(String(36))
@@ -303,9 +301,7 @@ class AlertRecipient(Base):
     expired, or withheld (the sharing agreement did not allow it)."""
 
     __tablename__ = "alert_recipients"
-    __table_args__ = (
-        Index("uq_alert_recipients_alert_peer", "alert_id", "peer", unique=True),
-    )
+    __table_args__ = (Index("uq_alert_recipients_alert_peer", "alert_id", "peer", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))

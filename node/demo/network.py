@@ -50,8 +50,11 @@ class DemoNode:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, role: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30.0,
-                            headers={"Authorization": f"Bearer {self.tokens[role]}"})
+        return httpx.Client(
+            base_url=self.url,
+            timeout=30.0,
+            headers={"Authorization": f"Bearer {self.tokens[role]}"},
+        )
 
     def start(self) -> None:
         self.spawn()
@@ -60,9 +63,20 @@ class DemoNode:
     def spawn(self) -> None:
         log = open(self.data_dir / "serve.log", "ab")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "node", "serve", "--data-dir", str(self.data_dir),
-             "--port", str(self.port)],
-            env={**os.environ, **DEMO_ENV}, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "node",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+            ],
+            env={**os.environ, **DEMO_ENV},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
 
     def wait_healthy(self) -> None:
@@ -116,9 +130,16 @@ def create_nodes(base: Path, first_port: int) -> list[DemoNode]:
     """Create the three nodes, each with an officer and an analyst token, and peer
     every pair: each admits the other's card only with its fingerprint."""
     nodes = []
-    for (node_id, name), port in zip(NODES.items(), free_ports(len(NODES), first_port), strict=True):
-        settings = init_node(base / node_id, node_id=node_id, name=name,
-                             url=f"http://127.0.0.1:{port}", now=utc_now())
+    for (node_id, name), port in zip(
+        NODES.items(), free_ports(len(NODES), first_port), strict=True
+    ):
+        settings = init_node(
+            base / node_id,
+            node_id=node_id,
+            name=name,
+            url=f"http://127.0.0.1:{port}",
+            now=utc_now(),
+        )
         node = DemoNode(node_id, settings.data_dir, port)
         runtime = open_node(settings, migrate=False)
         try:
@@ -146,13 +167,17 @@ def _admit(node: DemoNode, other: DemoNode) -> None:
     fingerprint = other_runtime.identity.fingerprint
     other_runtime.close()
     # CF answers CM's KYC queries from its subjects of interest too (hits only).
-    agreement = (SharingAgreement(kyc_record_kinds=["licensee", "subject"])
-                 if (node.node_id, other.node_id) == ("CF", "CM") else None)
+    agreement = (
+        SharingAgreement(kyc_record_kinds=["licensee", "subject"])
+        if (node.node_id, other.node_id) == ("CF", "CM")
+        else None
+    )
     runtime = open_node(load_settings(node.data_dir), migrate=False)
     try:
         with runtime.sessions() as session:
             PeerRegistry(session, SETUP, runtime.now(), own_node_id=node.node_id).add(
-                card, fingerprint=fingerprint, agreement=agreement)
+                card, fingerprint=fingerprint, agreement=agreement
+            )
             session.commit()
     finally:
         runtime.close()

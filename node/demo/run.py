@@ -15,8 +15,9 @@ from .records import NODES
 from .scenario import Story, play
 
 
-def run_demo(*, once: bool, data_dir: Path | None, first_port: int,
-             console: Console | None = None) -> int:
+def run_demo(
+    *, once: bool, data_dir: Path | None, first_port: int, console: Console | None = None
+) -> int:
     console = console or Console()
     if data_dir is not None and data_dir.exists() and any(data_dir.iterdir()):
         raise DemoError(f"{data_dir} is not empty; give the demo an empty or new directory")
@@ -25,16 +26,21 @@ def run_demo(*, once: bool, data_dir: Path | None, first_port: int,
     try:
         with console.status("Creating three national nodes and peering them…"):
             nodes = create_nodes(base, first_port)
-        console.print(f"Nodes {', '.join(NODES)} created in {base}; each admitted the others' "
-                      "cards after checking their fingerprints.")
+        console.print(
+            f"Nodes {', '.join(NODES)} created in {base}; each admitted the others' "
+            "cards after checking their fingerprints."
+        )
         with console.status("Starting the nodes and loading invented records…"):
             for node in nodes:
                 node.spawn()
             for node in nodes:
                 node.wait_healthy()
             loaded = {node.node_id: seed(node) for node in nodes}
-        console.print("Records loaded: " + ", ".join(f"{k} {v}" for k, v in loaded.items())
-                      + " (all invented).")
+        console.print(
+            "Records loaded: "
+            + ", ".join(f"{k} {v}" for k, v in loaded.items())
+            + " (all invented)."
+        )
         story = Story({node.node_id: node for node in nodes}, console)
         held = play(story)
         passed = sum(ok for _, ok in story.outcomes)
@@ -62,8 +68,10 @@ def _show_access(console: Console, nodes: list[DemoNode]) -> None:
     console.print("[bold]The demo nodes[/bold] (each token is an analyst's):")
     for node in nodes:
         console.print(f"  {node.node_id}  {NODES[node.node_id]}")
-        for label, value in (("URL", f"{node.url}  (API docs: {node.url}/docs)"),
-                             ("token", node.tokens["analyst"]),
-                             ("logs", str(node.data_dir / "serve.log"))):
+        for label, value in (
+            ("URL", f"{node.url}  (API docs: {node.url}/docs)"),
+            ("token", node.tokens["analyst"]),
+            ("logs", str(node.data_dir / "serve.log")),
+        ):
             console.print(f"      {label:<6} {value}", soft_wrap=True, highlight=False)
     console.print("Try: curl -H 'Authorization: Bearer TOKEN' URL/api/v1/alerts", soft_wrap=True)

@@ -59,8 +59,10 @@ def wait_for(get: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> T | 
 
 def _ok(response: Any, status: int = 201) -> Any:
     if response.status_code != status:
-        raise StepFailed(f"{response.request.method} {response.request.url.path}: "
-                         f"HTTP {response.status_code} {response.text[:300]}")
+        raise StepFailed(
+            f"{response.request.method} {response.request.url.path}: "
+            f"HTTP {response.status_code} {response.text[:300]}"
+        )
     return response.json()
 
 
@@ -75,14 +77,24 @@ def step_alert(story: Story) -> None:
     title = "Colis saisi à Bangui M'Poko : certificat KP falsifié"
     story.say("A CF analyst broadcasts an early-warning alert to every peer.")
     with cf.client("analyst") as api:
-        sent = _ok(api.post("/api/v1/alerts", json={
-            "category": "fake_kp_certificate", "severity": "urgent", "title": title,
-            "body": "214 pierres brutes (61 ct) saisies au départ du vol pour Douala. "
+        sent = _ok(
+            api.post(
+                "/api/v1/alerts",
+                json={
+                    "category": "fake_kp_certificate",
+                    "severity": "urgent",
+                    "title": title,
+                    "body": "214 pierres brutes (61 ct) saisies au départ du vol pour Douala. "
                     "Le certificat KP présenté porte un numéro déjà utilisé.",
-            "handling": "AMBER", "place": {"country": "CF", "locality": "Bangui M'Poko"},
-            "subjects": [{"kind": "person", "names": [FLAGGED_PERSON], "role": "porteur"}],
-        }))
-    story.say(f"Alert {sent['alert_uuid'][:8]}… queued for {', '.join(r['peer'] for r in sent['recipients'])}.")
+                    "handling": "AMBER",
+                    "place": {"country": "CF", "locality": "Bangui M'Poko"},
+                    "subjects": [{"kind": "person", "names": [FLAGGED_PERSON], "role": "porteur"}],
+                },
+            )
+        )
+    story.say(
+        f"Alert {sent['alert_uuid'][:8]}… queued for {', '.join(r['peer'] for r in sent['recipients'])}."
+    )
     for node in (cm, cd):
         received = wait_for(lambda node=node: _inbound(node, title))
         story.check(f"{node.node_id} received the alert from CF", received is not None)
@@ -90,8 +102,12 @@ def step_alert(story: Story) -> None:
 
 def _check(node: DemoNode, party: dict[str, Any], purpose: str) -> dict[str, Any]:
     with node.client("officer") as api:
-        return _ok(api.post("/api/v1/kyc/checks", json={
-            "party": party, "purpose": purpose, "scope": "federation"}))
+        return _ok(
+            api.post(
+                "/api/v1/kyc/checks",
+                json={"party": party, "purpose": purpose, "scope": "federation"},
+            )
+        )
 
 
 def _peer_hits(check: dict[str, Any], peer: str) -> list[dict[str, Any]]:
@@ -102,41 +118,68 @@ def _peer_hits(check: dict[str, Any], peer: str) -> list[dict[str, Any]]:
 def step_revoked_buyer(story: Story) -> None:
     cm = story.nodes["CM"]
     story.say('A CM officer checks the buying house "Kasai Etoile SARL" before clearing an export.')
-    check = _check(cm, {"kind": "organisation", "names": ["Kasai Etoile SARL"]},
-                   "Export clearance, Douala")
-    story.say(f"Peers answered: {', '.join(p['peer'] for p in check['peers'] if p['state'] == 'answered')}"
-              f"; not answered: {', '.join(check['not_answered']) or 'none'}.")
+    check = _check(
+        cm, {"kind": "organisation", "names": ["Kasai Etoile SARL"]}, "Export clearance, Douala"
+    )
+    story.say(
+        f"Peers answered: {', '.join(p['peer'] for p in check['peers'] if p['state'] == 'answered')}"
+        f"; not answered: {', '.join(check['not_answered']) or 'none'}."
+    )
     hits = [h for h in _peer_hits(check, "CD") if h["kind"] == "licensee"]
     if hits:
         licensee = hits[0]["licensee"]
-        story.say(f"CD: {licensee['legal_name']}, licence {licensee['licence_number']}, "
-                  f"status [bold]{licensee['status']}[/bold] (score {hits[0]['score']}, {hits[0]['strength']}).")
-    story.check(f"CD reports {REVOKED_BUYER} with its licence revoked",
-                bool(hits) and hits[0]["licensee"]["licence_number"] == REVOKED_LICENCE
-                and hits[0]["licensee"]["status"] == "revoked")
+        story.say(
+            f"CD: {licensee['legal_name']}, licence {licensee['licence_number']}, "
+            f"status [bold]{licensee['status']}[/bold] (score {hits[0]['score']}, {hits[0]['strength']})."
+        )
+    story.check(
+        f"CD reports {REVOKED_BUYER} with its licence revoked",
+        bool(hits)
+        and hits[0]["licensee"]["licence_number"] == REVOKED_LICENCE
+        and hits[0]["licensee"]["status"] == "revoked",
+    )
 
 
 def step_flagged_person(story: Story) -> None:
     cm, cf = story.nodes["CM"], story.nodes["CF"]
     story.say("A CM officer checks a traveller: Ousmane Yakite Banda, born 1976.")
-    check = _check(cm, {"kind": "person", "names": ["Ousmane Yakite Banda"],
-                        "date_of_birth": FLAGGED_DOB[:4]}, "Parcel release, Douala airport")
+    check = _check(
+        cm,
+        {"kind": "person", "names": ["Ousmane Yakite Banda"], "date_of_birth": FLAGGED_DOB[:4]},
+        "Parcel release, Douala airport",
+    )
     hits = [h for h in _peer_hits(check, "CF") if h["kind"] == "subject"]
     if hits:
-        story.say(f"CF: a hit (score {hits[0]['score']}, {hits[0]['strength']}, TLP:{hits[0]['handling']}), "
-                  "no details: only an opaque reference.")
-    story.check("CF answers with a hit on a subject of interest, without its details",
-                bool(hits) and set(hits[0]) >= {"reference"} and hits[0]["licensee"] is None)
+        story.say(
+            f"CF: a hit (score {hits[0]['score']}, {hits[0]['strength']}, TLP:{hits[0]['handling']}), "
+            "no details: only an opaque reference."
+        )
+    story.check(
+        "CF answers with a hit on a subject of interest, without its details",
+        bool(hits) and set(hits[0]) >= {"reference"} and hits[0]["licensee"] is None,
+    )
     story.say("The officer asks CF for the details, with a justification.")
     with cm.client("officer") as api:
-        asked = _ok(api.post("/api/v1/disclosures", json={
-            "check_id": check["id"], "peer": "CF", "reference": hits[0]["reference"],
-            "justification": "Traveller holds 40 rough stones and a KP certificate issued in CF."}))
+        asked = _ok(
+            api.post(
+                "/api/v1/disclosures",
+                json={
+                    "check_id": check["id"],
+                    "peer": "CF",
+                    "reference": hits[0]["reference"],
+                    "justification": "Traveller holds 40 rough stones and a KP certificate issued in CF.",
+                },
+            )
+        )
 
     def pending() -> dict[str, Any] | None:
         with cf.client("analyst") as api:
-            rows = _ok(api.get("/api/v1/disclosures",
-                               params={"direction": "inbound", "status": "pending"}), 200)
+            rows = _ok(
+                api.get(
+                    "/api/v1/disclosures", params={"direction": "inbound", "status": "pending"}
+                ),
+                200,
+            )
         return next((r for r in rows if r["request_id"] == asked["request_id"]), None)
 
     incoming = wait_for(pending)
@@ -145,8 +188,13 @@ def step_flagged_person(story: Story) -> None:
     fields = ["names", "aliases", "date_of_birth", "reason_category", "risk_level"]
     story.say(f"A CF analyst grants it, releasing: {', '.join(fields)}.")
     with cf.client("analyst") as api:
-        _ok(api.post(f"/api/v1/disclosures/{incoming['id']}/decision",
-                     json={"decision": "grant", "fields": fields}), 200)
+        _ok(
+            api.post(
+                f"/api/v1/disclosures/{incoming['id']}/decision",
+                json={"decision": "grant", "fields": fields},
+            ),
+            200,
+        )
 
     def answered() -> dict[str, Any] | None:
         with cm.client("officer") as api:
@@ -156,12 +204,18 @@ def step_flagged_person(story: Story) -> None:
     outcome = wait_for(answered)
     details = (outcome or {}).get("details") or {}
     if details:
-        story.say(f"CM now reads: {', '.join(details.get('names', []))}, born "
-                  f"{details.get('date_of_birth')}, {details.get('reason_category')}, "
-                  f"risk {details.get('risk_level')}.")
-    story.check("CM receives exactly the fields CF released",
-                outcome is not None and outcome["status"] == "granted"
-                and sorted(details) == sorted(fields) and "narrative" not in details)
+        story.say(
+            f"CM now reads: {', '.join(details.get('names', []))}, born "
+            f"{details.get('date_of_birth')}, {details.get('reason_category')}, "
+            f"risk {details.get('risk_level')}."
+        )
+    story.check(
+        "CM receives exactly the fields CF released",
+        outcome is not None
+        and outcome["status"] == "granted"
+        and sorted(details) == sorted(fields)
+        and "narrative" not in details,
+    )
 
 
 def step_offline_peer(story: Story) -> None:
@@ -170,9 +224,18 @@ def step_offline_peer(story: Story) -> None:
     story.say("CD's node goes offline (link down).")
     cd.stop()
     with cm.client("analyst") as api:
-        sent = _ok(api.post("/api/v1/alerts", json={
-            "category": "suspect_movement", "severity": "warning", "title": title,
-            "body": "Deux véhicules 4x4 sans plaques, passage prévu de nuit.", "handling": "GREEN"}))
+        sent = _ok(
+            api.post(
+                "/api/v1/alerts",
+                json={
+                    "category": "suspect_movement",
+                    "severity": "warning",
+                    "title": title,
+                    "body": "Deux véhicules 4x4 sans plaques, passage prévu de nuit.",
+                    "handling": "GREEN",
+                },
+            )
+        )
     story.say("A CM analyst sends an alert meanwhile; the message for CD waits in CM's outbox.")
 
     def state_of(peer: str) -> str | None:

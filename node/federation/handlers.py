@@ -57,12 +57,19 @@ def _dt(ts: int | None) -> datetime | None:
 
 def _alert_values(payload: protocol.Alert) -> dict[str, object]:
     return {
-        "revision": payload.revision, "category": payload.category,
-        "severity": payload.severity, "title": payload.title, "body": payload.body,
+        "revision": payload.revision,
+        "category": payload.category,
+        "severity": payload.severity,
+        "title": payload.title,
+        "body": payload.body,
         "subjects": [s.model_dump(mode="json", exclude_none=True) for s in payload.subjects],
-        "place": payload.place.model_dump(mode="json", exclude_none=True) if payload.place else None,
-        "handling": payload.handling, "references": list(payload.references),
-        "issued_at": _dt(payload.issued_at), "expires_at": _dt(payload.expires_at),
+        "place": payload.place.model_dump(mode="json", exclude_none=True)
+        if payload.place
+        else None,
+        "handling": payload.handling,
+        "references": list(payload.references),
+        "issued_at": _dt(payload.issued_at),
+        "expires_at": _dt(payload.expires_at),
     }
 
 
@@ -71,7 +78,9 @@ def _find_alert(ctx: Context, alert_uuid: str) -> Alert | None:
     if key not in ctx.alerts:
         with ctx.session.no_autoflush:
             found = ctx.session.execute(
-                select(Alert).where(Alert.origin == ctx.peer.node_id, Alert.alert_uuid == alert_uuid)
+                select(Alert).where(
+                    Alert.origin == ctx.peer.node_id, Alert.alert_uuid == alert_uuid
+                )
             ).scalar_one_or_none()
         if found is None:
             return None
@@ -88,9 +97,15 @@ def handle_alert(ctx: Context) -> None:
     alert = _find_alert(ctx, payload.alert_id)
     if alert is None:
         alert = Alert(
-            alert_uuid=payload.alert_id, direction="inbound", origin=ctx.peer.node_id,
-            status="active", created_by=ctx.peer.node_id, received_at=ctx.now,
-            updated_at=ctx.now, source_message_id=ctx.message.id, **_alert_values(payload),
+            alert_uuid=payload.alert_id,
+            direction="inbound",
+            origin=ctx.peer.node_id,
+            status="active",
+            created_by=ctx.peer.node_id,
+            received_at=ctx.now,
+            updated_at=ctx.now,
+            source_message_id=ctx.message.id,
+            **_alert_values(payload),
         )
         ctx.session.add(alert)
         ctx.alerts[(ctx.peer.node_id, payload.alert_id)] = alert
@@ -134,8 +149,9 @@ def handle_receipt(ctx: Context) -> None:
 def handle_card_update(ctx: Context) -> None:
     payload = ctx.message.payload
     assert isinstance(payload, protocol.CardUpdate)
-    registry = PeerRegistry(ctx.session, Actor(ctx.peer.node_id, "peer"), ctx.now,
-                            own_node_id=ctx.identity.node_id)
+    registry = PeerRegistry(
+        ctx.session, Actor(ctx.peer.node_id, "peer"), ctx.now, own_node_id=ctx.identity.node_id
+    )
     # Only the key that signed the card we hold may replace it: an older key kept after a
     # rotation still verifies messages until it expires, but must not hand us a new card.
     if ctx.message.header.sender_sig_kid != ctx.peer.card["signed_by"]:
@@ -145,8 +161,9 @@ def handle_card_update(ctx: Context) -> None:
 
 
 def _reply(ctx: Context, payload: protocol.Payload) -> None:
-    row = enqueue(ctx.session, ctx.identity, ctx.peer, payload, now=ctx.now,
-                  in_reply_to=ctx.message.id)
+    row = enqueue(
+        ctx.session, ctx.identity, ctx.peer, payload, now=ctx.now, in_reply_to=ctx.message.id
+    )
     ctx.replies.append(row.message_id)
 
 
@@ -156,8 +173,18 @@ def handle_kyc_query(ctx: Context) -> None:
     agreement = agreement_of(ctx.peer)
     if not agreement.kyc_record_kinds:
         raise NotPermitted("KYC queries are not in the sharing agreement")
-    _reply(ctx, answer_query(ctx.session, ctx.peer, agreement, payload, now=ctx.now,
-                             min_score=ctx.kyc_min_score, audit=ctx.audit))
+    _reply(
+        ctx,
+        answer_query(
+            ctx.session,
+            ctx.peer,
+            agreement,
+            payload,
+            now=ctx.now,
+            min_score=ctx.kyc_min_score,
+            audit=ctx.audit,
+        ),
+    )
 
 
 def handle_kyc_response(ctx: Context) -> None:

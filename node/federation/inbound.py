@@ -33,8 +33,13 @@ from .handlers import HANDLERS, Context, NotPermitted
 # HTTP status for a single rejected envelope, by error code.
 HTTP_STATUS = {
     "too_large": 413,
-    "unknown_sender": 403, "sender_inactive": 403, "unknown_key": 403, "key_expired": 403,
-    "bad_signature": 403, "wrong_recipient": 403, "not_permitted": 403,
+    "unknown_sender": 403,
+    "sender_inactive": 403,
+    "unknown_key": 403,
+    "key_expired": 403,
+    "bad_signature": 403,
+    "wrong_recipient": 403,
+    "not_permitted": 403,
 }
 DEFAULT_REJECT_STATUS = 400
 
@@ -58,7 +63,11 @@ class InboundResult:
 
     def to_json(self) -> dict[str, str]:
         if self.status == "rejected":
-            return {"id": self.message_id or "", "error": self.error or "", "detail": self.detail or ""}
+            return {
+                "id": self.message_id or "",
+                "error": self.error or "",
+                "detail": self.detail or "",
+            }
         return {"id": self.message_id or "", "status": self.status, "receipt": self.receipt or ""}
 
 
@@ -101,8 +110,9 @@ class InboundProcessor:
     def _process_together(self, raws: list[bytes], *, isolate: bool) -> list[InboundResult]:
         now = self.node.now()
         with self.node.sessions() as session:
-            batch = _Batch(session, now, PeerDirectory(session),
-                           self._already_received(session, raws), isolate)
+            batch = _Batch(
+                session, now, PeerDirectory(session), self._already_received(session, raws), isolate
+            )
             results = [self._one(batch, raw) for raw in raws]
             senders = {labels[0] for metric, labels in batch.counts if metric == "received"}
             for sender in senders:
@@ -111,9 +121,11 @@ class InboundProcessor:
                     peer.last_contact_at = now
             AuditLog(session).record_many(batch.audit, now=now)
             session.commit()
-        counters = {"received": self.metrics.messages_received,
-                    "duplicate": self.metrics.messages_duplicate,
-                    "rejected": self.metrics.messages_rejected}
+        counters = {
+            "received": self.metrics.messages_received,
+            "duplicate": self.metrics.messages_duplicate,
+            "rejected": self.metrics.messages_rejected,
+        }
         for metric, labels in batch.counts:
             counters[metric].labels(*labels).inc()
         return results
@@ -122,8 +134,11 @@ class InboundProcessor:
         node, session, now = self.node, batch.session, batch.now
         try:
             message = protocol.open_envelope(
-                raw, identity=node.identity, directory=batch.directory,
-                now=int(now.timestamp()), max_bytes=node.settings.max_message_bytes,
+                raw,
+                identity=node.identity,
+                directory=batch.directory,
+                now=int(now.timestamp()),
+                max_bytes=node.settings.max_message_bytes,
                 clock_skew=node.settings.clock_skew_seconds,
             )
         except protocol.ProtocolError as exc:
@@ -134,8 +149,15 @@ class InboundProcessor:
             return InboundResult("duplicate", message.id, existing)
         peer = batch.directory.peer(message.sender)
         assert peer is not None  # the directory just gave its keys
-        ctx = Context(session, peer, message, now, node.identity,
-                      node.settings.kyc_answer_min_score, batch.alerts)
+        ctx = Context(
+            session,
+            peer,
+            message,
+            now,
+            node.identity,
+            node.settings.kyc_answer_min_score,
+            batch.alerts,
+        )
         savepoint = session.begin_nested() if batch.isolate else None
         try:
             HANDLERS[message.type](ctx)
@@ -146,22 +168,38 @@ class InboundProcessor:
             refusal = exc if isinstance(exc, NotPermitted) else NotPermitted(str(exc))
             return self._reject(batch, raw, refusal, message)
         receipt = self._receipt(peer, message, now)
-        session.add(InboundMessage(
-            sender=message.sender, message_id=message.id, msg_type=message.type,
-            received_at=now, expires_at=datetime.fromtimestamp(message.header.expires_at, UTC),
-            receipt=receipt,
-        ))
+        session.add(
+            InboundMessage(
+                sender=message.sender,
+                message_id=message.id,
+                msg_type=message.type,
+                received_at=now,
+                expires_at=datetime.fromtimestamp(message.header.expires_at, UTC),
+                receipt=receipt,
+            )
+        )
         if savepoint is not None:
             savepoint.commit()
         batch.known[(message.sender, message.id)] = receipt
         batch.counts.append(("received", (message.sender, message.type)))
-        batch.audit.append(AuditEvent(
-            message.sender, "message.received", "message", message.id,
-            {"type": message.type, "bytes": message.size},
-        ))
+        batch.audit.append(
+            AuditEvent(
+                message.sender,
+                "message.received",
+                "message",
+                message.id,
+                {"type": message.type, "bytes": message.size},
+            )
+        )
         batch.audit.extend(ctx.audit)
-        return InboundResult("accepted", message.id, receipt, new_alert=ctx.new_alert,
-                             answered=ctx.answered, replies=tuple(ctx.replies))
+        return InboundResult(
+            "accepted",
+            message.id,
+            receipt,
+            new_alert=ctx.new_alert,
+            answered=ctx.answered,
+            replies=tuple(ctx.replies),
+        )
 
     def _already_received(self, session: Session, raws: list[bytes]) -> dict[tuple[str, str], str]:
         """Receipts of messages of this batch received before, looked up in one query by
@@ -180,17 +218,32 @@ class InboundProcessor:
                 InboundMessage.message_id.in_([message_id for _, message_id in claimed])
             )
         ).all()
-        return {(r.sender, r.message_id): r.receipt for r in rows if (r.sender, r.message_id) in claimed}
+        return {
+            (r.sender, r.message_id): r.receipt for r in rows if (r.sender, r.message_id) in claimed
+        }
 
     def _receipt(self, peer: Peer, message: protocol.OpenedMessage, now: datetime) -> str:
         recipient = protocol.Recipient(peer.node_id, current_encryption_key(peer, now))
-        payload = protocol.Receipt(message_id=message.id, status="delivered", at=int(now.timestamp()))
-        wire = protocol.seal(self.node.identity, recipient, payload, now=int(now.timestamp()),
-                             ttl=7 * 86400, in_reply_to=message.id)
+        payload = protocol.Receipt(
+            message_id=message.id, status="delivered", at=int(now.timestamp())
+        )
+        wire = protocol.seal(
+            self.node.identity,
+            recipient,
+            payload,
+            now=int(now.timestamp()),
+            ttl=7 * 86400,
+            in_reply_to=message.id,
+        )
         return wire.decode("utf-8")
 
-    def _reject(self, batch: _Batch, raw: bytes, exc: protocol.ProtocolError,
-                message: protocol.OpenedMessage | None = None) -> InboundResult:
+    def _reject(
+        self,
+        batch: _Batch,
+        raw: bytes,
+        exc: protocol.ProtocolError,
+        message: protocol.OpenedMessage | None = None,
+    ) -> InboundResult:
         claimed_sender, claimed_id, claimed_type = "?", None, "?"
         if message is not None:
             claimed_sender, claimed_id, claimed_type = message.sender, message.id, message.type
@@ -202,11 +255,18 @@ class InboundProcessor:
                 pass
         # Only a peer's id names a series: made-up senders must not mint new ones.
         known = claimed_sender != "?" and batch.directory.peer(claimed_sender) is not None
-        batch.counts.append(("rejected", (claimed_sender if known else "?", claimed_type, exc.code)))
-        batch.audit.append(AuditEvent(
-            f"claimed:{claimed_sender}", "message.rejected", "message", claimed_id,
-            {"code": exc.code, "detail": exc.detail[:300], "bytes": len(raw)},
-        ))
+        batch.counts.append(
+            ("rejected", (claimed_sender if known else "?", claimed_type, exc.code))
+        )
+        batch.audit.append(
+            AuditEvent(
+                f"claimed:{claimed_sender}",
+                "message.rejected",
+                "message",
+                claimed_id,
+                {"code": exc.code, "detail": exc.detail[:300], "bytes": len(raw)},
+            )
+        )
         return InboundResult("rejected", claimed_id, error=exc.code, detail=exc.detail[:300])
 
     def refuse_unread(self, detail: str, size: int | None) -> InboundResult:
@@ -217,7 +277,10 @@ class InboundProcessor:
         now = self.node.now()
         with self.node.sessions() as session:
             AuditLog(session).record(
-                "claimed:?", "message.rejected", now=now, target_kind="message",
+                "claimed:?",
+                "message.rejected",
+                now=now,
+                target_kind="message",
                 detail={"code": exc.code, "detail": detail, "bytes": size},
             )
             session.commit()

@@ -33,9 +33,15 @@ log = logging.getLogger("kpnet.sender")
 
 # Refusals that may clear up on their own (the peer has not admitted us yet, our key
 # is not known there yet, clocks disagree): retry with backoff, do not give up.
-RETRYABLE_CODES = frozenset({
-    "unknown_sender", "sender_inactive", "unknown_key", "key_expired", "not_yet_valid",
-})
+RETRYABLE_CODES = frozenset(
+    {
+        "unknown_sender",
+        "sender_inactive",
+        "unknown_key",
+        "key_expired",
+        "not_yet_valid",
+    }
+)
 FEDERATION_PATH = "/federation/v1/messages"
 # How often a sender forgets expired received messages (``inbound.forget_expired``).
 FORGET_EVERY = timedelta(minutes=10)
@@ -74,8 +80,9 @@ class SenderSettings:
 
 
 class OutboxSender:
-    def __init__(self, node: Node, client: httpx.AsyncClient,
-                 config: SenderSettings | None = None) -> None:
+    def __init__(
+        self, node: Node, client: httpx.AsyncClient, config: SenderSettings | None = None
+    ) -> None:
         self.node = node
         self.client = client
         self.config = config or SenderSettings()
@@ -106,8 +113,10 @@ class OutboxSender:
     async def deliver_now(self, message_ids: Collection[str], timeout: float | None = None) -> int:
         work = await in_thread(self._claim, frozenset(message_ids))
         results = await asyncio.gather(
-            *(self._deliver(peer_id, endpoint, rows, timeout)
-              for (peer_id, endpoint), rows in work.items())
+            *(
+                self._deliver(peer_id, endpoint, rows, timeout)
+                for (peer_id, endpoint), rows in work.items()
+            )
         )
         return sum(results)
 
@@ -145,14 +154,25 @@ class OutboxSender:
     def _expire_overdue(self) -> None:
         now = self.node.now()
         with self.node.sessions() as session:
-            expired = session.execute(
-                select(OutboxMessage).where(
-                    OutboxMessage.status == "pending", OutboxMessage.expires_at < now,
-                    or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
-                ).with_for_update(skip_locked=True)
-            ).scalars().all()
+            expired = (
+                session.execute(
+                    select(OutboxMessage)
+                    .where(
+                        OutboxMessage.status == "pending",
+                        OutboxMessage.expires_at < now,
+                        or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
             for row in expired:
-                row.status, row.last_error, row.leased_until = "expired", "expired before delivery", None
+                row.status, row.last_error, row.leased_until = (
+                    "expired",
+                    "expired before delivery",
+                    None,
+                )
                 self._set_alert_state(session, row, "expired", now)
             session.commit()
 
@@ -170,48 +190,66 @@ class OutboxSender:
             peers_query = select(Peer.node_id, Peer.endpoint).where(Peer.status == "active")
             if only is None:
                 peers_query = peers_query.where(
-                    or_(Peer.next_attempt_at.is_(None), Peer.next_attempt_at <= now))
+                    or_(Peer.next_attempt_at.is_(None), Peer.next_attempt_at <= now)
+                )
             for node_id, endpoint in session.execute(peers_query).all():
                 due = select(OutboxMessage).where(
-                    OutboxMessage.recipient == node_id, OutboxMessage.status == "pending",
+                    OutboxMessage.recipient == node_id,
+                    OutboxMessage.status == "pending",
                     OutboxMessage.expires_at >= now,
                     or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
                 )
-                due = (due.where(OutboxMessage.message_id.in_(only)) if only is not None
-                       else due.where(OutboxMessage.next_attempt_at <= now))
-                rows = session.execute(
-                    due.order_by(OutboxMessage.id).limit(self.config.batch_size)
-                    .with_for_update(skip_locked=True)
-                ).scalars().all()
+                due = (
+                    due.where(OutboxMessage.message_id.in_(only))
+                    if only is not None
+                    else due.where(OutboxMessage.next_attempt_at <= now)
+                )
+                rows = (
+                    session.execute(
+                        due.order_by(OutboxMessage.id)
+                        .limit(self.config.batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                    .scalars()
+                    .all()
+                )
                 for row in rows:
                     row.leased_until, row.leased_by = lease, self.worker_id
                     row.attempts += 1
                 if rows:
                     work[(node_id, endpoint)] = [
-                        Claimed(r.id, r.message_id, r.msg_type, r.envelope, r.created_at, r.alert_id)
+                        Claimed(
+                            r.id, r.message_id, r.msg_type, r.envelope, r.created_at, r.alert_id
+                        )
                         for r in rows
                     ]
             session.commit()
         return work
 
     # -- delivery -------------------------------------------------------------------
-    async def _deliver(self, peer_id: str, endpoint: str, rows: list[Claimed],
-                       timeout: float | None = None) -> int:
+    async def _deliver(
+        self, peer_id: str, endpoint: str, rows: list[Claimed], timeout: float | None = None
+    ) -> int:
         body = ("[" + ",".join(r.envelope for r in rows) + "]").encode("utf-8")
         try:
             response = await self.client.post(
-                endpoint.rstrip("/") + FEDERATION_PATH, content=body,
+                endpoint.rstrip("/") + FEDERATION_PATH,
+                content=body,
                 headers={"content-type": "application/json"},
                 # Finish (or give up) well within the lease, so no other process re-claims
                 # a batch still in flight.
                 timeout=min(timeout or self.config.timeout_seconds, self.config.lease_seconds / 2),
             )
         except httpx.HTTPError as exc:
-            await in_thread(self._backoff, peer_id, rows, f"unreachable: {type(exc).__name__}", None)
+            await in_thread(
+                self._backoff, peer_id, rows, f"unreachable: {type(exc).__name__}", None
+            )
             return 0
         if response.status_code != 200:
             retry_after = _retry_after(response.headers.get("retry-after"))
-            await in_thread(self._backoff, peer_id, rows, f"HTTP {response.status_code}", retry_after)
+            await in_thread(
+                self._backoff, peer_id, rows, f"HTTP {response.status_code}", retry_after
+            )
             return 0
         try:
             results = response.json()["results"]
@@ -239,13 +277,22 @@ class OutboxSender:
                     if self._receipt_valid(result.get("receipt"), claimed, peer_id, directory, now):
                         row.status, row.delivered_at = "delivered", now
                         row.receipt, row.leased_until = result["receipt"], None
-                        self._set_alert_state(session, row, "delivered", now, only_from=("queued", "failed"))
-                        audit.append(AuditEvent(str(self.node.settings.node_id), "message.sent",
-                                                "message", claimed.message_id,
-                                                {"type": claimed.msg_type, "peer": peer_id}))
+                        self._set_alert_state(
+                            session, row, "delivered", now, only_from=("queued", "failed")
+                        )
+                        audit.append(
+                            AuditEvent(
+                                str(self.node.settings.node_id),
+                                "message.sent",
+                                "message",
+                                claimed.message_id,
+                                {"type": claimed.msg_type, "peer": peer_id},
+                            )
+                        )
                         self.node.metrics.messages_sent.labels(peer_id, claimed.msg_type).inc()
                         self.node.metrics.delivery_latency.labels(peer_id).observe(
-                            max(0.0, (now - claimed.created_at).total_seconds()))
+                            max(0.0, (now - claimed.created_at).total_seconds())
+                        )
                         delivered += 1
                         continue
                     code = "bad_receipt"
@@ -256,9 +303,15 @@ class OutboxSender:
                 row.status, row.last_error, row.leased_until = "failed", str(code)[:500], None
                 self._set_alert_state(session, row, "failed", now)
                 self.node.metrics.messages_failed.labels(peer_id, claimed.msg_type, str(code)).inc()
-                audit.append(AuditEvent(str(self.node.settings.node_id), "message.failed", "message",
-                                        claimed.message_id, {"type": claimed.msg_type,
-                                                             "peer": peer_id, "code": str(code)}))
+                audit.append(
+                    AuditEvent(
+                        str(self.node.settings.node_id),
+                        "message.failed",
+                        "message",
+                        claimed.message_id,
+                        {"type": claimed.msg_type, "peer": peer_id, "code": str(code)},
+                    )
+                )
             if audit:
                 AuditLog(session).record_many(audit, now=now)
             peer = session.execute(select(Peer).where(Peer.node_id == peer_id)).scalar_one()
@@ -270,32 +323,41 @@ class OutboxSender:
             self._backoff(peer_id, retry, f"refused: {retry_reason}", None)
         return delivered
 
-    def _receipt_valid(self, receipt: Any, claimed: Claimed, peer_id: str,
-                       directory: PeerDirectory, now: datetime) -> bool:
+    def _receipt_valid(
+        self, receipt: Any, claimed: Claimed, peer_id: str, directory: PeerDirectory, now: datetime
+    ) -> bool:
         if not isinstance(receipt, str):
             return False
         try:
             opened = protocol.open_envelope(
-                receipt.encode("utf-8"), identity=self.node.identity, directory=directory,
-                now=int(now.timestamp()), clock_skew=self.node.settings.clock_skew_seconds,
+                receipt.encode("utf-8"),
+                identity=self.node.identity,
+                directory=directory,
+                now=int(now.timestamp()),
+                clock_skew=self.node.settings.clock_skew_seconds,
             )
         except protocol.ProtocolError as exc:
             log.warning("receipt from %s for %s refused: %s", peer_id, claimed.message_id, exc.code)
             return False
         payload = opened.payload
-        return (opened.sender == peer_id and isinstance(payload, protocol.Receipt)
-                and payload.message_id == claimed.message_id)
+        return (
+            opened.sender == peer_id
+            and isinstance(payload, protocol.Receipt)
+            and payload.message_id == claimed.message_id
+        )
 
-    def _backoff(self, peer_id: str, rows: list[Claimed], reason: str,
-                 retry_after: float | None) -> None:
+    def _backoff(
+        self, peer_id: str, rows: list[Claimed], reason: str, retry_after: float | None
+    ) -> None:
         now = self.node.now()
         with self.node.sessions() as session:
             peer = session.execute(select(Peer).where(Peer.node_id == peer_id)).scalar_one()
             peer.consecutive_failures += 1
             # Bounded exponent: after weeks of failures 2 ** n would overflow a float.
             exponent = min(peer.consecutive_failures - 1, 60)
-            delay = min(self.config.backoff_cap_seconds,
-                        self.config.backoff_base_seconds * 2 ** exponent)
+            delay = min(
+                self.config.backoff_cap_seconds, self.config.backoff_base_seconds * 2**exponent
+            )
             delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not secrecy
             if retry_after is not None:
                 delay = max(delay, retry_after)
@@ -303,22 +365,30 @@ class OutboxSender:
             peer.last_error = reason[:500]
             session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_([r.id for r in rows]),
-                       OutboxMessage.leased_by == self.worker_id,
-                       OutboxMessage.status == "pending")
+                .where(
+                    OutboxMessage.id.in_([r.id for r in rows]),
+                    OutboxMessage.leased_by == self.worker_id,
+                    OutboxMessage.status == "pending",
+                )
                 .values(leased_until=None, leased_by=None, last_error=reason[:500])
             )
             session.commit()
         self.node.metrics.delivery_attempts_failed.labels(peer_id, reason.split(":")[0]).inc()
 
     @staticmethod
-    def _set_alert_state(session: Any, row: OutboxMessage, state: str, now: datetime,
-                         only_from: tuple[str, ...] | None = None) -> None:
+    def _set_alert_state(
+        session: Any,
+        row: OutboxMessage,
+        state: str,
+        now: datetime,
+        only_from: tuple[str, ...] | None = None,
+    ) -> None:
         if row.alert_id is None or row.msg_type not in ("alert", "alert.update"):
             return
         recipient = session.execute(
-            select(AlertRecipient).where(AlertRecipient.alert_id == row.alert_id,
-                                         AlertRecipient.peer == row.recipient)
+            select(AlertRecipient).where(
+                AlertRecipient.alert_id == row.alert_id, AlertRecipient.peer == row.recipient
+            )
         ).scalar_one_or_none()
         if recipient is not None and (only_from is None or recipient.state in only_from):
             recipient.state, recipient.updated_at = state, now

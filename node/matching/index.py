@@ -27,8 +27,15 @@ KIND_CODES = {"licensee": 0, "subject": 1}
 PARTS = 64  # part 0 and at most 63 persons of a licensee (the schema allows 50)
 RECORD_FIELDS = {
     "licensee": ("licence_number", "legal_name", "trade_names", "persons"),
-    "subject": ("kind", "names", "aliases", "date_of_birth", "nationality", "documents",
-                "linked_licence_numbers"),
+    "subject": (
+        "kind",
+        "names",
+        "aliases",
+        "date_of_birth",
+        "nationality",
+        "documents",
+        "linked_licence_numbers",
+    ),
 }
 CHUNK = 2000
 
@@ -65,9 +72,16 @@ def _identifiers(prefix: str, numbers: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(f"{prefix}:{n}" for n in found if n))
 
 
-def _part(record_kind: str, record_id: int, part: int, party: str,
-          names: Sequence[tuple[str, str]], date_of_birth: str | None,
-          nationality: str | None, identifiers: list[str]) -> dict[str, Any] | None:
+def _part(
+    record_kind: str,
+    record_id: int,
+    part: int,
+    party: str,
+    names: Sequence[tuple[str, str]],
+    date_of_birth: str | None,
+    nationality: str | None,
+    identifiers: list[str],
+) -> dict[str, Any] | None:
     if party not in PARTIES:
         return None
     normalised = [(normalise_name(name, party), tag) for name, tag in names if name]
@@ -75,13 +89,16 @@ def _part(record_kind: str, record_id: int, part: int, party: str,
     if not normalised and not identifiers:
         return None
     return {
-        "id": match_id(record_kind, record_id, part), "record_kind": record_kind,
-        "record_id": record_id, "part": part, "party": party,
+        "id": match_id(record_kind, record_id, part),
+        "record_kind": record_kind,
+        "record_id": record_id,
+        "part": part,
+        "party": party,
         "names": [[n.original, n.text, tag] for n, tag in normalised],
-        "date_of_birth": date_of_birth or None, "nationality": nationality or None,
+        "date_of_birth": date_of_birth or None,
+        "nationality": nationality or None,
         "identifiers": identifiers,
-        "keys": record_keys([n for n, _ in normalised], birth_year(date_of_birth),
-                            identifiers),
+        "keys": record_keys([n for n, _ in normalised], birth_year(date_of_birth), identifiers),
     }
 
 
@@ -94,27 +111,45 @@ def entries(record_kind: str, record_id: int, fields: Mapping[str, Any]) -> list
     parts: list[dict[str, Any] | None] = []
     if record_kind == "licensee":
         licence = _identifiers("l", [fields["licence_number"]])
-        names = [(fields["legal_name"], "name"),
-                 *((t, "trade name") for t in fields.get("trade_names") or ())]
+        names = [
+            (fields["legal_name"], "name"),
+            *((t, "trade name") for t in fields.get("trade_names") or ()),
+        ]
         parts.append(_part(record_kind, record_id, 0, ORGANISATION, names, None, None, licence))
-        for index, person in enumerate((fields.get("persons") or ())[:PARTS - 1]):
+        for index, person in enumerate((fields.get("persons") or ())[: PARTS - 1]):
             if not isinstance(person, Mapping):
                 person = person.model_dump(mode="json")
             role = (person.get("role") or "person").replace("_", " ")
-            parts.append(_part(
-                record_kind, record_id, index + 1, "person", [(person["name"], role)],
-                person.get("date_of_birth"), person.get("nationality"),
-                _identifiers("d", _documents(person.get("documents"))) + licence,
-            ))
+            parts.append(
+                _part(
+                    record_kind,
+                    record_id,
+                    index + 1,
+                    "person",
+                    [(person["name"], role)],
+                    person.get("date_of_birth"),
+                    person.get("nationality"),
+                    _identifiers("d", _documents(person.get("documents"))) + licence,
+                )
+            )
     elif record_kind == "subject":
-        names = [*((n, "name") for n in fields["names"]),
-                 *((a, "alias") for a in fields.get("aliases") or ())]
-        parts.append(_part(
-            record_kind, record_id, 0, fields["kind"], names, fields.get("date_of_birth"),
-            fields.get("nationality"),
-            _identifiers("d", _documents(fields.get("documents")))
-            + _identifiers("l", fields.get("linked_licence_numbers") or ()),
-        ))
+        names = [
+            *((n, "name") for n in fields["names"]),
+            *((a, "alias") for a in fields.get("aliases") or ()),
+        ]
+        parts.append(
+            _part(
+                record_kind,
+                record_id,
+                0,
+                fields["kind"],
+                names,
+                fields.get("date_of_birth"),
+                fields.get("nationality"),
+                _identifiers("d", _documents(fields.get("documents")))
+                + _identifiers("l", fields.get("linked_licence_numbers") or ()),
+            )
+        )
     else:
         raise ValueError(f"unknown record kind {record_kind!r}")
     return [p for p in parts if p is not None]
@@ -149,8 +184,10 @@ class MatchIndex:
         if getattr(record, "deleted_at", None) is not None:
             MatchIndex.remove(session, record_kind, record.id)
             return
-        new = {row["id"]: row for row in entries(record_kind, record.id,
-                                                 fields_of(record_kind, record))}
+        new = {
+            row["id"]: row
+            for row in entries(record_kind, record.id, fields_of(record_kind, record))
+        }
         old = MatchIndex._current(session, record_kind, record.id)
         gone, added = [], []
         for mid in old.keys() | new.keys():
@@ -180,7 +217,7 @@ class MatchIndex:
     @staticmethod
     def insert_rows(session: Session, rows: IndexRows) -> None:
         for start in range(0, len(rows.records), CHUNK):
-            session.execute(insert(_records), rows.records[start:start + CHUNK])
+            session.execute(insert(_records), rows.records[start : start + CHUNK])
         # Keys are most of an import's rows: hand them to the driver's executemany as
         # plain tuples (SQLAlchemy's per-row parameter processing would double the cost).
         connection = session.connection()
@@ -189,7 +226,7 @@ class MatchIndex:
         # In key order, so the clustered key index is written page by page, not at random.
         pairs = sorted((k["key"], k["match_id"]) for k in rows.keys)
         for start in range(0, len(pairs), CHUNK * 10):
-            connection.exec_driver_sql(sql, pairs[start:start + CHUNK * 10])
+            connection.exec_driver_sql(sql, pairs[start : start + CHUNK * 10])
 
     @staticmethod
     def rebuild(session: Session, progress: Progress | None = None) -> tuple[int, int]:
@@ -197,9 +234,12 @@ class MatchIndex:
         keys) written."""
         session.execute(delete(_keys))
         session.execute(delete(_records))
-        total = sum(session.execute(
-            select(func.count()).select_from(model).where(model.deleted_at.is_(None))
-        ).scalar_one() for model in (Licensee, Subject))
+        total = sum(
+            session.execute(
+                select(func.count()).select_from(model).where(model.deleted_at.is_(None))
+            ).scalar_one()
+            for model in (Licensee, Subject)
+        )
         done = records = keys = 0
         for record_kind, model in (("licensee", Licensee), ("subject", Subject)):
             columns = [getattr(model, name) for name in RECORD_FIELDS[record_kind]]
@@ -208,13 +248,16 @@ class MatchIndex:
                 chunk = session.execute(
                     select(model.id, *columns)
                     .where(model.deleted_at.is_(None), model.id > last_id)
-                    .order_by(model.id).limit(CHUNK)
+                    .order_by(model.id)
+                    .limit(CHUNK)
                 ).all()
                 if not chunk:
                     break
                 last_id = chunk[-1].id
-                rows = index_rows({"record_kind": record_kind, "record_id": row.id,
-                                   "fields": row._mapping} for row in chunk)
+                rows = index_rows(
+                    {"record_kind": record_kind, "record_id": row.id, "fields": row._mapping}
+                    for row in chunk
+                )
                 MatchIndex.insert_rows(session, rows)
                 done += len(chunk)
                 records += len(rows.records)
@@ -226,7 +269,10 @@ class MatchIndex:
     @staticmethod
     def _current(session: Session, record_kind: str, record_id: int) -> dict[int, list[str]]:
         low = match_id(record_kind, record_id)
-        return dict(session.execute(
-            select(_records.c.id, _records.c["keys"])
-            .where(_records.c.id.between(low, low + PARTS - 1))
-        ).all())
+        return dict(
+            session.execute(
+                select(_records.c.id, _records.c["keys"]).where(
+                    _records.c.id.between(low, low + PARTS - 1)
+                )
+            ).all()
+        )

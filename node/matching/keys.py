@@ -42,9 +42,28 @@ AFFIX = 3  # letters of the prefix and suffix in ``f`` keys
 MIN_AFFIX_WORD = 4
 
 _SOUNDS = {
-    "tch": "x", "tsh": "x", "sch": "x", "sh": "x", "ch": "x", "dj": "j", "ph": "f",
-    "kh": "k", "gh": "g", "th": "t", "dh": "d", "qu": "k", "ck": "k", "gu": "g",
-    "ou": "u", "w": "u", "y": "i", "q": "k", "x": "ks", "z": "s", "gn": "n", "h": "",
+    "tch": "x",
+    "tsh": "x",
+    "sch": "x",
+    "sh": "x",
+    "ch": "x",
+    "dj": "j",
+    "ph": "f",
+    "kh": "k",
+    "gh": "g",
+    "th": "t",
+    "dh": "d",
+    "qu": "k",
+    "ck": "k",
+    "gu": "g",
+    "ou": "u",
+    "w": "u",
+    "y": "i",
+    "q": "k",
+    "x": "ks",
+    "z": "s",
+    "gn": "n",
+    "h": "",
 }
 _SOUND = re.compile("|".join(sorted(map(re.escape, _SOUNDS), key=len, reverse=True)) + "|c")
 _DOUBLE = re.compile(r"(.)\1+")
@@ -54,7 +73,7 @@ _VOWELS = re.compile(r"[aeiou]")
 def _sound(match: re.Match[str]) -> str:
     text = match.group(0)
     if text == "c":  # soft before e, i, y
-        return "s" if match.string[match.end():match.end() + 1] in ("e", "i", "y") else "k"
+        return "s" if match.string[match.end() : match.end() + 1] in ("e", "i", "y") else "k"
     return _SOUNDS[text]
 
 
@@ -82,8 +101,9 @@ def phonetic(word: str) -> str:
     return code
 
 
-def name_keys(name: NormalisedName, birth_year: str | None = None, *,
-              query: bool = False) -> list[str]:
+def name_keys(
+    name: NormalisedName, birth_year: str | None = None, *, query: bool = False
+) -> list[str]:
     """Keys of one name (and birth year, for a person).
 
     ``f`` keys cost many rows, so a record has them only where a typo could otherwise
@@ -118,8 +138,13 @@ def name_keys(name: NormalisedName, birth_year: str | None = None, *,
     return keys
 
 
-def record_keys(names: Iterable[NormalisedName], birth_year: str | None,
-                identifiers: Iterable[str], *, query: bool = False) -> list[str]:
+def record_keys(
+    names: Iterable[NormalisedName],
+    birth_year: str | None,
+    identifiers: Iterable[str],
+    *,
+    query: bool = False,
+) -> list[str]:
     """The keys of one person or organisation: identifiers first, then each name's keys,
     without repeats, at most ``MAX_KEYS`` (a query has no bound)."""
     keys: dict[str, None] = dict.fromkeys(identifiers)

@@ -97,9 +97,7 @@ def to_ascii(text: str) -> str:
     """Lower-case ASCII transliteration; known Arabic-script names as whole words."""
     text = unicodedata.normalize("NFKC", text)
     if _ARABIC.search(text):
-        text = _ARABIC_NAMES.sub(
-            lambda m: f" {_ARABIC_TABLE[m.group(0)]} ", _arabic_fold(text)
-        )
+        text = _ARABIC_NAMES.sub(lambda m: f" {_ARABIC_TABLE[m.group(0)]} ", _arabic_fold(text))
     return anyascii(text).lower()
 
 
@@ -157,8 +155,7 @@ def normalise_name(text: str, party: str = PERSON) -> NormalisedName:
         tokens, forms = _strip_legal_forms(tokens)
     else:
         tokens, titles = _strip_titles(tokens)
-    return NormalisedName(text, party, tuple(tokens), tuple(compounds), tuple(titles),
-                          tuple(forms))
+    return NormalisedName(text, party, tuple(tokens), tuple(compounds), tuple(titles), tuple(forms))
 
 
 def _canonical(word: str, party: str) -> str:

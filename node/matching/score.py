@@ -74,14 +74,19 @@ def name_similarity(query: ComparableName, text: str) -> float:
         return 100.0
     mixed = (fuzz.token_sort_ratio(query.text, text) + fuzz.token_set_ratio(query.text, text)) / 2
     joined = text.replace(" ", "")
-    if mixed < 95 and text.count(" ") + 1 != query.words \
-            and abs(len(joined) - len(query.nospace)) <= 4:
+    if (
+        mixed < 95
+        and text.count(" ") + 1 != query.words
+        and abs(len(joined) - len(query.nospace)) <= 4
+    ):
         return max(mixed, *(fuzz.ratio(r, joined) for r in query.rotations))
     return mixed
 
 
-def best_name(queries: Sequence[ComparableName], candidates: Sequence[Sequence[str]],
-              ) -> tuple[float, ComparableName | None, Sequence[str] | None]:
+def best_name(
+    queries: Sequence[ComparableName],
+    candidates: Sequence[Sequence[str]],
+) -> tuple[float, ComparableName | None, Sequence[str] | None]:
     """The best (similarity, query name, candidate ``[display, text, tag]``)."""
     best: tuple[float, ComparableName | None, Sequence[str] | None] = (0.0, None, None)
     for query in queries:
@@ -98,14 +103,18 @@ def name_points(similarity: float) -> int:
     return max(0, round((similarity - NAME_FLOOR) * NAME_POINTS / (100 - NAME_FLOOR)))
 
 
-def name_feature(similarity: float, query: ComparableName | None,
-                 candidate: Sequence[str] | None) -> Feature:
+def name_feature(
+    similarity: float, query: ComparableName | None, candidate: Sequence[str] | None
+) -> Feature:
     if query is None or candidate is None:
         return Feature("names", 0, "no name in common")
     display, _, tag = candidate
     tag = "" if tag == "name" else f"{tag} "
-    return Feature("names", name_points(similarity),
-                   f'"{query.display}" ~ {tag}"{display}" ({similarity:.0f}/100)')
+    return Feature(
+        "names",
+        name_points(similarity),
+        f'"{query.display}" ~ {tag}"{display}" ({similarity:.0f}/100)',
+    )
 
 
 def date_points(query: str | None, candidate: str | None) -> tuple[int, str] | None:
@@ -116,8 +125,9 @@ def date_points(query: str | None, candidate: str | None) -> tuple[int, str] | N
     if query == candidate:
         if len(query) == 10:
             return 150, "date of birth {q} matches"
-        return (110, "birth month {q} matches") if len(query) == 7 \
-            else (80, "birth year {q} matches")
+        return (
+            (110, "birth month {q} matches") if len(query) == 7 else (80, "birth year {q} matches")
+        )
     if query[:4] != candidate[:4]:
         try:
             apart = abs(int(query[:4]) - int(candidate[:4]))
@@ -181,8 +191,11 @@ def note_features(query_names: Sequence[NormalisedName], candidate: str) -> list
     notes: list[Feature] = []
     forms = sorted({f for n in query_names for f in n.legal_forms})
     if forms:
-        notes.append(Feature("legal_form", 0, f"legal form ignored: {', '.join(forms)} "
-                                               f"(record: {candidate})"))
+        notes.append(
+            Feature(
+                "legal_form", 0, f"legal form ignored: {', '.join(forms)} (record: {candidate})"
+            )
+        )
     titles = sorted({t for n in query_names for t in n.titles})
     if titles:
         notes.append(Feature("title", 0, f"title ignored: {', '.join(titles)}"))
@@ -208,10 +221,15 @@ class QueryProfile:
         self.comparable = [ComparableName.of(n) for n in self.names]
 
 
-def score_candidate(query: QueryProfile, names: Sequence[Sequence[str]],
-                    date_of_birth: str | None, nationality: str | None,
-                    identifiers: Sequence[str] | None, *, explain: bool = False,
-                    ) -> tuple[int, str, tuple[Feature, ...]]:
+def score_candidate(
+    query: QueryProfile,
+    names: Sequence[Sequence[str]],
+    date_of_birth: str | None,
+    nationality: str | None,
+    identifiers: Sequence[str] | None,
+    *,
+    explain: bool = False,
+) -> tuple[int, str, tuple[Feature, ...]]:
     """(score, the candidate's best-matching name, features) of one candidate given as
     its ``[display, normalised, tag]`` names and other fields. Without ``explain`` the
     features are left out (ranking many candidates needs only the score)."""
@@ -219,14 +237,23 @@ def score_candidate(query: QueryProfile, names: Sequence[Sequence[str]],
     shown = matched[0] if matched else (names[0][0] if names else "")
     if not explain:
         dated = date_points(query.date_of_birth, date_of_birth)
-        points = (name_points(similarity) + (dated[0] if dated else 0)
-                  + nationality_points(query.nationality, nationality))
+        points = (
+            name_points(similarity)
+            + (dated[0] if dated else 0)
+            + nationality_points(query.nationality, nationality)
+        )
         if query.identifiers and identifiers:
             points += sum(f.score for f in identifier_features(query.identifiers, identifiers))
         return max(0, min(MAX_SCORE, points)), shown, ()
     features = [name_feature(similarity, asked, matched)]
-    features += [f for f in (date_feature(query.date_of_birth, date_of_birth),
-                             nationality_feature(query.nationality, nationality)) if f]
+    features += [
+        f
+        for f in (
+            date_feature(query.date_of_birth, date_of_birth),
+            nationality_feature(query.nationality, nationality),
+        )
+        if f
+    ]
     if query.identifiers and identifiers:
         features += identifier_features(query.identifiers, identifiers)
     features += note_features(query.names, shown)

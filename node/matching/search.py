@@ -79,14 +79,21 @@ class MatchQuery:
             raise ValueError(f"kind must be one of {', '.join(PARTIES)}, not {self.kind!r}")
 
     @classmethod
-    def from_party(cls, party: Any, record_kinds: Sequence[str] = ("licensee", "subject"),
-                   ) -> MatchQuery:
+    def from_party(
+        cls,
+        party: Any,
+        record_kinds: Sequence[str] = ("licensee", "subject"),
+    ) -> MatchQuery:
         """From anything shaped like ``protocol.Party`` (documents with a ``number``)."""
         return cls(
-            kind=party.kind, names=list(party.names), aliases=list(party.aliases or ()),
-            date_of_birth=party.date_of_birth, nationality=party.nationality,
+            kind=party.kind,
+            names=list(party.names),
+            aliases=list(party.aliases or ()),
+            date_of_birth=party.date_of_birth,
+            nationality=party.nationality,
             documents=[d.number for d in party.documents or ()],
-            licence_numbers=list(party.licence_numbers or ()), record_kinds=record_kinds,
+            licence_numbers=list(party.licence_numbers or ()),
+            record_kinds=record_kinds,
         )
 
 
@@ -119,8 +126,9 @@ def _prepare(query: MatchQuery) -> tuple[QueryProfile, list[str]]:
     return profile, keys[:MAX_QUERY_KEYS]
 
 
-def _driver_rows(session: Session, statement: Callable[[str], str],
-                 params: dict[str, Any]) -> list[Any]:
+def _driver_rows(
+    session: Session, statement: Callable[[str], str], params: dict[str, Any]
+) -> list[Any]:
     """Rows of a hot statement read straight from the driver's cursor (about half the
     time SQLAlchemy's result rows take). ``statement`` renders it for a placeholder
     pattern in which ``#`` stands for the parameter's name."""
@@ -134,16 +142,23 @@ def _driver_rows(session: Session, statement: Callable[[str], str],
         cursor.close()
 
 
-def _postings(session: Session, keys: Sequence[str], *, common: bool = False,
-              ) -> dict[str, list[int]]:
+def _postings(
+    session: Session,
+    keys: Sequence[str],
+    *,
+    common: bool = False,
+) -> dict[str, list[int]]:
     """The match ids of each key, in one statement. Keys with more than ``MAX_POSTINGS``
     are left out (the database counts them, stopping at ``MAX_POSTINGS + 1``), unless
     ``common``: then each key gives its first ``MAX_POSTINGS``."""
     if not keys:
         return {}
     found: dict[str, list[int]] = defaultdict(list)
-    rows = _driver_rows(session, partial(_postings_statement, len(keys), common),
-                        {f"k{i}": k for i, k in enumerate(keys)})
+    rows = _driver_rows(
+        session,
+        partial(_postings_statement, len(keys), common),
+        {f"k{i}": k for i, k in enumerate(keys)},
+    )
     for key, mid in rows:
         found[key].append(mid)
     return found
@@ -179,13 +194,15 @@ def _refs(session: Session, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str
     ids: dict[str, list[int]] = {"licensee": [], "subject": []}
     for kind, record_id in wanted:
         ids[kind].append(record_id)
-    rows = session.execute(_refs_by_id, {"licensees": ids["licensee"] or [0],
-                                         "subjects": ids["subject"] or [0]})
+    rows = session.execute(
+        _refs_by_id, {"licensees": ids["licensee"] or [0], "subjects": ids["subject"] or [0]}
+    )
     return {(kind, record_id): ref for kind, record_id, ref in rows}
 
 
-def find_candidates(session: Session, query: MatchQuery, limit: int = 10, *,
-                    min_score: int = 1) -> list[Hit]:
+def find_candidates(
+    session: Session, query: MatchQuery, limit: int = 10, *, min_score: int = 1
+) -> list[Hit]:
     """The ``limit`` best candidates for ``query``, best first (ties: the one sharing
     more and rarer keys first)."""
     profile, keys = _prepare(query)
@@ -197,13 +214,17 @@ def find_candidates(session: Session, query: MatchQuery, limit: int = 10, *,
         return []
     position = {mid: i for i, mid in enumerate(ranked)}
     scored: list[tuple[int, int, Any]] = []
-    for row in _driver_rows(session, partial(_records_statement, len(ranked)),
-                            {f"i{n}": mid for n, mid in enumerate(ranked)}):
+    for row in _driver_rows(
+        session,
+        partial(_records_statement, len(ranked)),
+        {f"i{n}": mid for n, mid in enumerate(ranked)},
+    ):
         mid, party = row[0], row[1]
         if party != query.kind or parse_match_id(mid)[0] not in query.record_kinds:
             continue
-        score, _, _ = score_candidate(profile, _json(row[2]), row[3], row[4],
-                                      _json(row[5]) if profile.identifiers else None)
+        score, _, _ = score_candidate(
+            profile, _json(row[2]), row[3], row[4], _json(row[5]) if profile.identifiers else None
+        )
         if score >= min_score:
             scored.append((score, mid, row))
     scored.sort(key=lambda hit: (-hit[0], position[hit[1]]))
@@ -213,10 +234,20 @@ def find_candidates(session: Session, query: MatchQuery, limit: int = 10, *,
     for _, mid, (_, party, names, date_of_birth, nationality, identifiers) in best:
         kind, record_id, part = parse_match_id(mid)
         score, shown, features = score_candidate(
-            profile, _json(names), date_of_birth, nationality, _json(identifiers), explain=True)
-        hits.append(Hit(kind, record_id, refs.get((kind, record_id)),
-                        part - 1 if kind == "licensee" and part else None, party, shown,
-                        score, features))
+            profile, _json(names), date_of_birth, nationality, _json(identifiers), explain=True
+        )
+        hits.append(
+            Hit(
+                kind,
+                record_id,
+                refs.get((kind, record_id)),
+                part - 1 if kind == "licensee" and part else None,
+                party,
+                shown,
+                score,
+                features,
+            )
+        )
     return hits
 
 

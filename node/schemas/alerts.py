@@ -21,7 +21,8 @@ class PlaceIn(Strict):
 
     def to_protocol(self) -> protocol.Place:
         return protocol.Place(
-            country=self.country, locality=self.locality,
+            country=self.country,
+            locality=self.locality,
             lat_e6=round(self.latitude * 1_000_000) if self.latitude is not None else None,
             lon_e6=round(self.longitude * 1_000_000) if self.longitude is not None else None,
         )

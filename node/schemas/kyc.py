@@ -14,8 +14,17 @@ from .common import Strict
 
 Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 DisclosableField = Literal[
-    "kind", "names", "aliases", "date_of_birth", "nationality", "documents",
-    "reason_category", "risk_level", "narrative", "source_agency", "linked_licences",
+    "kind",
+    "names",
+    "aliases",
+    "date_of_birth",
+    "nationality",
+    "documents",
+    "reason_category",
+    "risk_level",
+    "narrative",
+    "source_agency",
+    "linked_licences",
 ]
 DISCLOSABLE_FIELDS: tuple[DisclosableField, ...] = get_args(DisclosableField)
 Strength = Literal["strong", "possible", "weak"]
@@ -37,7 +46,8 @@ class CheckCreate(Strict):
     purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     scope: Literal["local", "federation"] = "local"
     peers: list[str] | None = Field(
-        default=None, max_length=50,
+        default=None,
+        max_length=50,
         description="Peers to ask (federation scope); omit to ask every active peer",
     )
     timeout_seconds: float | None = Field(
@@ -114,9 +124,10 @@ class DisclosureDecision(Strict):
     fields: list[DisclosableField] = Field(
         default_factory=list, description="Fields to release (grant)"
     )
-    reason: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)
-    ] | None = Field(default=None, description="Why the request is denied (deny)")
+    reason: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+        | None
+    ) = Field(default=None, description="Why the request is denied (deny)")
 
     @model_validator(mode="after")
     def _decision_matches_content(self) -> DisclosureDecision:

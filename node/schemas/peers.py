@@ -13,7 +13,8 @@ from .agreements import SharingAgreement
 class PeerAdd(BaseModel):
     card: dict[str, Any] = Field(description="The peer's signed card (from `kpnet card`)")
     fingerprint: Annotated[str, StringConstraints(max_length=60)] = Field(
-        description="The fingerprint read aloud by the peer's focal point, in person")
+        description="The fingerprint read aloud by the peer's focal point, in person"
+    )
     name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
     agreement: SharingAgreement | None = None
 

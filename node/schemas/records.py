@@ -67,9 +67,9 @@ class LicenseeUpdate(Strict):
     expires_on: date | None = None
     handling: Handling | None = None
 
-    _not_null = field_validator(
-        "licence_type", "legal_name", "trade_names", "persons", "handling"
-    )(reject_null)
+    _not_null = field_validator("licence_type", "legal_name", "trade_names", "persons", "handling")(
+        reject_null
+    )
 
 
 class StatusChange(Strict):
@@ -88,7 +88,9 @@ class SubjectFields(Strict):
     reason_category: ReasonCategory
     risk_level: RiskLevel = "medium"
     narrative: Annotated[str, StringConstraints(max_length=8000)] | None = None
-    source_agency: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    source_agency: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
+    ) = None
     handling: Handling = "AMBER"
 
     _dob = field_validator("date_of_birth")(check_partial_date)
@@ -110,13 +112,21 @@ class SubjectUpdate(Strict):
     reason_category: ReasonCategory | None = None
     risk_level: RiskLevel | None = None
     narrative: Annotated[str, StringConstraints(max_length=8000)] | None = None
-    source_agency: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    source_agency: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
+    ) = None
     handling: Handling | None = None
 
     _dob = field_validator("date_of_birth")(check_partial_date)
     _not_null = field_validator(
-        "kind", "names", "aliases", "documents", "linked_licence_numbers", "reason_category",
-        "risk_level", "handling",
+        "kind",
+        "names",
+        "aliases",
+        "documents",
+        "linked_licence_numbers",
+        "reason_category",
+        "risk_level",
+        "handling",
     )(reject_null)
 
 

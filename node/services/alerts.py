@@ -36,18 +36,25 @@ def to_payload(alert: Alert) -> protocol.Alert:
     """The protocol form of an alert (``alert``; ``alert.update`` from revision 2)."""
     model = protocol.AlertUpdate if alert.revision > 1 else protocol.Alert
     return model(
-        alert_id=alert.alert_uuid, revision=alert.revision, category=alert.category,
-        severity=alert.severity, title=alert.title, body=alert.body,
+        alert_id=alert.alert_uuid,
+        revision=alert.revision,
+        category=alert.category,
+        severity=alert.severity,
+        title=alert.title,
+        body=alert.body,
         subjects=[protocol.Party.model_validate(s) for s in alert.subjects],
         place=protocol.Place.model_validate(alert.place) if alert.place else None,
-        handling=alert.handling, expires_at=_ts(alert.expires_at),
-        references=list(alert.references), issued_at=_ts(alert.issued_at) or 0,
+        handling=alert.handling,
+        expires_at=_ts(alert.expires_at),
+        references=list(alert.references),
+        issued_at=_ts(alert.issued_at) or 0,
     )
 
 
 class AlertService:
-    def __init__(self, session: Session, identity: protocol.NodeIdentity, actor: Actor,
-                 now: datetime) -> None:
+    def __init__(
+        self, session: Session, identity: protocol.NodeIdentity, actor: Actor, now: datetime
+    ) -> None:
         self.session, self.identity, self.actor, self.now = session, identity, actor, now
         self.audit = AuditLog(session)
         self.peers = PeerRegistry(session, actor, now, own_node_id=identity.node_id)
@@ -59,8 +66,9 @@ class AlertService:
             raise NotFound(f"no alert {alert_id}")
         return alert
 
-    def recent(self, *, direction: str | None, limit: int, offset: int,
-             after_id: int | None = None) -> list[Alert]:
+    def recent(
+        self, *, direction: str | None, limit: int, offset: int, after_id: int | None = None
+    ) -> list[Alert]:
         query = select(Alert)
         if direction:
             query = query.where(Alert.direction == direction)
@@ -74,9 +82,15 @@ class AlertService:
     def create(self, data: AlertCreate) -> Alert:
         recipients = self._choose_recipients(data.recipients)
         alert = Alert(
-            alert_uuid=str(uuid.uuid4()), direction="outbound", origin=self.identity.node_id,
-            revision=1, status="active", created_by=self.actor.name, updated_at=self.now,
-            issued_at=self.now, **self._content(data),
+            alert_uuid=str(uuid.uuid4()),
+            direction="outbound",
+            origin=self.identity.node_id,
+            revision=1,
+            status="active",
+            created_by=self.actor.name,
+            updated_at=self.now,
+            issued_at=self.now,
+            **self._content(data),
         )
         self.session.add(alert)
         self.session.flush()
@@ -85,8 +99,14 @@ class AlertService:
             self._set_recipient(alert, peer.node_id, "withheld" if refusal else "queued", refusal)
             if refusal is None:
                 self._send(alert, peer, to_payload(alert))
-        self.audit.record(str(self.actor), "alert.create", now=self.now, target_kind="alert",
-                          target_id=alert.alert_uuid, detail=self._recipients_detail(alert))
+        self.audit.record(
+            str(self.actor),
+            "alert.create",
+            now=self.now,
+            target_kind="alert",
+            target_id=alert.alert_uuid,
+            detail=self._recipients_detail(alert),
+        )
         return alert
 
     def update(self, alert_id: int, data: AlertEdit) -> Alert:
@@ -104,14 +124,25 @@ class AlertService:
             refusal = agreement_of(peer).alert_refusal(alert.category, alert.handling)
             if refusal:
                 # No longer shareable with this peer: withdraw what it already has.
-                self._send(alert, peer, protocol.AlertRetract(
-                    alert_id=alert.alert_uuid, reason="withdrawn from this recipient"))
+                self._send(
+                    alert,
+                    peer,
+                    protocol.AlertRetract(
+                        alert_id=alert.alert_uuid, reason="withdrawn from this recipient"
+                    ),
+                )
                 self._set_recipient(alert, peer.node_id, "withheld", refusal)
             else:
                 self._send(alert, peer, to_payload(alert))
                 self._set_recipient(alert, peer.node_id, "queued", None)
-        self.audit.record(str(self.actor), "alert.update", now=self.now, target_kind="alert",
-                          target_id=alert.alert_uuid, detail={"revision": alert.revision})
+        self.audit.record(
+            str(self.actor),
+            "alert.update",
+            now=self.now,
+            target_kind="alert",
+            target_id=alert.alert_uuid,
+            detail={"revision": alert.revision},
+        )
         return alert
 
     def retract(self, alert_id: int, reason: str) -> Alert:
@@ -120,9 +151,17 @@ class AlertService:
         for recipient in alert.recipients:
             peer = self.peers.find(recipient.peer)
             if recipient.state in LIVE_STATES and peer is not None and peer.status != "removed":
-                self._send(alert, peer, protocol.AlertRetract(alert_id=alert.alert_uuid, reason=reason))
-        self.audit.record(str(self.actor), "alert.retract", now=self.now, target_kind="alert",
-                          target_id=alert.alert_uuid, detail={"reason": reason})
+                self._send(
+                    alert, peer, protocol.AlertRetract(alert_id=alert.alert_uuid, reason=reason)
+                )
+        self.audit.record(
+            str(self.actor),
+            "alert.retract",
+            now=self.now,
+            target_kind="alert",
+            target_id=alert.alert_uuid,
+            detail={"reason": reason},
+        )
         return alert
 
     # -- inbound ---------------------------------------------------------------------
@@ -139,11 +178,18 @@ class AlertService:
             alert.acted_at, alert.acted_by = self.now, self.actor.name
         peer = self.peers.find(alert.origin)
         if peer is not None and peer.status == "active" and alert.source_message_id:
-            receipt = protocol.Receipt(message_id=alert.source_message_id, status=status,
-                                       at=int(self.now.timestamp()))
+            receipt = protocol.Receipt(
+                message_id=alert.source_message_id, status=status, at=int(self.now.timestamp())
+            )
             enqueue(self.session, self.identity, peer, receipt, now=self.now)
-        self.audit.record(str(self.actor), f"alert.{status}", now=self.now, target_kind="alert",
-                          target_id=alert.alert_uuid, detail={"origin": alert.origin})
+        self.audit.record(
+            str(self.actor),
+            f"alert.{status}",
+            now=self.now,
+            target_kind="alert",
+            target_id=alert.alert_uuid,
+            detail={"origin": alert.origin},
+        )
         return alert
 
     # -- helpers ---------------------------------------------------------------------
@@ -167,8 +213,12 @@ class AlertService:
     def _content(self, data: AlertCreate | AlertEdit) -> dict[str, Any]:
         place = data.place.to_protocol() if data.place else None
         return {
-            "category": data.category, "severity": data.severity, "title": data.title,
-            "body": data.body, "handling": data.handling, "references": list(data.references),
+            "category": data.category,
+            "severity": data.severity,
+            "title": data.title,
+            "body": data.body,
+            "handling": data.handling,
+            "references": list(data.references),
             "subjects": [s.model_dump(mode="json", exclude_none=True) for s in data.subjects],
             "place": place.model_dump(mode="json", exclude_none=True) if place else None,
             "expires_at": data.expires_at.astimezone(UTC) if data.expires_at else None,
@@ -179,12 +229,16 @@ class AlertService:
         if alert.expires_at is not None:
             # The message expires with the alert it carries (in whole seconds, as sealed).
             ttl = max(1, int(alert.expires_at.timestamp()) - int(self.now.timestamp()))
-        enqueue(self.session, self.identity, peer, payload, now=self.now, ttl=ttl, alert_id=alert.id)
+        enqueue(
+            self.session, self.identity, peer, payload, now=self.now, ttl=ttl, alert_id=alert.id
+        )
 
     def _set_recipient(self, alert: Alert, peer: str, state: str, reason: str | None) -> None:
         row = next((r for r in alert.recipients if r.peer == peer), None)
         if row is None:
-            row = AlertRecipient(alert=alert, peer=peer, state=state, reason=reason, updated_at=self.now)
+            row = AlertRecipient(
+                alert=alert, peer=peer, state=state, reason=reason, updated_at=self.now
+            )
             self.session.add(row)
         else:
             row.state, row.reason, row.updated_at = state, reason, self.now
@@ -192,7 +246,8 @@ class AlertService:
     @staticmethod
     def _recipients_detail(alert: Alert) -> dict[str, Any]:
         return {
-            "category": alert.category, "handling": alert.handling,
+            "category": alert.category,
+            "handling": alert.handling,
             "sent_to": sorted(r.peer for r in alert.recipients if r.state != "withheld"),
             "withheld": sorted(r.peer for r in alert.recipients if r.state == "withheld"),
         }

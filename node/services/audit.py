@@ -40,15 +40,17 @@ def _timestamp(at: datetime) -> str:
 
 
 def entry_hash(prev_hash: str, seq: int, at: datetime, event: AuditEvent) -> str:
-    body = canonical_json({
-        "seq": seq,
-        "at": _timestamp(at),
-        "actor": event.actor,
-        "action": event.action,
-        "target_kind": event.target_kind,
-        "target_id": event.target_id,
-        "detail": event.detail,
-    })
+    body = canonical_json(
+        {
+            "seq": seq,
+            "at": _timestamp(at),
+            "actor": event.actor,
+            "action": event.action,
+            "target_kind": event.target_kind,
+            "target_id": event.target_id,
+            "detail": event.detail,
+        }
+    )
     return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + body).hexdigest()
 
 
@@ -79,11 +81,19 @@ class AuditLog:
         for event in events:
             seq += 1
             digest = entry_hash(prev, seq, now, event)
-            rows.append({
-                "seq": seq, "at": now, "actor": event.actor, "action": event.action,
-                "target_kind": event.target_kind, "target_id": event.target_id,
-                "detail": event.detail, "prev_hash": prev, "hash": digest,
-            })
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": now,
+                    "actor": event.actor,
+                    "action": event.action,
+                    "target_kind": event.target_kind,
+                    "target_id": event.target_id,
+                    "detail": event.detail,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
             prev = digest
         if rows:
             self._session.execute(insert(AuditEntry.__table__), rows)  # Core: no ORM bookkeeping
@@ -103,9 +113,16 @@ class ChainReport:
 def _entries(session: Session, batch: int) -> Iterator[AuditEntry]:
     last = 0
     while True:
-        chunk = session.execute(
-            select(AuditEntry).where(AuditEntry.seq > last).order_by(AuditEntry.seq).limit(batch)
-        ).scalars().all()
+        chunk = (
+            session.execute(
+                select(AuditEntry)
+                .where(AuditEntry.seq > last)
+                .order_by(AuditEntry.seq)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
         if not chunk:
             return
         yield from chunk
@@ -121,7 +138,9 @@ def verify_chain(session: Session, *, batch: int = 5000) -> ChainReport:
             return ChainReport(False, count, expected_seq, f"entry {expected_seq} is missing")
         if entry.prev_hash != prev:
             return ChainReport(False, count, entry.seq, "previous-hash link is broken")
-        event = AuditEvent(entry.actor, entry.action, entry.target_kind, entry.target_id, entry.detail)
+        event = AuditEvent(
+            entry.actor, entry.action, entry.target_kind, entry.target_id, entry.detail
+        )
         if entry_hash(prev, entry.seq, entry.at, event) != entry.hash:
             return ChainReport(False, count, entry.seq, "entry content does not match its hash")
         prev, expected_seq, count = entry.hash, expected_seq + 1, count + 1
@@ -147,7 +166,9 @@ def search_entries(
     query = select(AuditEntry)
     if action:
         query = query.where(
-            AuditEntry.action.startswith(action) if action.endswith(".") else AuditEntry.action == action
+            AuditEntry.action.startswith(action)
+            if action.endswith(".")
+            else AuditEntry.action == action
         )
     if who:
         query = query.where(AuditEntry.actor.contains(who, autoescape=True))
@@ -158,9 +179,11 @@ def search_entries(
     if until:
         query = query.where(AuditEntry.at < _utc(until))
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(
-        query.order_by(AuditEntry.seq.desc()).limit(limit).offset(offset)
-    ).scalars().all()
+    rows = (
+        session.execute(query.order_by(AuditEntry.seq.desc()).limit(limit).offset(offset))
+        .scalars()
+        .all()
+    )
     return list(rows), total
 
 

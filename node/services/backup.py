@@ -41,7 +41,6 @@ Messages a sender had leased at backup time come back un-leased, and the peers'
 delivery backoff is cleared, so pending messages go out once the node starts.
 """
 
-
 from __future__ import annotations
 
 import base64
@@ -159,8 +158,14 @@ def no_progress(_phase: str, _done: int, _total: int) -> None:
 
 # How each column's values are written (first match wins: Float is a Numeric, ...).
 _KINDS: tuple[tuple[type[Any], str], ...] = (
-    (JSON, "json"), (DateTime, "datetime"), (Date, "date"), (Boolean, "bool"),
-    (Integer, "int"), (Float, "float"), (Numeric, "decimal"), (String, "str"),
+    (JSON, "json"),
+    (DateTime, "datetime"),
+    (Date, "date"),
+    (Boolean, "bool"),
+    (Integer, "int"),
+    (Float, "float"),
+    (Numeric, "decimal"),
+    (String, "str"),
     (LargeBinary, "bytes"),
 )
 KINDS = frozenset(name for _, name in _KINDS)
@@ -171,8 +176,9 @@ def _column_kind(table: Table, column: Column[Any]) -> str:
     for types, name in _KINDS:
         if isinstance(kind, types):
             return name
-    raise BackupError(f"column {table.name}.{column.name} has a type backups do not handle "
-                      f"({kind})")
+    raise BackupError(
+        f"column {table.name}.{column.name} has a type backups do not handle ({kind})"
+    )
 
 
 def encode_value(kind: str, value: Any) -> Any:
@@ -253,14 +259,16 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
     """A connection in a read-only transaction that sees one state of the database."""
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="REPEATABLE READ",
-                                         postgresql_readonly=True)
+            connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         with connection.begin():
             yield connection
 
 
-def _dump_database(url: str, key: bytes, stack: ExitStack, progress: Progress
-                   ) -> tuple[str, str, list[dict[str, Any]], list[_Member]]:
+def _dump_database(
+    url: str, key: bytes, stack: ExitStack, progress: Progress
+) -> tuple[str, str, list[dict[str, Any]], list[_Member]]:
     """Dump every table, encrypted with ``key``, into temporary files: (dialect,
     revision, tables, members)."""
     engine = make_engine(url, read_only=True)
@@ -274,8 +282,10 @@ def _dump_database(url: str, key: bytes, stack: ExitStack, progress: Progress
         metadata = MetaData()
         metadata.reflect(bind=connection)
         tables = [t for t in metadata.sorted_tables if t.name != "alembic_version"]
-        counts = {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
-                  for t in tables}
+        counts = {
+            t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in tables
+        }
         total, done = sum(counts.values()), 0
         progress("dump", 0, total)
         for table in tables:
@@ -284,12 +294,17 @@ def _dump_database(url: str, key: bytes, stack: ExitStack, progress: Progress
             stream = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
             member = TABLE_MEMBER.format(table.name)
             sealer, rows = Sealer(stream, key, member, CHUNK_BYTES), 0
-            result = connection.execute(select(table).order_by(*order),
-                                        execution_options={"yield_per": ROWS_PER_CHUNK})
+            result = connection.execute(
+                select(table).order_by(*order), execution_options={"yield_per": ROWS_PER_CHUNK}
+            )
             for chunk in result.partitions():
                 lines = b"".join(
-                    json.dumps([encode_value(k, v) for k, v in zip(kinds, row, strict=True)],
-                               ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+                    json.dumps(
+                        [encode_value(k, v) for k, v in zip(kinds, row, strict=True)],
+                        ensure_ascii=False,
+                        separators=(",", ":"),
+                    ).encode("utf-8")
+                    + b"\n"
                     for row in chunk
                 )
                 sealer.write(lines)
@@ -301,16 +316,27 @@ def _dump_database(url: str, key: bytes, stack: ExitStack, progress: Progress
             sha256 = sealer.close()
             stream.seek(0)
             members.append(_Member(member, stream, sealer.size, sha256))
-            tables_meta.append({
-                "name": table.name, "member": member, "rows": rows,
-                "columns": {c.name: k for c, k in zip(table.columns, kinds, strict=True)},
-            })
+            tables_meta.append(
+                {
+                    "name": table.name,
+                    "member": member,
+                    "rows": rows,
+                    "columns": {c.name: k for c, k in zip(table.columns, kinds, strict=True)},
+                }
+            )
         dialect = connection.dialect.name
     return dialect, revision, tables_meta, members
 
 
-def create_backup(settings: Settings, out: Path, *, passphrase: Passphrase, now: datetime,
-                  actor: str, progress: Progress | None = None) -> BackupReport:
+def create_backup(
+    settings: Settings,
+    out: Path,
+    *,
+    passphrase: Passphrase,
+    now: datetime,
+    actor: str,
+    progress: Progress | None = None,
+) -> BackupReport:
     """Write the node's archive to ``out`` (which must not exist). ``passphrase`` is
     called once the node and the destination are found usable."""
     progress = progress or no_progress
@@ -332,14 +358,23 @@ def create_backup(settings: Settings, out: Path, *, passphrase: Passphrase, now:
 
     secret = passphrase()
     if len(secret) < MIN_PASSPHRASE_CHARS:
-        raise BackupError(f"the passphrase is too short: use at least {MIN_PASSPHRASE_CHARS} "
-                          "characters")
+        raise BackupError(
+            f"the passphrase is too short: use at least {MIN_PASSPHRASE_CHARS} characters"
+        )
     salt = nacl.utils.random(argon2id.SALTBYTES)
     keys = derive_keys(secret, salt, KDF_OPSLIMIT, KDF_MEMLIMIT)
-    keys_member = _sealed_member(KEYS_MEMBER, json.dumps({
-        "node_id": settings.node_id,
-        "files": {name: base64.b64encode(data).decode("ascii") for name, data in key_files.items()},
-    }).encode("utf-8"), keys.keys)
+    keys_member = _sealed_member(
+        KEYS_MEMBER,
+        json.dumps(
+            {
+                "node_id": settings.node_id,
+                "files": {
+                    name: base64.b64encode(data).decode("ascii") for name, data in key_files.items()
+                },
+            }
+        ).encode("utf-8"),
+        keys.keys,
+    )
     config_member = _sealed_member(CONFIG_MEMBER, config_bytes, keys.data)
 
     # Recorded before the snapshot, so the archive holds the entry of its own making
@@ -347,15 +382,22 @@ def create_backup(settings: Settings, out: Path, *, passphrase: Passphrase, now:
     engine = make_engine(settings.sqlalchemy_url)
     try:
         with Session(engine) as session:
-            record_audit(session, actor, "backup.started", now, settings.node_id, {"archive": out.name})
+            record_audit(
+                session, actor, "backup.started", now, settings.node_id, {"archive": out.name}
+            )
             session.commit()
     finally:
         engine.dispose()
     with ExitStack() as stack:
         dialect, revision, tables, table_members = _dump_database(
-            settings.sqlalchemy_url, keys.data, stack, progress)
-        members = [config_member, _member_from_bytes(CARD_MEMBER, card_bytes), keys_member,
-                   *table_members]
+            settings.sqlalchemy_url, keys.data, stack, progress
+        )
+        members = [
+            config_member,
+            _member_from_bytes(CARD_MEMBER, card_bytes),
+            keys_member,
+            *table_members,
+        ]
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -365,11 +407,15 @@ def create_backup(settings: Settings, out: Path, *, passphrase: Passphrase, now:
             "created_at": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "database": {"dialect": dialect, "alembic_revision": revision, "tables": tables},
             "encryption": {
-                "kdf": "argon2id", "salt": base64.b64encode(salt).decode("ascii"),
-                "opslimit": KDF_OPSLIMIT, "memlimit": KDF_MEMLIMIT,
+                "kdf": "argon2id",
+                "salt": base64.b64encode(salt).decode("ascii"),
+                "opslimit": KDF_OPSLIMIT,
+                "memlimit": KDF_MEMLIMIT,
                 "subkeys": "blake2b-256, keyed with the kdf output, personalised per purpose",
                 "passphrase_check": keys.check,
-                "cipher": CIPHER, "chunk_bytes": CHUNK_BYTES, "compression": COMPRESSION,
+                "cipher": CIPHER,
+                "chunk_bytes": CHUNK_BYTES,
+                "compression": COMPRESSION,
                 "clear_members": [CARD_MEMBER],
                 "manifest_mac": "blake2b-256",
             },
@@ -377,11 +423,15 @@ def create_backup(settings: Settings, out: Path, *, passphrase: Passphrase, now:
         }
         manifest_bytes = json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
         mac = manifest_mac(keys.mac, manifest_bytes).encode("ascii") + b"\n"
-        members = [_member_from_bytes(MANIFEST, manifest_bytes),
-                   _member_from_bytes(MANIFEST_MAC, mac), *members]
+        members = [
+            _member_from_bytes(MANIFEST, manifest_bytes),
+            _member_from_bytes(MANIFEST_MAC, mac),
+            *members,
+        ]
         size, sha256 = _write_archive(out, members, mtime=int(now.timestamp()))
-    return BackupReport(out, settings.node_id, revision,
-                        {t["name"]: t["rows"] for t in tables}, size, sha256)
+    return BackupReport(
+        out, settings.node_id, revision, {t["name"]: t["rows"] for t in tables}, size, sha256
+    )
 
 
 def _write_archive(out: Path, members: Iterable[_Member], *, mtime: int) -> tuple[int, str]:
@@ -389,14 +439,16 @@ def _write_archive(out: Path, members: Iterable[_Member], *, mtime: int) -> tupl
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise BackupError(f"{partial} exists (left by an interrupted backup?); "
-                          "remove it first") from None
+        raise BackupError(
+            f"{partial} exists (left by an interrupted backup?); remove it first"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as raw:
             # Members are compressed before they are encrypted: gzip only frames the tar
             # (stored blocks), so that tar and gzip tools read it.
-            with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=0,
-                              format=tarfile.PAX_FORMAT) as tar:
+            with tarfile.open(
+                fileobj=raw, mode="w:gz", compresslevel=0, format=tarfile.PAX_FORMAT
+            ) as tar:
                 for member in members:
                     info = tarfile.TarInfo(member.name)
                     info.size, info.mode, info.mtime = member.size, 0o600, mtime
@@ -414,9 +466,9 @@ def _write_archive(out: Path, members: Iterable[_Member], *, mtime: int) -> tupl
     return out.stat().st_size, digest.hexdigest()
 
 
-def record_audit(session: Session, actor: str, action: str, now: datetime, node_id: str,
-           detail: dict[str, Any]) -> None:
-    AuditLog(session).record(actor, action, now=now, target_kind="node", target_id=node_id,
-                             detail=detail)
-
-
+def record_audit(
+    session: Session, actor: str, action: str, now: datetime, node_id: str, detail: dict[str, Any]
+) -> None:
+    AuditLog(session).record(
+        actor, action, now=now, target_kind="node", target_id=node_id, detail=detail
+    )

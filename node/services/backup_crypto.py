@@ -58,8 +58,13 @@ def derive_keys(passphrase: str, salt: bytes, opslimit: int, memlimit: int) -> K
     master = argon2id.kdf(32, secret, salt, opslimit=opslimit, memlimit=memlimit)
 
     def subkey(purpose: bytes) -> bytes:
-        return nacl.hash.blake2b(b"", digest_size=32, key=master, person=b"kpnet.bk." + purpose,
-                                 encoder=nacl.encoding.RawEncoder)
+        return nacl.hash.blake2b(
+            b"",
+            digest_size=32,
+            key=master,
+            person=b"kpnet.bk." + purpose,
+            encoder=nacl.encoding.RawEncoder,
+        )
 
     return Keys(subkey(b"keys"), subkey(b"data"), subkey(b"mac"), subkey(b"check").hex())
 
@@ -88,10 +93,11 @@ class Sealer:
         self.size += len(data)
 
     def _push(self, tag: int) -> None:
-        chunk = bytes(self._pending[:self._chunk])
-        del self._pending[:self._chunk]
-        self._emit(sodium.crypto_secretstream_xchacha20poly1305_push(
-            self._state, chunk, self._ad, tag))
+        chunk = bytes(self._pending[: self._chunk])
+        del self._pending[: self._chunk]
+        self._emit(
+            sodium.crypto_secretstream_xchacha20poly1305_push(self._state, chunk, self._ad, tag)
+        )
 
     def write(self, data: bytes) -> None:
         self._pending += self._zip.compress(data)
@@ -150,8 +156,9 @@ class Unsealed(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         while not self._plain:
             if self._zip.unconsumed_tail:
-                self._plain = memoryview(self._zip.decompress(self._zip.unconsumed_tail,
-                                                              self._block))
+                self._plain = memoryview(
+                    self._zip.decompress(self._zip.unconsumed_tail, self._block)
+                )
             elif not self._final:
                 self._plain = memoryview(self._zip.decompress(self._next_chunk(), self._block))
             elif not self._flushed:
@@ -172,7 +179,8 @@ class Unsealed(io.RawIOBase):
             raise Undecryptable("it is cut short, before its final chunk")
         try:
             plain, tag = sodium.crypto_secretstream_xchacha20poly1305_pull(
-                self._state, block, self._ad)
+                self._state, block, self._ad
+            )
         except nacl.exceptions.CryptoError:
             raise Undecryptable("a chunk does not decrypt") from None
         if tag == _TAG_FINAL:
@@ -185,7 +193,7 @@ class Unsealed(io.RawIOBase):
 
 
 def unsealed_reader(stream: Readable, key: bytes, name: str, chunk_bytes: int) -> io.BufferedReader:
-    return io.BufferedReader(Unsealed(stream, key, name, chunk_bytes),
-                             buffer_size=max(chunk_bytes, io.DEFAULT_BUFFER_SIZE))
-
-
+    return io.BufferedReader(
+        Unsealed(stream, key, name, chunk_bytes),
+        buffer_size=max(chunk_bytes, io.DEFAULT_BUFFER_SIZE),
+    )

@@ -164,14 +164,18 @@ def _check_manifest(archive: Path, manifest: Any) -> None:
     found = manifest.get("format_version")
     if isinstance(found, int) and 1 <= found < FORMAT_VERSION:
         made_by = manifest.get("kpnet_version", "?")
-        raise BackupError(f"{archive} is in backup format {found} (made by kpnet {made_by}, "
-                          "database not encrypted), which this kpnet no longer restores (it "
-                          f"reads format {FORMAT_VERSION}): restore it with a kpnet that reads "
-                          f"format {found}, then back up again")
+        raise BackupError(
+            f"{archive} is in backup format {found} (made by kpnet {made_by}, "
+            "database not encrypted), which this kpnet no longer restores (it "
+            f"reads format {FORMAT_VERSION}): restore it with a kpnet that reads "
+            f"format {found}, then back up again"
+        )
     if found != FORMAT_VERSION:
-        raise BackupError(f"{archive} is in backup format {found!r}, which this kpnet does not "
-                          f"know (it reads format {FORMAT_VERSION}); restore it with a newer "
-                          "kpnet")
+        raise BackupError(
+            f"{archive} is in backup format {found!r}, which this kpnet does not "
+            f"know (it reads format {FORMAT_VERSION}); restore it with a newer "
+            "kpnet"
+        )
 
     def checks() -> Iterator[bool]:
         members = manifest["members"]
@@ -185,8 +189,10 @@ def _check_manifest(archive: Path, manifest: Any) -> None:
             yield isinstance(table["name"], str) and isinstance(table["rows"], int)
             yield table["member"] == TABLE_MEMBER.format(table["name"])
             yield all(kind in KINDS for kind in table["columns"].values())
-        yield set(names) == ({CONFIG_MEMBER, CARD_MEMBER, KEYS_MEMBER}
-                             | {table["member"] for table in database["tables"]})
+        yield set(names) == (
+            {CONFIG_MEMBER, CARD_MEMBER, KEYS_MEMBER}
+            | {table["member"] for table in database["tables"]}
+        )
         encryption = manifest["encryption"]
         yield encryption["kdf"] == "argon2id" and encryption["cipher"] == CIPHER
         yield encryption["compression"] == COMPRESSION
@@ -253,24 +259,36 @@ def _read_archive(archive: Path) -> Archive:
             raise _damaged(archive, f"{info.name} does not match its checksum in the manifest")
     if seen != len(expected):
         raise _damaged(archive, f"it ends before {expected[seen]['name']}")
-    return Archive(archive, manifest, manifest_bytes, mac, small[CONFIG_MEMBER],
-                   small[CARD_MEMBER], small[KEYS_MEMBER])
+    return Archive(
+        archive,
+        manifest,
+        manifest_bytes,
+        mac,
+        small[CONFIG_MEMBER],
+        small[CARD_MEMBER],
+        small[KEYS_MEMBER],
+    )
 
 
 def _unlock(archive: Archive, passphrase: str) -> Keys:
     """The keys, once the passphrase is found right and the manifest authentic."""
     params = archive.manifest["encryption"]
     opslimit, memlimit = params["opslimit"], params["memlimit"]
-    if not (argon2id.OPSLIMIT_MIN <= opslimit <= KDF_MAX_OPSLIMIT
-            and argon2id.MEMLIMIT_MIN <= memlimit <= KDF_MAX_MEMLIMIT):
+    if not (
+        argon2id.OPSLIMIT_MIN <= opslimit <= KDF_MAX_OPSLIMIT
+        and argon2id.MEMLIMIT_MIN <= memlimit <= KDF_MAX_MEMLIMIT
+    ):
         raise BackupError(f"{archive.path} asks for key-derivation limits kpnet does not use")
     keys = derive_keys(passphrase, base64.b64decode(params["salt"]), opslimit, memlimit)
     if not hmac.compare_digest(keys.check, params["passphrase_check"]):
-        raise BackupError(f"wrong passphrase: {archive.path} does not open with it; "
-                          "nothing was written")
+        raise BackupError(
+            f"wrong passphrase: {archive.path} does not open with it; nothing was written"
+        )
     if not hmac.compare_digest(manifest_mac(keys.mac, archive.manifest_bytes), archive.mac):
-        raise BackupError(f"{archive.path} was altered: its manifest does not match its "
-                          "authentication code; nothing was written")
+        raise BackupError(
+            f"{archive.path} was altered: its manifest does not match its "
+            "authentication code; nothing was written"
+        )
     return keys
 
 
@@ -290,13 +308,16 @@ def _open_keys(archive: Archive, keys: Keys) -> tuple[dict[str, bytes], NodeIden
         if not all(KEY_FILE_NAME.fullmatch(n) and len(k) == 32 for n, k in files.items()):
             raise ValueError("unexpected key files")
         retired = tuple(files[n] for n in sorted(files) if n.endswith(".retired"))
-        identity = NodeIdentity(archive.node_id, files[SIGNING_FILE], files[ENCRYPTION_FILE],
-                                retired)
+        identity = NodeIdentity(
+            archive.node_id, files[SIGNING_FILE], files[ENCRYPTION_FILE], retired
+        )
         card = check_card(archive.card, identity, where=f"the card in {archive.path}")
     except (KeyError, TypeError, ValueError, KeyFileError, ProtocolError) as exc:
         raise BackupError(f"the keys or card in {archive.path} are not usable: {exc}") from None
-    if (sealed.get("node_id") != archive.node_id
-            or identity.fingerprint != archive.manifest["fingerprint"]):
+    if (
+        sealed.get("node_id") != archive.node_id
+        or identity.fingerprint != archive.manifest["fingerprint"]
+    ):
         raise BackupError(f"the keys in {archive.path} are not those of node {archive.node_id}")
     return files, identity, card
 
@@ -304,8 +325,9 @@ def _open_keys(archive: Archive, keys: Keys) -> tuple[dict[str, bytes], NodeIden
 # -- restore ------------------------------------------------------------------------------
 
 
-def _target(archive: Archive, config: bytes, data_dir: Path, database_url: str | None
-            ) -> tuple[Settings, dict[str, Any] | None]:
+def _target(
+    archive: Archive, config: bytes, data_dir: Path, database_url: str | None
+) -> tuple[Settings, dict[str, Any] | None]:
     """The restored node's settings, and the config to write if it is not the archive's
     (``config``, decrypted)."""
     try:
@@ -320,8 +342,10 @@ def _target(archive: Archive, config: bytes, data_dir: Path, database_url: str |
         values["database_url"], rewrite = database_url, True
         overriding = os.environ.get("KPNET_DATABASE_URL")
         if overriding and overriding != database_url:
-            raise BackupError("KPNET_DATABASE_URL is set and would override --database-url; "
-                              "unset it or restore into that database")
+            raise BackupError(
+                "KPNET_DATABASE_URL is set and would override --database-url; "
+                "unset it or restore into that database"
+            )
     elif isinstance(configured, str) and make_url(configured).get_backend_name() == "sqlite":
         # A SQLite file elsewhere belongs to another data directory; the restored node
         # gets its own in the new one.
@@ -334,8 +358,9 @@ def _target(archive: Archive, config: bytes, data_dir: Path, database_url: str |
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BackupError(f"the restored configuration is not valid: {where}: "
-                          f"{first['msg']}") from None
+        raise BackupError(
+            f"the restored configuration is not valid: {where}: {first['msg']}"
+        ) from None
     return settings, (values if rewrite else None)
 
 
@@ -360,14 +385,23 @@ def _check_empty_database(url: str) -> bool:
     finally:
         engine.dispose()
     if names:
-        raise BackupError(f"database {_shown(url)} is not empty ({len(names)} tables); "
-                          "restore needs an empty database")
+        raise BackupError(
+            f"database {_shown(url)} is not empty ({len(names)} tables); "
+            "restore needs an empty database"
+        )
     return True
 
 
-def restore_archive(archive_path: Path, data_dir: Path, *, passphrase: Passphrase,
-                    now: datetime, actor: str, database_url: str | None = None,
-                    progress: Progress | None = None) -> RestoreReport:
+def restore_archive(
+    archive_path: Path,
+    data_dir: Path,
+    *,
+    passphrase: Passphrase,
+    now: datetime,
+    actor: str,
+    database_url: str | None = None,
+    progress: Progress | None = None,
+) -> RestoreReport:
     """Restore a node from an archive into ``data_dir`` (new or empty) and an empty
     database: ``database_url``, else the archive's configured PostgreSQL database, else
     SQLite in ``data_dir``. ``passphrase`` is called once the archive and the target
@@ -375,8 +409,10 @@ def restore_archive(archive_path: Path, data_dir: Path, *, passphrase: Passphras
     progress = progress or no_progress
     archive = read_archive(archive_path)
     if not is_known_revision(archive.revision):
-        raise BackupError(f"the database in {archive_path} is at revision {archive.revision}, "
-                          "which this kpnet does not know; restore it with a newer kpnet")
+        raise BackupError(
+            f"the database in {archive_path} is at revision {archive.revision}, "
+            "which this kpnet does not know; restore it with a newer kpnet"
+        )
     _check_empty_directory(data_dir)
     keys = _unlock(archive, passphrase())
     config = _open_small(archive, CONFIG_MEMBER, archive.sealed_config, keys.data)
@@ -389,8 +425,9 @@ def restore_archive(archive_path: Path, data_dir: Path, *, passphrase: Passphras
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         data_dir.chmod(0o700)
-        rows = _restore_database(archive, keys.data, url, database_existed, actor=actor,
-                                 now=now, progress=progress)
+        rows = _restore_database(
+            archive, keys.data, url, database_existed, actor=actor, now=now, progress=progress
+        )
         if new_config is None:
             fd = os.open(data_dir / CONFIG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
@@ -411,21 +448,38 @@ def restore_archive(archive_path: Path, data_dir: Path, *, passphrase: Passphras
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
         raise
-    return RestoreReport(data_dir, identity.node_id, identity.fingerprint, archive.revision,
-                         rows, _shown(url))
+    return RestoreReport(
+        data_dir, identity.node_id, identity.fingerprint, archive.revision, rows, _shown(url)
+    )
 
 
-def _restore_database(archive: Archive, key: bytes, url: str, existed: bool, *, actor: str,
-                      now: datetime, progress: Progress) -> dict[str, int]:
+def _restore_database(
+    archive: Archive,
+    key: bytes,
+    url: str,
+    existed: bool,
+    *,
+    actor: str,
+    now: datetime,
+    progress: Progress,
+) -> dict[str, int]:
     engine = make_engine(url)
     try:
         upgrade(engine, archive.revision)
         with Session(engine) as session, roomy_page_cache(session):
             rows = _load(archive, key, session, progress)
-            record_audit(session, actor, "backup.restored", now, archive.node_id, {
-                "archive_created_at": archive.manifest["created_at"],
-                "revision": archive.revision, "rows": sum(rows.values()),
-            })
+            record_audit(
+                session,
+                actor,
+                "backup.restored",
+                now,
+                archive.node_id,
+                {
+                    "archive_created_at": archive.manifest["created_at"],
+                    "revision": archive.revision,
+                    "rows": sum(rows.values()),
+                },
+            )
             session.commit()
         return rows
     except BaseException:
@@ -449,8 +503,7 @@ def _undo_schema(engine: Engine, url: str, existed: bool) -> None:
         metadata.drop_all(connection)
 
 
-def _load(archive: Archive, key: bytes, session: Session, progress: Progress
-          ) -> dict[str, int]:
+def _load(archive: Archive, key: bytes, session: Session, progress: Progress) -> dict[str, int]:
     """Insert every row of the archive (read a second time, checked again)."""
     connection = session.connection()
     metadata = MetaData()
@@ -467,9 +520,18 @@ def _load(archive: Archive, key: bytes, session: Session, progress: Progress
         for info, stream in _members(archive.path):
             meta = by_member.get(info.name)
             if meta is not None:
-                loaded[meta["name"]] = _load_table(archive, session, metadata, meta,
-                                                   _Hashing(stream), key, expected[info.name],
-                                                   progress, done, total)
+                loaded[meta["name"]] = _load_table(
+                    archive,
+                    session,
+                    metadata,
+                    meta,
+                    _Hashing(stream),
+                    key,
+                    expected[info.name],
+                    progress,
+                    done,
+                    total,
+                )
                 done += loaded[meta["name"]]
     if connection.dialect.name == "postgresql":
         _reset_sequences(session, targets)
@@ -492,25 +554,41 @@ class _Hashing:
         return self._digest.hexdigest()
 
 
-def _load_table(archive: Archive, session: Session, metadata: MetaData, meta: dict[str, Any],
-                stream: _Hashing, key: bytes, member: dict[str, Any], progress: Progress,
-                done: int, total: int) -> int:
+def _load_table(
+    archive: Archive,
+    session: Session,
+    metadata: MetaData,
+    meta: dict[str, Any],
+    stream: _Hashing,
+    key: bytes,
+    member: dict[str, Any],
+    progress: Progress,
+    done: int,
+    total: int,
+) -> int:
     """Insert one table's rows, decrypted as they are read; check the member again."""
     table = metadata.tables.get(meta["name"])
     names = list(meta["columns"])
     if table is None or set(names) != set(table.columns.keys()):
-        raise BackupError(f"table {meta['name']} in the archive does not match the schema "
-                          f"at revision {archive.revision}")
+        raise BackupError(
+            f"table {meta['name']} in the archive does not match the schema "
+            f"at revision {archive.revision}"
+        )
     kinds = list(meta["columns"].values())
     count, batch = 0, []
     try:
         with unsealed_reader(stream, key, member["name"], archive.chunk_bytes) as lines:
             for line in lines:
                 values = json.loads(line)
-                batch.append(fresh_start(table.name, {
-                    name: decode_value(kind, value)
-                    for name, kind, value in zip(names, kinds, values, strict=True)
-                }))
+                batch.append(
+                    fresh_start(
+                        table.name,
+                        {
+                            name: decode_value(kind, value)
+                            for name, kind, value in zip(names, kinds, values, strict=True)
+                        },
+                    )
+                )
                 if len(batch) == ROWS_PER_CHUNK:
                     session.execute(insert(table), batch)
                     count += len(batch)
@@ -521,8 +599,7 @@ def _load_table(archive: Archive, session: Session, metadata: MetaData, meta: di
     if batch:
         session.execute(insert(table), batch)
         count += len(batch)
-    if (stream.size, stream.hexdigest(), count) != (member["size"], member["sha256"],
-                                                    meta["rows"]):
+    if (stream.size, stream.hexdigest(), count) != (member["size"], member["sha256"], meta["rows"]):
         raise _damaged(archive.path, f"{member['name']} changed while it was restored")
     progress("load", done + count, total)
     return count
@@ -534,11 +611,13 @@ def _reset_sequences(session: Session, tables: list[Table]) -> None:
         for column in table.columns:
             if not isinstance(column.type, Integer):
                 continue
-            sequence = session.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
-                                       {"t": table.name, "c": column.name}).scalar_one()
+            sequence = session.execute(
+                text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": column.name}
+            ).scalar_one()
             if sequence is None:
                 continue
             largest = session.execute(select(func.max(column))).scalar_one()
-            session.execute(text("SELECT setval(:s, :v, :called)"),
-                            {"s": sequence, "v": largest or 1, "called": largest is not None})
-
+            session.execute(
+                text("SELECT setval(:s, :v, :called)"),
+                {"s": sequence, "v": largest or 1, "called": largest is not None},
+            )

@@ -63,7 +63,10 @@ class BulkInsert:
         self.now = now
 
     def insert(
-        self, registry_type: type[RecordRegistry[Any]], items: Sequence[BaseModel], *,
+        self,
+        registry_type: type[RecordRegistry[Any]],
+        items: Sequence[BaseModel],
+        *,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> list[str]:
         """Insert ``items`` (validated ``*Create`` models) in order; return their refs."""
@@ -71,7 +74,7 @@ class BulkInsert:
         refs: list[str] = []
         try:
             for start in range(0, len(items), CHUNK):
-                refs.extend(self._chunk(registry, items[start:start + CHUNK]))
+                refs.extend(self._chunk(registry, items[start : start + CHUNK]))
                 if progress:
                     progress("write", len(refs), len(items))
         except IntegrityError:
@@ -94,9 +97,13 @@ class BulkInsert:
             snapshot = {name: dumped[name] for name in registry.fields}
             values = {**snapshot, **{name: getattr(item, name) for name in date_fields}}
             values.update(
-                ref=str(uuid.uuid4()), version=1,
+                ref=str(uuid.uuid4()),
+                version=1,
                 search_text=fold(" ".join(registry.search_terms(SimpleNamespace(**snapshot)))),
-                created_at=self.now, created_by=who, updated_at=self.now, updated_by=who,
+                created_at=self.now,
+                created_by=who,
+                updated_at=self.now,
+                updated_by=who,
             )
             rows.append(values)
             snapshots.append(snapshot)
@@ -105,21 +112,41 @@ class BulkInsert:
         ids: dict[str, int] = dict(
             self.session.execute(select(model.ref, model.id).where(model.ref.in_(refs))).all()
         )
-        self.session.execute(insert(_HISTORY), [
-            {"record_kind": kind, "record_id": ids[row["ref"]], "version": 1,
-             "action": HISTORY_ACTION, "changed_at": self.now, "changed_by": who,
-             "changes": {name: [None, value] for name, value in snapshot.items()},
-             "snapshot": snapshot}
-            for row, snapshot in zip(rows, snapshots, strict=True)
-        ])
-        MatchIndex.insert_rows(self.session, index_rows(
-            {"record_kind": kind, "record_id": ids[row["ref"]], "fields": snapshot}
-            for row, snapshot in zip(rows, snapshots, strict=True)
-        ))
+        self.session.execute(
+            insert(_HISTORY),
+            [
+                {
+                    "record_kind": kind,
+                    "record_id": ids[row["ref"]],
+                    "version": 1,
+                    "action": HISTORY_ACTION,
+                    "changed_at": self.now,
+                    "changed_by": who,
+                    "changes": {name: [None, value] for name, value in snapshot.items()},
+                    "snapshot": snapshot,
+                }
+                for row, snapshot in zip(rows, snapshots, strict=True)
+            ],
+        )
+        MatchIndex.insert_rows(
+            self.session,
+            index_rows(
+                {"record_kind": kind, "record_id": ids[row["ref"]], "fields": snapshot}
+                for row, snapshot in zip(rows, snapshots, strict=True)
+            ),
+        )
         if model is Licensee:
-            self.session.execute(insert(_STATUS_CHANGES), [
-                {"licensee_id": ids[row["ref"]], "status": row["status"],
-                 "reason": STATUS_REASON, "changed_at": self.now, "changed_by": who}
-                for row in rows
-            ])
+            self.session.execute(
+                insert(_STATUS_CHANGES),
+                [
+                    {
+                        "licensee_id": ids[row["ref"]],
+                        "status": row["status"],
+                        "reason": STATUS_REASON,
+                        "changed_at": self.now,
+                        "changed_by": who,
+                    }
+                    for row in rows
+                ],
+            )
         return refs

@@ -39,17 +39,24 @@ class OpenSession:
 
 
 class ConsoleSessions:
-    def __init__(self, session: Session, now: datetime, *, idle: timedelta,
-                 max_age: timedelta) -> None:
+    def __init__(
+        self, session: Session, now: datetime, *, idle: timedelta, max_age: timedelta
+    ) -> None:
         self.session, self.now, self.idle, self.max_age = session, now, idle, max_age
 
     def open(self, user: User) -> str:
         """Start a session for ``user``; return the cookie secret (stored hashed)."""
         secret = secrets.token_urlsafe(32)
-        self.session.add(ConsoleSession(
-            token_hash=_digest(secret), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
-            created_at=self.now, last_seen_at=self.now, expires_at=self.now + self.max_age,
-        ))
+        self.session.add(
+            ConsoleSession(
+                token_hash=_digest(secret),
+                user_id=user.id,
+                csrf_token=secrets.token_urlsafe(32),
+                created_at=self.now,
+                last_seen_at=self.now,
+                expires_at=self.now + self.max_age,
+            )
+        )
         self._purge_expired()
         self.session.flush()
         return secret
@@ -64,23 +71,38 @@ class ConsoleSessions:
         if row is None:
             return None
         user = self.session.get(User, row.user_id)
-        if (user is None or user.disabled_at is not None or row.expires_at <= self.now
-                or self.now - row.last_seen_at > self.idle):
+        if (
+            user is None
+            or user.disabled_at is not None
+            or row.expires_at <= self.now
+            or self.now - row.last_seen_at > self.idle
+        ):
             self.session.delete(row)
             self.session.flush()
             return None
         if self.now - row.last_seen_at > TOUCH_GRANULARITY:
             row.last_seen_at = self.now
             self.session.flush()
-        return OpenSession(row.id, user.id, user.username, user.role, user.language,
-                           row.csrf_token, user.must_change_password)
+        return OpenSession(
+            row.id,
+            user.id,
+            user.username,
+            user.role,
+            user.language,
+            row.csrf_token,
+            user.must_change_password,
+        )
 
     def close(self, secret: str | None) -> None:
         if secret:
             self.session.execute(
-                delete(ConsoleSession).where(ConsoleSession.token_hash == _digest(secret)))
+                delete(ConsoleSession).where(ConsoleSession.token_hash == _digest(secret))
+            )
 
     def _purge_expired(self) -> None:
-        self.session.execute(delete(ConsoleSession).where(
-            (ConsoleSession.expires_at <= self.now)
-            | (ConsoleSession.last_seen_at < self.now - self.idle)))
+        self.session.execute(
+            delete(ConsoleSession).where(
+                (ConsoleSession.expires_at <= self.now)
+                | (ConsoleSession.last_seen_at < self.now - self.idle)
+            )
+        )

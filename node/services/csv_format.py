@@ -46,6 +46,7 @@ _FORMULA_START = re.compile(r"^'*[=+\-@]")
 
 # -- cell readers: text -> field value, ValueError with a user-facing message ----------
 
+
 def read_text(cell: str) -> str:
     return cell
 
@@ -129,6 +130,7 @@ def person_reader(role: str) -> Callable[[str], list[dict[str, str]]]:
 
 # -- cell writers: field value -> text ---------------------------------------------------
 
+
 def write_text(value: Any) -> str:
     if value is None:
         return ""
@@ -162,6 +164,7 @@ def unescape_formula(cell: str) -> str:
 
 
 # -- the column sets ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Column:
@@ -257,27 +260,51 @@ def _message(error: Any) -> str:
 
 
 LICENCE_TYPES_FR = {
-    "comptoir": "buying_house", "bureau d'achat": "buying_house", "maison d'achat": "buying_house",
-    "collecteur": "collector", "exportateur": "exporter", "coopérative": "cooperative",
+    "comptoir": "buying_house",
+    "bureau d'achat": "buying_house",
+    "maison d'achat": "buying_house",
+    "collecteur": "collector",
+    "exportateur": "exporter",
+    "coopérative": "cooperative",
     "autre": "other",
 }
 STATUSES_FR = {
-    "actif": "active", "suspendu": "suspended", "suspendue": "suspended", "révoqué": "revoked",
-    "révoquée": "revoked", "expiré": "expired", "expirée": "expired",
+    "actif": "active",
+    "suspendu": "suspended",
+    "suspendue": "suspended",
+    "révoqué": "revoked",
+    "révoquée": "revoked",
+    "expiré": "expired",
+    "expirée": "expired",
 }
-PARTY_KINDS_FR = {"personne": "person", "personne physique": "person",
-                  "personne morale": "organisation", "organization": "organisation"}
+PARTY_KINDS_FR = {
+    "personne": "person",
+    "personne physique": "person",
+    "personne morale": "organisation",
+    "organization": "organisation",
+}
 REASONS_FR = {
-    "contrebande": "smuggling", "fraude": "fraud", "faux certificat kp": "fake_kp_certificate",
-    "blanchiment": "money_laundering", "blanchiment d'argent": "money_laundering",
-    "violation d'embargo": "embargo_breach", "autre": "other",
+    "contrebande": "smuggling",
+    "fraude": "fraud",
+    "faux certificat kp": "fake_kp_certificate",
+    "blanchiment": "money_laundering",
+    "blanchiment d'argent": "money_laundering",
+    "violation d'embargo": "embargo_breach",
+    "autre": "other",
 }
-RISK_LEVELS_FR = {"faible": "low", "moyen": "medium", "moyenne": "medium",
-                  "élevé": "high", "élevée": "high"}
+RISK_LEVELS_FR = {
+    "faible": "low",
+    "moyen": "medium",
+    "moyenne": "medium",
+    "élevé": "high",
+    "élevée": "high",
+}
 
 LICENSEES = RecordFormat(
-    name="licensees", registry=LicenseeRegistry,
-    create_model=LicenseeCreate, out_model=LicenseeOut,
+    name="licensees",
+    registry=LicenseeRegistry,
+    create_model=LicenseeCreate,
+    out_model=LicenseeOut,
     columns=(
         Column("licence_number", "licence_number"),
         Column("licence_type", "licence_type", enum_reader(LicenceType, LICENCE_TYPES_FR)),
@@ -290,15 +317,21 @@ LICENSEES = RecordFormat(
         Column("status", "status", enum_reader(LicenceStatus, STATUSES_FR)),
         Column("handling", "handling", read_handling),
         Column("directors", "persons", person_reader("director"), person_writer("director")),
-        Column("beneficial_owners", "persons",
-               person_reader("beneficial_owner"), person_writer("beneficial_owner")),
+        Column(
+            "beneficial_owners",
+            "persons",
+            person_reader("beneficial_owner"),
+            person_writer("beneficial_owner"),
+        ),
     ),
     required=("licence_number", "licence_type", "legal_name"),
 )
 
 SUBJECTS = RecordFormat(
-    name="subjects", registry=SubjectRegistry,
-    create_model=SubjectCreate, out_model=SubjectOut,
+    name="subjects",
+    registry=SubjectRegistry,
+    create_model=SubjectCreate,
+    out_model=SubjectOut,
     columns=(
         Column("kind", "kind", enum_reader(PartyKind, PARTY_KINDS_FR)),
         Column("names", "names", read_list, write_list),

@@ -193,7 +193,11 @@ class CsvImport:
 
     # -- validation --------------------------------------------------------------------
     def _validate(
-        self, fmt: RecordFormat, data: bytes, report: ImportReport, errors: _Errors,
+        self,
+        fmt: RecordFormat,
+        data: bytes,
+        report: ImportReport,
+        errors: _Errors,
         progress: Progress,
     ) -> list[tuple[int, BaseModel]]:
         try:
@@ -219,20 +223,26 @@ class CsvImport:
         for done, (row, cells) in enumerate(rows, 1):
             if done % _PROGRESS_EVERY == 0:
                 progress("validate", done, len(rows))
-            extra = [c for c in cells[len(header):] if c.strip()]
+            extra = [c for c in cells[len(header) :] if c.strip()]
             if extra:
-                errors.add(row, None, f"{len(cells)} cells, but the header names {len(header)} "
-                                      "columns")
+                errors.add(
+                    row, None, f"{len(cells)} cells, but the header names {len(header)} columns"
+                )
                 continue
             values = {name: cell for name, cell in zip(columns, cells, strict=False) if name}
             for name, cell in zip(columns, cells, strict=False):
                 if name is None and cell.strip():
-                    errors.add(row, None, f"a value ({cell.strip()[:40]!r}) under a column "
-                                          "without a name")
+                    errors.add(
+                        row, None, f"a value ({cell.strip()[:40]!r}) under a column without a name"
+                    )
             model, problems = fmt.read_row(values)
             for column, message in problems:
-                errors.add(row, header[columns.index(column)].strip() if column in columns
-                           else column, message, order.get(column, 0))
+                errors.add(
+                    row,
+                    header[columns.index(column)].strip() if column in columns else column,
+                    message,
+                    order.get(column, 0),
+                )
             if model is not None:
                 valid.append((row, model))
         progress("validate", len(rows), len(rows))
@@ -257,8 +267,11 @@ class CsvImport:
             if not name:
                 columns.append(None)
             elif name not in known:
-                errors.add(row, cell.strip(), "unknown column; the columns of "
-                           f"{fmt.name} are: {', '.join(fmt.column_names)}")
+                errors.add(
+                    row,
+                    cell.strip(),
+                    f"unknown column; the columns of {fmt.name} are: {', '.join(fmt.column_names)}",
+                )
                 columns.append("")
             elif name in columns:
                 errors.add(row, cell.strip(), "this column appears twice")
@@ -271,7 +284,10 @@ class CsvImport:
         return None if missing else columns
 
     def _check_licence_numbers(
-        self, valid: list[tuple[int, Any]], header: list[str], columns: list[str | None],
+        self,
+        valid: list[tuple[int, Any]],
+        header: list[str],
+        columns: list[str | None],
         errors: _Errors,
     ) -> None:
         column = header[columns.index("licence_number")].strip()
@@ -279,18 +295,25 @@ class CsvImport:
         for row, model in valid:
             number = model.licence_number
             if number in first_row:
-                errors.add(row, column, f"licence number {number} already appears on row "
-                                        f"{first_row[number]}")
+                errors.add(
+                    row,
+                    column,
+                    f"licence number {number} already appears on row {first_row[number]}",
+                )
             else:
                 first_row[number] = row
         registered = self._registered(first_row)
         for row, model in valid:
             if model.licence_number in registered:
-                errors.add(row, column, f"licence number {model.licence_number} is already "
-                                        "registered")
+                errors.add(
+                    row, column, f"licence number {model.licence_number} is already registered"
+                )
 
     def _check_linked_licences(
-        self, valid: list[tuple[int, Any]], header: list[str], columns: list[str | None],
+        self,
+        valid: list[tuple[int, Any]],
+        header: list[str],
+        columns: list[str | None],
         errors: _Errors,
     ) -> None:
         wanted = {n for _, model in valid for n in model.linked_licence_numbers}
@@ -308,12 +331,14 @@ class CsvImport:
         numbers = list(numbers)
         found: set[str] = set()
         for start in range(0, len(numbers), _LOOKUP_CHUNK):
-            found.update(self.session.execute(
-                select(Licensee.licence_number).where(
-                    Licensee.licence_number.in_(numbers[start:start + _LOOKUP_CHUNK]),
-                    Licensee.deleted_at.is_(None),
-                )
-            ).scalars())
+            found.update(
+                self.session.execute(
+                    select(Licensee.licence_number).where(
+                        Licensee.licence_number.in_(numbers[start : start + _LOOKUP_CHUNK]),
+                        Licensee.deleted_at.is_(None),
+                    )
+                ).scalars()
+            )
         return found
 
     # -- writing -----------------------------------------------------------------------
@@ -321,9 +346,19 @@ class CsvImport:
         actor = str(self.actor)
         detail = {"version": 1, "source": "import"}
         events = [AuditEvent(actor, f"{fmt.kind}.create", fmt.kind, ref, detail) for ref in refs]
-        events.append(AuditEvent(actor, "import.completed", fmt.kind, None, {
-            "kind": fmt.kind, "rows": len(refs), "sha256": report.sha256,
-        }))
+        events.append(
+            AuditEvent(
+                actor,
+                "import.completed",
+                fmt.kind,
+                None,
+                {
+                    "kind": fmt.kind,
+                    "rows": len(refs),
+                    "sha256": report.sha256,
+                },
+            )
+        )
         AuditLog(self.session).record_many(events, now=self.now)
 
 
@@ -332,8 +367,14 @@ def _quiet(phase: str, done: int, total: int) -> None:
 
 
 def import_csv(
-    sessions: sessionmaker[Session], kind: str, data: bytes, *, actor: Actor, now: datetime,
-    dry_run: bool = False, progress: Progress | None = None,
+    sessions: sessionmaker[Session],
+    kind: str,
+    data: bytes,
+    *,
+    actor: Actor,
+    now: datetime,
+    dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """One import in one transaction, committed only if every row was written."""
     with transaction(sessions) as session:

@@ -32,18 +32,24 @@ from .peers import PeerRegistry, agreement_of
 def disclosable(subject: Subject) -> dict[str, Any]:
     """A subject's fields as a ``disclosure.response`` would carry them."""
     return {
-        "kind": subject.kind, "names": list(subject.names), "aliases": list(subject.aliases),
-        "date_of_birth": subject.date_of_birth, "nationality": subject.nationality,
-        "documents": list(subject.documents), "reason_category": subject.reason_category,
-        "risk_level": subject.risk_level, "narrative": subject.narrative,
+        "kind": subject.kind,
+        "names": list(subject.names),
+        "aliases": list(subject.aliases),
+        "date_of_birth": subject.date_of_birth,
+        "nationality": subject.nationality,
+        "documents": list(subject.documents),
+        "reason_category": subject.reason_category,
+        "risk_level": subject.risk_level,
+        "narrative": subject.narrative,
         "source_agency": subject.source_agency,
         "linked_licences": list(subject.linked_licence_numbers),
     }
 
 
 class DisclosureService:
-    def __init__(self, session: Session, identity: protocol.NodeIdentity, actor: Actor,
-                 now: datetime) -> None:
+    def __init__(
+        self, session: Session, identity: protocol.NodeIdentity, actor: Actor, now: datetime
+    ) -> None:
         self.session, self.identity, self.actor, self.now = session, identity, actor, now
         self.peers = PeerRegistry(session, actor, now, own_node_id=identity.node_id)
 
@@ -51,38 +57,62 @@ class DisclosureService:
     def request(self, data: DisclosureCreate) -> tuple[Disclosure, OutboxMessage]:
         check = KycService(self.session, self.identity, self.actor, self.now).get(data.check_id)
         answer = next((a for a in check.answers if a.peer == data.peer), None)
-        hit = next((h for h in (answer.hits or []) if h["reference"] == data.reference), None) \
-            if answer is not None else None
+        hit = (
+            next((h for h in (answer.hits or []) if h["reference"] == data.reference), None)
+            if answer is not None
+            else None
+        )
         if hit is None:
-            raise InvalidInput("reference", f"{data.peer} gave no reference {data.reference} "
-                               "in its answer to this check")
+            raise InvalidInput(
+                "reference",
+                f"{data.peer} gave no reference {data.reference} in its answer to this check",
+            )
         if hit["kind"] != "subject":
             raise InvalidInput("reference", "a licensee answer already carries what is shared")
         peer = self.peers.get(data.peer)
         if peer.status != "active":
             raise InvalidInput("peer", f"peer {data.peer} is {peer.status}")
         disclosure = Disclosure(
-            request_uuid=str(uuid.uuid4()), direction="outbound", peer=peer.node_id,
-            reference=data.reference, check_id=check.id, query_uuid=check.check_uuid,
-            justification=data.justification, requested_by=self.actor.name,
-            requested_at=self.now, status="pending",
+            request_uuid=str(uuid.uuid4()),
+            direction="outbound",
+            peer=peer.node_id,
+            reference=data.reference,
+            check_id=check.id,
+            query_uuid=check.check_uuid,
+            justification=data.justification,
+            requested_by=self.actor.name,
+            requested_at=self.now,
+            status="pending",
         )
         self.session.add(disclosure)
         self.session.flush()
         payload = protocol.DisclosureRequest(
-            request_id=disclosure.request_uuid, query_id=check.check_uuid,
-            reference=data.reference, justification=data.justification,
-            requested_by_role=self.actor.role)
+            request_id=disclosure.request_uuid,
+            query_id=check.check_uuid,
+            reference=data.reference,
+            justification=data.justification,
+            requested_by_role=self.actor.role,
+        )
         sent = enqueue(self.session, self.identity, peer, payload, now=self.now, ttl=DEFAULT_TTL)
         AuditLog(self.session).record(
-            str(self.actor), "disclosure.request", now=self.now, target_kind="disclosure",
+            str(self.actor),
+            "disclosure.request",
+            now=self.now,
+            target_kind="disclosure",
             target_id=disclosure.request_uuid,
-            detail={"peer": peer.node_id, "reference": data.reference, "check": check.check_uuid,
-                    "justification": data.justification})
+            detail={
+                "peer": peer.node_id,
+                "reference": data.reference,
+                "check": check.check_uuid,
+                "justification": data.justification,
+            },
+        )
         return disclosure, sent
 
     # -- holder ----------------------------------------------------------------------
-    def decide(self, disclosure_id: int, decision: DisclosureDecision) -> tuple[Disclosure, OutboxMessage]:
+    def decide(
+        self, disclosure_id: int, decision: DisclosureDecision
+    ) -> tuple[Disclosure, OutboxMessage]:
         disclosure = self._get(disclosure_id)
         if disclosure.direction != "inbound":
             raise InvalidInput("disclosure", "only requests from peers are decided here")
@@ -95,30 +125,47 @@ class DisclosureService:
             if subject is None or subject.deleted_at is not None:
                 raise Conflict("the subject was deleted since the request; deny it instead")
             if not agreement_of(peer).allows_handling(subject.handling):
-                raise InvalidInput("decision", f"TLP:{subject.handling} is above the sharing "
-                                   f"agreement with {peer.node_id}")
+                raise InvalidInput(
+                    "decision",
+                    f"TLP:{subject.handling} is above the sharing agreement with {peer.node_id}",
+                )
             values = disclosable(subject)
             chosen = [f for f in DISCLOSABLE_FIELDS if f in decision.fields]
             details = protocol.DisclosedDetails.model_validate({f: values[f] for f in chosen})
             payload = protocol.DisclosureResponse(
-                request_id=disclosure.request_uuid, reference=disclosure.reference,
-                decision="granted", details=details, handling=subject.handling)
+                request_id=disclosure.request_uuid,
+                reference=disclosure.reference,
+                decision="granted",
+                details=details,
+                handling=subject.handling,
+            )
             disclosure.status, disclosure.fields = "granted", chosen
             disclosure.details = details.model_dump(mode="json", exclude_defaults=True)
             disclosure.handling = subject.handling
         else:
             payload = protocol.DisclosureResponse(
-                request_id=disclosure.request_uuid, reference=disclosure.reference,
-                decision="denied", reason=decision.reason)
+                request_id=disclosure.request_uuid,
+                reference=disclosure.reference,
+                decision="denied",
+                reason=decision.reason,
+            )
             disclosure.status, disclosure.reason = "denied", decision.reason
         disclosure.decided_by, disclosure.decided_at = self.actor.name, self.now
         sent = enqueue(self.session, self.identity, peer, payload, now=self.now, ttl=DEFAULT_TTL)
         AuditLog(self.session).record(
-            str(self.actor), f"disclosure.{decision.decision}", now=self.now,
-            target_kind="disclosure", target_id=disclosure.request_uuid,
-            detail={"peer": peer.node_id, "reference": disclosure.reference,
-                    "record": subject.ref if subject is not None else None,
-                    "fields": disclosure.fields or [], "reason": disclosure.reason})
+            str(self.actor),
+            f"disclosure.{decision.decision}",
+            now=self.now,
+            target_kind="disclosure",
+            target_id=disclosure.request_uuid,
+            detail={
+                "peer": peer.node_id,
+                "reference": disclosure.reference,
+                "record": subject.ref if subject is not None else None,
+                "fields": disclosure.fields or [],
+                "reason": disclosure.reason,
+            },
+        )
         return disclosure, sent
 
     # -- reading ---------------------------------------------------------------------
@@ -131,14 +178,17 @@ class DisclosureService:
     def get(self, disclosure_id: int) -> DisclosureOut:
         return self.view(self._get(disclosure_id))
 
-    def recent(self, *, direction: str | None, status: str | None, limit: int,
-             offset: int) -> list[DisclosureOut]:
+    def recent(
+        self, *, direction: str | None, status: str | None, limit: int, offset: int
+    ) -> list[DisclosureOut]:
         query = select(Disclosure)
         if direction:
             query = query.where(Disclosure.direction == direction)
         if status:
             query = query.where(Disclosure.status == status)
-        rows = self.session.execute(query.order_by(Disclosure.id.desc()).limit(limit).offset(offset))
+        rows = self.session.execute(
+            query.order_by(Disclosure.id.desc()).limit(limit).offset(offset)
+        )
         return [self.view(d) for d in rows.scalars()]
 
     def view(self, disclosure: Disclosure) -> DisclosureOut:
@@ -148,20 +198,33 @@ class DisclosureService:
             if subject is not None and subject.deleted_at is None:
                 record = {"ref": subject.ref, "handling": subject.handling, **disclosable(subject)}
         return DisclosureOut(
-            id=disclosure.id, request_id=disclosure.request_uuid,
+            id=disclosure.id,
+            request_id=disclosure.request_uuid,
             direction=disclosure.direction,  # type: ignore[arg-type]
-            peer=disclosure.peer, reference=disclosure.reference,
-            check_id=disclosure.query_uuid, justification=disclosure.justification,
-            requested_by=disclosure.requested_by, requested_at=disclosure.requested_at,
+            peer=disclosure.peer,
+            reference=disclosure.reference,
+            check_id=disclosure.query_uuid,
+            justification=disclosure.justification,
+            requested_by=disclosure.requested_by,
+            requested_at=disclosure.requested_at,
             status=disclosure.status,  # type: ignore[arg-type]
-            decided_by=disclosure.decided_by, decided_at=disclosure.decided_at,
-            fields=disclosure.fields, details=disclosure.details, handling=disclosure.handling,
-            reason=disclosure.reason, record=record,
+            decided_by=disclosure.decided_by,
+            decided_at=disclosure.decided_at,
+            fields=disclosure.fields,
+            details=disclosure.details,
+            handling=disclosure.handling,
+            reason=disclosure.reason,
+            record=record,
         )
 
 
-def record_request(session: Session, peer_id: str, payload: protocol.DisclosureRequest,
-                   now: datetime, audit: list[AuditEvent]) -> str | None:
+def record_request(
+    session: Session,
+    peer_id: str,
+    payload: protocol.DisclosureRequest,
+    now: datetime,
+    audit: list[AuditEvent],
+) -> str | None:
     """Keep a peer's disclosure request for an analyst. Returns why it is refused, or
     None once kept (a repeated request is kept once)."""
     shared = resolve_reference(session, peer_id, payload.reference)
@@ -170,29 +233,54 @@ def record_request(session: Session, peer_id: str, payload: protocol.DisclosureR
     if shared.record_kind != "subject":
         return "disclosure applies to subjects of interest; licensee answers carry what is shared"
     exists = session.execute(
-        select(Disclosure.id).where(Disclosure.direction == "inbound", Disclosure.peer == peer_id,
-                                    Disclosure.request_uuid == payload.request_id)
+        select(Disclosure.id).where(
+            Disclosure.direction == "inbound",
+            Disclosure.peer == peer_id,
+            Disclosure.request_uuid == payload.request_id,
+        )
     ).first()
     if exists is None:
-        session.add(Disclosure(
-            request_uuid=payload.request_id, direction="inbound", peer=peer_id,
-            reference=payload.reference, query_uuid=payload.query_id,
-            record_kind=shared.record_kind, record_id=shared.record_id,
-            justification=payload.justification,
-            requested_by=f"{peer_id} ({payload.requested_by_role})", requested_at=now,
-            status="pending"))
-        audit.append(AuditEvent(peer_id, "disclosure.request_received", "disclosure",
-                                payload.request_id, {"reference": payload.reference,
-                                                     "justification": payload.justification}))
+        session.add(
+            Disclosure(
+                request_uuid=payload.request_id,
+                direction="inbound",
+                peer=peer_id,
+                reference=payload.reference,
+                query_uuid=payload.query_id,
+                record_kind=shared.record_kind,
+                record_id=shared.record_id,
+                justification=payload.justification,
+                requested_by=f"{peer_id} ({payload.requested_by_role})",
+                requested_at=now,
+                status="pending",
+            )
+        )
+        audit.append(
+            AuditEvent(
+                peer_id,
+                "disclosure.request_received",
+                "disclosure",
+                payload.request_id,
+                {"reference": payload.reference, "justification": payload.justification},
+            )
+        )
     return None
 
 
-def record_response(session: Session, peer_id: str, payload: protocol.DisclosureResponse,
-                    now: datetime, audit: list[AuditEvent]) -> str | None:
+def record_response(
+    session: Session,
+    peer_id: str,
+    payload: protocol.DisclosureResponse,
+    now: datetime,
+    audit: list[AuditEvent],
+) -> str | None:
     """Keep a peer's decision on one of our requests. Returns why it is refused, or None."""
     disclosure = session.execute(
-        select(Disclosure).where(Disclosure.direction == "outbound", Disclosure.peer == peer_id,
-                                 Disclosure.request_uuid == payload.request_id)
+        select(Disclosure).where(
+            Disclosure.direction == "outbound",
+            Disclosure.peer == peer_id,
+            Disclosure.request_uuid == payload.request_id,
+        )
     ).scalar_one_or_none()
     if disclosure is None or disclosure.reference != payload.reference:
         return "no request of ours to this peer matches this response"
@@ -203,7 +291,17 @@ def record_response(session: Session, peer_id: str, payload: protocol.Disclosure
         if payload.details is not None:
             disclosure.details = payload.details.model_dump(mode="json", exclude_defaults=True)
             disclosure.fields = sorted(disclosure.details)
-        audit.append(AuditEvent(peer_id, "disclosure.answered", "disclosure", payload.request_id,
-                                {"decision": payload.decision, "fields": disclosure.fields or [],
-                                 "reason": payload.reason}))
+        audit.append(
+            AuditEvent(
+                peer_id,
+                "disclosure.answered",
+                "disclosure",
+                payload.request_id,
+                {
+                    "decision": payload.decision,
+                    "fields": disclosure.fields or [],
+                    "reason": payload.reason,
+                },
+            )
+        )
     return None

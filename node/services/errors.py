@@ -1,9 +1,9 @@
 """Errors a user can fix, raised by the services and shown by every surface.
 
-    ServiceError         ``str()`` is the message to show
-    ├── NotFound         no such record, alert, check, peer … (HTTP 404)
-    ├── Conflict         the change clashes with the current state (HTTP 409)
-    └── InvalidInput     one field is wrong; ``field`` names it (HTTP 422)
+ServiceError         ``str()`` is the message to show
+├── NotFound         no such record, alert, check, peer … (HTTP 404)
+├── Conflict         the change clashes with the current state (HTTP 409)
+└── InvalidInput     one field is wrong; ``field`` names it (HTTP 422)
 """
 
 from __future__ import annotations

@@ -46,7 +46,12 @@ class Export:
 
 
 def start_export(
-    sessions: sessionmaker[Session], kind: str, fmt: str, *, actor: Actor, now: datetime,
+    sessions: sessionmaker[Session],
+    kind: str,
+    fmt: str,
+    *,
+    actor: Actor,
+    now: datetime,
     node_id: str = "",
 ) -> Export:
     """Audit the export (committed at once) and return it; reading happens as it is sent."""
@@ -59,14 +64,23 @@ def start_export(
             select(func.count()).select_from(model).where(model.deleted_at.is_(None))
         ).scalar_one()
         AuditLog(session).record(
-            str(actor), "export.started", now=now, target_kind=record_format.kind,
+            str(actor),
+            "export.started",
+            now=now,
+            target_kind=record_format.kind,
             detail={"kind": record_format.kind, "format": fmt, "records": count},
         )
         session.commit()
     writer = csv_chunks if fmt == "csv" else json_chunks
     stem = "-".join(p for p in (kind, node_id, now.strftime("%Y%m%d")) if p)
-    return Export(kind, fmt, count, f"{stem}.{fmt}", FORMAT_MEDIA_TYPES[fmt],
-                  _in_session(sessions, writer, record_format, now))
+    return Export(
+        kind,
+        fmt,
+        count,
+        f"{stem}.{fmt}",
+        FORMAT_MEDIA_TYPES[fmt],
+        _in_session(sessions, writer, record_format, now),
+    )
 
 
 def _in_session(
@@ -76,14 +90,19 @@ def _in_session(
         yield from writer(session, record_format, now)
 
 
-def live_records(session: Session, record_format: RecordFormat, *, history: bool = False
-                 ) -> Iterator[Any]:
+def live_records(
+    session: Session, record_format: RecordFormat, *, history: bool = False
+) -> Iterator[Any]:
     """Live records in id order, a page at a time (memory stays flat)."""
     model = record_format.registry.model
     last = 0
     while True:
-        query = (select(model).where(model.id > last, model.deleted_at.is_(None))
-                 .order_by(model.id).limit(PAGE))
+        query = (
+            select(model)
+            .where(model.id > last, model.deleted_at.is_(None))
+            .order_by(model.id)
+            .limit(PAGE)
+        )
         if history and model is Licensee:
             query = query.options(selectinload(Licensee.status_history))
         page = session.execute(query).scalars().all()

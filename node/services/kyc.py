@@ -67,8 +67,10 @@ def load_records(session: Session, hits: Sequence[Hit]) -> dict[tuple[str, int],
 def shared_licensee(licensee: Licensee) -> protocol.SharedLicensee:
     """The licensee (KYC) fields a node may share with a peer."""
     return protocol.SharedLicensee(
-        legal_name=licensee.legal_name, licence_number=licensee.licence_number,
-        licence_type=licensee.licence_type, status=licensee.status,
+        legal_name=licensee.legal_name,
+        licence_number=licensee.licence_number,
+        licence_type=licensee.licence_type,
+        status=licensee.status,
         valid_from=licensee.issued_on.isoformat() if licensee.issued_on else None,
         valid_until=licensee.expires_on.isoformat() if licensee.expires_on else None,
     )
@@ -79,27 +81,42 @@ def _features(hit: Hit) -> list[FeatureOut]:
 
 
 def _local_hit(hit: Hit, record: Any) -> HitOut:
-    out = HitOut(kind=hit.record_kind, reference=record.ref, score=hit.score,  # type: ignore[arg-type]
-                 strength=strength(hit.score), handling=record.handling, name=hit.name,
-                 explanation=_features(hit))
+    out = HitOut(
+        kind=hit.record_kind,
+        reference=record.ref,
+        score=hit.score,  # type: ignore[arg-type]
+        strength=strength(hit.score),
+        handling=record.handling,
+        name=hit.name,
+        explanation=_features(hit),
+    )
     if hit.record_kind == "licensee":
         out.licensee = shared_licensee(record).model_dump(mode="json", exclude_none=True)
     else:
-        out.subject = {"reason_category": record.reason_category,
-                       "risk_level": record.risk_level, "nationality": record.nationality}
+        out.subject = {
+            "reason_category": record.reason_category,
+            "risk_level": record.risk_level,
+            "nationality": record.nationality,
+        }
     return out
 
 
 def _peer_hit(hit: dict[str, Any]) -> HitOut:
-    return HitOut(kind=hit["kind"], reference=hit["reference"], score=hit["score"],
-                  strength=strength(hit["score"]), handling=hit["handling"],
-                  explanation=[FeatureOut(**f) for f in hit.get("explanation", [])],
-                  licensee=hit.get("licensee"))
+    return HitOut(
+        kind=hit["kind"],
+        reference=hit["reference"],
+        score=hit["score"],
+        strength=strength(hit["score"]),
+        handling=hit["handling"],
+        explanation=[FeatureOut(**f) for f in hit.get("explanation", [])],
+        licensee=hit.get("licensee"),
+    )
 
 
 class KycService:
-    def __init__(self, session: Session, identity: protocol.NodeIdentity, actor: Actor,
-                 now: datetime) -> None:
+    def __init__(
+        self, session: Session, identity: protocol.NodeIdentity, actor: Actor, now: datetime
+    ) -> None:
         self.session, self.identity, self.actor, self.now = session, identity, actor, now
         self.peers = PeerRegistry(session, actor, now, own_node_id=identity.node_id)
 
@@ -107,35 +124,60 @@ class KycService:
         """Run the local part, queue one ``kyc.query`` per peer asked; return the check
         and the ids of the queued messages (not committed here)."""
         peers = self._choose_peers(data) if data.scope == "federation" else []
-        hits = best_per_record(find_candidates(self.session, MatchQuery.from_party(data.party),
-                                               limit=data.max_results * 2))[:data.max_results]
+        hits = best_per_record(
+            find_candidates(
+                self.session, MatchQuery.from_party(data.party), limit=data.max_results * 2
+            )
+        )[: data.max_results]
         records = load_records(self.session, hits)
-        local = [_local_hit(h, records[(h.record_kind, h.record_id)]) for h in hits
-                 if (h.record_kind, h.record_id) in records]
+        local = [
+            _local_hit(h, records[(h.record_kind, h.record_id)])
+            for h in hits
+            if (h.record_kind, h.record_id) in records
+        ]
         query = data.party.model_dump(mode="json", exclude_none=True)
         check = KycCheck(
-            check_uuid=str(uuid.uuid4()), created_at=self.now, created_by=self.actor.name,
-            purpose=data.purpose, scope=data.scope, query=query,
+            check_uuid=str(uuid.uuid4()),
+            created_at=self.now,
+            created_by=self.actor.name,
+            purpose=data.purpose,
+            scope=data.scope,
+            query=query,
             local_hits=[h.model_dump(mode="json", exclude_none=True) for h in local],
             deadline_at=self.now + timedelta(seconds=timeout),
         )
         self.session.add(check)
-        payload = protocol.KycQuery(query_id=check.check_uuid, subject=data.party,
-                                    purpose=data.purpose, requesting_role=self.actor.role,
-                                    max_results=data.max_results)
+        payload = protocol.KycQuery(
+            query_id=check.check_uuid,
+            subject=data.party,
+            purpose=data.purpose,
+            requesting_role=self.actor.role,
+            max_results=data.max_results,
+        )
         sent = []
         for peer in peers:
-            row = enqueue(self.session, self.identity, peer, payload, now=self.now, ttl=KYC_QUERY_TTL)
-            check.answers.append(KycPeerAnswer(peer=peer.node_id, query_message_id=row.message_id,
-                                               asked_at=self.now))
+            row = enqueue(
+                self.session, self.identity, peer, payload, now=self.now, ttl=KYC_QUERY_TTL
+            )
+            check.answers.append(
+                KycPeerAnswer(peer=peer.node_id, query_message_id=row.message_id, asked_at=self.now)
+            )
             sent.append(row.message_id)
         AuditLog(self.session).record(
-            str(self.actor), "kyc.check", now=self.now, target_kind="kyc_check",
+            str(self.actor),
+            "kyc.check",
+            now=self.now,
+            target_kind="kyc_check",
             target_id=check.check_uuid,
-            detail={"purpose": data.purpose, "scope": data.scope, "query": query,
-                    "peers": [p.node_id for p in peers],
-                    "local_hits": [{"kind": h.kind, "reference": h.reference, "score": h.score}
-                                   for h in local]},
+            detail={
+                "purpose": data.purpose,
+                "scope": data.scope,
+                "query": query,
+                "peers": [p.node_id for p in peers],
+                "local_hits": [
+                    {"kind": h.kind, "reference": h.reference, "score": h.score} for h in local
+                ],
+            },
         )
         return check, sent
 
@@ -151,7 +193,8 @@ class KycService:
     # -- reading ---------------------------------------------------------------------
     def get(self, check_uuid: str) -> KycCheck:
         check = self.session.execute(
-            select(KycCheck).where(KycCheck.check_uuid == check_uuid)
+            select(KycCheck)
+            .where(KycCheck.check_uuid == check_uuid)
             .options(selectinload(KycCheck.answers))
         ).scalar_one_or_none()
         if check is None:
@@ -160,12 +203,24 @@ class KycService:
 
     def recent(self, *, limit: int, offset: int) -> list[CheckSummary]:
         checks = self.session.execute(
-            select(KycCheck).options(selectinload(KycCheck.answers))
-            .order_by(KycCheck.id.desc()).limit(limit).offset(offset)
+            select(KycCheck)
+            .options(selectinload(KycCheck.answers))
+            .order_by(KycCheck.id.desc())
+            .limit(limit)
+            .offset(offset)
         ).scalars()
-        return [CheckSummary(id=c.check_uuid, created_at=c.created_at, created_by=c.created_by,
-                             purpose=c.purpose, scope=c.scope, names=c.query.get("names", []),
-                             peers=len(c.answers)) for c in checks]
+        return [
+            CheckSummary(
+                id=c.check_uuid,
+                created_at=c.created_at,
+                created_by=c.created_by,
+                purpose=c.purpose,
+                scope=c.scope,
+                names=c.query.get("names", []),
+                peers=len(c.answers),
+            )
+            for c in checks
+        ]
 
     def view(self, check: KycCheck) -> CheckOut:
         """The check as an officer sees it now: local hits, and each peer's answer or
@@ -173,41 +228,73 @@ class KycService:
         waiting = [a.query_message_id for a in check.answers if a.answered_at is None]
         delivery = {}
         if waiting:
-            delivery = {row.message_id: row for row in self.session.execute(
-                select(OutboxMessage).where(OutboxMessage.message_id.in_(waiting))).scalars()}
+            delivery = {
+                row.message_id: row
+                for row in self.session.execute(
+                    select(OutboxMessage).where(OutboxMessage.message_id.in_(waiting))
+                ).scalars()
+            }
         peers = [self._peer_view(check, a, delivery.get(a.query_message_id)) for a in check.answers]
         not_answered = [p.peer for p in peers if p.state != "answered"]
         return CheckOut(
-            id=check.check_uuid, created_at=check.created_at, created_by=check.created_by,
-            purpose=check.purpose, scope=check.scope, query=check.query,
+            id=check.check_uuid,
+            created_at=check.created_at,
+            created_by=check.created_by,
+            purpose=check.purpose,
+            scope=check.scope,
+            query=check.query,
             deadline_at=check.deadline_at,
             complete=all(p.state in ("answered", "refused", "expired") for p in peers),
-            not_answered=not_answered, local=[HitOut(**h) for h in check.local_hits], peers=peers,
+            not_answered=not_answered,
+            local=[HitOut(**h) for h in check.local_hits],
+            peers=peers,
         )
 
-    def _peer_view(self, check: KycCheck, answer: KycPeerAnswer,
-                   sent: OutboxMessage | None) -> PeerAnswerOut:
-        common = {"peer": answer.peer, "asked_at": answer.asked_at,
-                  "answered_at": answer.answered_at}
+    def _peer_view(
+        self, check: KycCheck, answer: KycPeerAnswer, sent: OutboxMessage | None
+    ) -> PeerAnswerOut:
+        common = {
+            "peer": answer.peer,
+            "asked_at": answer.asked_at,
+            "answered_at": answer.answered_at,
+        }
         if answer.answered_at is not None:
-            return PeerAnswerOut(**common, state="answered",
-                                 late=answer.answered_at > check.deadline_at,
-                                 hits=[_peer_hit(h) for h in answer.hits or []])
+            return PeerAnswerOut(
+                **common,
+                state="answered",
+                late=answer.answered_at > check.deadline_at,
+                hits=[_peer_hit(h) for h in answer.hits or []],
+            )
         if sent is not None and sent.status == "failed":
-            return PeerAnswerOut(**common, state="refused", late=False, error=sent.last_error, hits=[])
+            return PeerAnswerOut(
+                **common, state="refused", late=False, error=sent.last_error, hits=[]
+            )
         if sent is not None and sent.status == "expired":
-            return PeerAnswerOut(**common, state="expired", late=False, error=sent.last_error, hits=[])
+            return PeerAnswerOut(
+                **common, state="expired", late=False, error=sent.last_error, hits=[]
+            )
         state = "waiting" if self.now < check.deadline_at else "no_answer"
-        return PeerAnswerOut(**common, state=state, late=False,  # type: ignore[arg-type]
-                             error=sent.last_error if sent is not None else None, hits=[])
+        return PeerAnswerOut(
+            **common,
+            state=state,
+            late=False,  # type: ignore[arg-type]
+            error=sent.last_error if sent is not None else None,
+            hits=[],
+        )
 
 
-def record_answer(session: Session, peer_id: str, payload: protocol.KycResponse, now: datetime,
-                  audit: list[AuditEvent]) -> bool:
+def record_answer(
+    session: Session,
+    peer_id: str,
+    payload: protocol.KycResponse,
+    now: datetime,
+    audit: list[AuditEvent],
+) -> bool:
     """Keep a peer's answer to one of our queries. False when no query of ours to that
     peer has this id (the caller refuses the message)."""
     answer = session.execute(
-        select(KycPeerAnswer).join(KycCheck)
+        select(KycPeerAnswer)
+        .join(KycCheck)
         .where(KycCheck.check_uuid == payload.query_id, KycPeerAnswer.peer == peer_id)
     ).scalar_one_or_none()
     if answer is None:
@@ -215,7 +302,18 @@ def record_answer(session: Session, peer_id: str, payload: protocol.KycResponse,
     if answer.answered_at is None:
         answer.answered_at = now
         answer.hits = [h.model_dump(mode="json", exclude_none=True) for h in payload.hits]
-        audit.append(AuditEvent(peer_id, "kyc.answer_received", "kyc_check", payload.query_id,
-                                {"hits": [{"kind": h.kind, "reference": h.reference,
-                                           "score": h.score} for h in payload.hits]}))
+        audit.append(
+            AuditEvent(
+                peer_id,
+                "kyc.answer_received",
+                "kyc_check",
+                payload.query_id,
+                {
+                    "hits": [
+                        {"kind": h.kind, "reference": h.reference, "score": h.score}
+                        for h in payload.hits
+                    ]
+                },
+            )
+        )
     return True

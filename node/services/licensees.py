@@ -12,15 +12,27 @@ from .errors import Conflict
 from .records import RecordRegistry
 
 LICENSEE_FIELDS = (
-    "licence_number", "licence_type", "legal_name", "trade_names", "persons", "address",
-    "region", "issued_on", "expires_on", "status", "handling",
+    "licence_number",
+    "licence_type",
+    "legal_name",
+    "trade_names",
+    "persons",
+    "address",
+    "region",
+    "issued_on",
+    "expires_on",
+    "status",
+    "handling",
 )
 
 
 def licensee_search_terms(values: Any) -> list[str]:
     return [
-        values.licence_number, values.legal_name, *values.trade_names,
-        *(p["name"] for p in values.persons), values.region or "",
+        values.licence_number,
+        values.legal_name,
+        *values.trade_names,
+        *(p["name"] for p in values.persons),
+        values.region or "",
     ]
 
 
@@ -50,7 +62,9 @@ class LicenseeRegistry(RecordRegistry[Licensee]):
         expected = values.pop("version", None)
         return self.apply_changes(self.get(ref), values, expected)
 
-    def set_status(self, ref: str, change: StatusChange, expected_version: int | None = None) -> Licensee:
+    def set_status(
+        self, ref: str, change: StatusChange, expected_version: int | None = None
+    ) -> Licensee:
         record = self.get(ref)
         before = record.version
         self.apply_changes(record, {"status": change.status}, expected_version)
@@ -59,7 +73,12 @@ class LicenseeRegistry(RecordRegistry[Licensee]):
         return record
 
     def _status_changed(self, record: Licensee, status: str, reason: str | None) -> None:
-        self.session.add(LicenceStatusChange(
-            licensee_id=record.id, status=status, reason=reason,
-            changed_at=self.now, changed_by=self.actor.name,
-        ))
+        self.session.add(
+            LicenceStatusChange(
+                licensee_id=record.id,
+                status=status,
+                reason=reason,
+                changed_at=self.now,
+                changed_by=self.actor.name,
+            )
+        )

@@ -28,14 +28,21 @@ def enqueue(
     """Seal ``payload`` for ``peer`` and add it to the outbox (not committed here)."""
     recipient = Recipient(peer.node_id, current_encryption_key(peer, now))
     ttl = max(1, min(ttl, MAX_LIFETIME))
-    wire = seal(identity, recipient, payload, now=int(now.timestamp()), ttl=ttl,
-                in_reply_to=in_reply_to)
+    wire = seal(
+        identity, recipient, payload, now=int(now.timestamp()), ttl=ttl, in_reply_to=in_reply_to
+    )
     header = peek_header(wire)
     row = OutboxMessage(
-        message_id=header.id, recipient=peer.node_id, msg_type=header.type,
-        envelope=wire.decode("utf-8"), created_at=now,
-        expires_at=datetime.fromtimestamp(header.expires_at, UTC), status="pending",
-        attempts=0, next_attempt_at=now, alert_id=alert_id,
+        message_id=header.id,
+        recipient=peer.node_id,
+        msg_type=header.type,
+        envelope=wire.decode("utf-8"),
+        created_at=now,
+        expires_at=datetime.fromtimestamp(header.expires_at, UTC),
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        alert_id=alert_id,
     )
     session.add(row)
     return row

@@ -36,8 +36,15 @@ def _unb64(text: str) -> bytes:
 
 def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
     n = 1 << log2_n
-    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
-                          maxmem=2 * 128 * n * r * p, dklen=HASH_BYTES)
+    return hashlib.scrypt(
+        password.encode("utf-8"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        maxmem=2 * 128 * n * r * p,
+        dklen=HASH_BYTES,
+    )
 
 
 def check_strength(password: str, *, username: str = "") -> None:

@@ -45,11 +45,19 @@ class PeerRegistry:
         self.audit = AuditLog(session)
 
     def _log(self, action: str, peer: Peer, **detail: Any) -> None:
-        self.audit.record(str(self.actor), f"peer.{action}", now=self.now,
-                          target_kind="peer", target_id=peer.node_id, detail=detail)
+        self.audit.record(
+            str(self.actor),
+            f"peer.{action}",
+            now=self.now,
+            target_kind="peer",
+            target_id=peer.node_id,
+            detail=detail,
+        )
 
     def find(self, node_id: str) -> Peer | None:
-        return self.session.execute(select(Peer).where(Peer.node_id == node_id)).scalar_one_or_none()
+        return self.session.execute(
+            select(Peer).where(Peer.node_id == node_id)
+        ).scalar_one_or_none()
 
     def get(self, node_id: str) -> Peer:
         peer = self.find(node_id)
@@ -70,7 +78,9 @@ class PeerRegistry:
         """Per peer: messages waiting for delivery, and when the oldest was queued."""
         rows = self.session.execute(
             select(OutboxMessage.recipient, func.count(), func.min(OutboxMessage.created_at))
-            .where(OutboxMessage.status == "pending").group_by(OutboxMessage.recipient))
+            .where(OutboxMessage.status == "pending")
+            .group_by(OutboxMessage.recipient)
+        )
         return {recipient: (count, oldest) for recipient, count, oldest in rows}
 
     def add(
@@ -82,18 +92,28 @@ class PeerRegistry:
         agreement: SharingAgreement | None = None,
     ) -> Peer:
         """Admit a peer. Raises ``CardInvalid``/``FingerprintMismatch`` for a bad card."""
-        card = verify_card(card_data, expected_fingerprint=fingerprint, now=int(self.now.timestamp()))
+        card = verify_card(
+            card_data, expected_fingerprint=fingerprint, now=int(self.now.timestamp())
+        )
         if card.node_id == self.own_node_id:
             raise InvalidInput("card", "this is our own card")
         existing = self.find(card.node_id)
         if existing is not None and existing.status != "removed":
             raise Conflict(f"peer {card.node_id} is already admitted")
         values = dict(
-            name=name or card.name, endpoint=card.endpoints[0], card=card.to_json(),
-            card_serial=card.serial, keys=card_keys(card), fingerprint=card.fingerprint,
-            status="active", agreement=(agreement or SharingAgreement()).model_dump(),
-            added_at=self.now, added_by=self.actor.name, last_error=None,
-            consecutive_failures=0, next_attempt_at=None,
+            name=name or card.name,
+            endpoint=card.endpoints[0],
+            card=card.to_json(),
+            card_serial=card.serial,
+            keys=card_keys(card),
+            fingerprint=card.fingerprint,
+            status="active",
+            agreement=(agreement or SharingAgreement()).model_dump(),
+            added_at=self.now,
+            added_by=self.actor.name,
+            last_error=None,
+            consecutive_failures=0,
+            next_attempt_at=None,
         )
         if existing is not None:
             for key, value in values.items():
@@ -112,8 +132,13 @@ class PeerRegistry:
         peer = self.get(node_id)
         if peer.status != status:
             previous, peer.status = peer.status, status
-            self._log(status if status == "removed" else {"active": "resume", "suspended": "suspend"}[status],
-                      peer, previous=previous)
+            self._log(
+                status
+                if status == "removed"
+                else {"active": "resume", "suspended": "suspend"}[status],
+                peer,
+                previous=previous,
+            )
         return peer
 
     def set_agreement(self, node_id: str, agreement: SharingAgreement) -> Peer:
@@ -155,7 +180,8 @@ class PeerDirectory:
         """The peer row (looked up once per directory, i.e. per batch)."""
         if node_id not in self._peers:
             self._peers[node_id] = self.session.execute(
-                select(Peer).where(Peer.node_id == node_id)).scalar_one_or_none()
+                select(Peer).where(Peer.node_id == node_id)
+            ).scalar_one_or_none()
         return self._peers[node_id]
 
     def keys_for(self, node_id: str) -> Sequence[PublicKey] | None:
@@ -167,7 +193,13 @@ class PeerDirectory:
         cache_key = f"{node_id}:{peer.card_serial}:{len(peer.keys)}"
         if cache_key not in self._keys:
             self._keys[cache_key] = [
-                PublicKey(k["kid"], k["use"], b64decode(k["public_key"]), k["valid_from"], k["valid_until"])
+                PublicKey(
+                    k["kid"],
+                    k["use"],
+                    b64decode(k["public_key"]),
+                    k["valid_from"],
+                    k["valid_until"],
+                )
                 for k in peer.keys
             ]
         return self._keys[cache_key]

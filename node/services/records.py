@@ -92,10 +92,14 @@ class RecordRegistry(Generic[M]):
         for word in fold(q or "").split():
             escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             query = query.where(self.model.search_text.like(f"%{escaped}%", escape="\\"))
-        total = self.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        items = self.session.execute(
-            query.order_by(self.model.id).limit(limit).offset(offset)
-        ).scalars().all()
+        total = self.session.execute(
+            select(func.count()).select_from(query.subquery())
+        ).scalar_one()
+        items = (
+            self.session.execute(query.order_by(self.model.id).limit(limit).offset(offset))
+            .scalars()
+            .all()
+        )
         return list(items), total
 
     def history(self, ref: str) -> list[RecordChange]:
@@ -106,11 +110,13 @@ class RecordRegistry(Generic[M]):
         ).scalar_one_or_none()
         if record is None:
             raise NotFound(f"no {self.kind} {ref}")
-        return list(self.session.execute(
-            select(RecordChange)
-            .where(RecordChange.record_kind == self.kind, RecordChange.record_id == record.id)
-            .order_by(RecordChange.version)
-        ).scalars())
+        return list(
+            self.session.execute(
+                select(RecordChange)
+                .where(RecordChange.record_kind == self.kind, RecordChange.record_id == record.id)
+                .order_by(RecordChange.version)
+            ).scalars()
+        )
 
     # -- writing ---------------------------------------------------------------------
     def snapshot(self, record: M) -> dict[str, Any]:
@@ -118,11 +124,16 @@ class RecordRegistry(Generic[M]):
 
     def new_record(self, values: dict[str, Any]) -> M:
         record = self.model(
-            ref=str(uuid.uuid4()), version=1,
-            created_at=self.now, created_by=self.actor.name,
-            updated_at=self.now, updated_by=self.actor.name,
-            **{name: json_value(value) if isinstance(value, list) else value
-               for name, value in values.items()},
+            ref=str(uuid.uuid4()),
+            version=1,
+            created_at=self.now,
+            created_by=self.actor.name,
+            updated_at=self.now,
+            updated_by=self.actor.name,
+            **{
+                name: json_value(value) if isinstance(value, list) else value
+                for name, value in values.items()
+            },
         )
         record.search_text = fold(" ".join(self.search_terms(record)))
         self.session.add(record)
@@ -165,13 +176,23 @@ class RecordRegistry(Generic[M]):
             )
 
     def _changed(self, record: M, action: str, changes: dict[str, Any]) -> None:
-        self.session.add(RecordChange(
-            record_kind=self.kind, record_id=record.id, version=record.version, action=action,
-            changed_at=self.now, changed_by=self.actor.name, changes=changes,
-            snapshot=self.snapshot(record),
-        ))
+        self.session.add(
+            RecordChange(
+                record_kind=self.kind,
+                record_id=record.id,
+                version=record.version,
+                action=action,
+                changed_at=self.now,
+                changed_by=self.actor.name,
+                changes=changes,
+                snapshot=self.snapshot(record),
+            )
+        )
         self.audit.record(
-            str(self.actor), f"{self.kind}.{action}", now=self.now,
-            target_kind=self.kind, target_id=record.ref,
+            str(self.actor),
+            f"{self.kind}.{action}",
+            now=self.now,
+            target_kind=self.kind,
+            target_id=record.ref,
             detail={"version": record.version, "fields": sorted(changes)},
         )

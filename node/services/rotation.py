@@ -35,17 +35,24 @@ def _replace_secret(path: os.PathLike[str] | str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def rotate_keys(node: Node, actor: Actor, now: datetime, grace_seconds: int = GRACE_SECONDS) -> NodeCard:
+def rotate_keys(
+    node: Node, actor: Actor, now: datetime, grace_seconds: int = GRACE_SECONDS
+) -> NodeCard:
     old_identity, old_card = node.identity, node.card
     ts = int(now.timestamp())
     new_identity = NodeIdentity.generate(old_identity.node_id)
     retiring = [
         replace(key, valid_until=min(key.valid_until, ts + grace_seconds))
-        for key in old_card.public_keys() if key.valid_until > ts
+        for key in old_card.public_keys()
+        if key.valid_until > ts
     ]
     new_card = make_card(
-        new_identity, name=old_card.name, endpoints=old_card.endpoints, now=ts,
-        serial=old_card.serial + 1, protocol_versions=old_card.protocol_versions,
+        new_identity,
+        name=old_card.name,
+        endpoints=old_card.endpoints,
+        now=ts,
+        serial=old_card.serial + 1,
+        protocol_versions=old_card.protocol_versions,
         extra_keys=retiring,
     )
     with node.sessions() as session:
@@ -53,14 +60,23 @@ def rotate_keys(node: Node, actor: Actor, now: datetime, grace_seconds: int = GR
         for peer in peers:
             enqueue(session, old_identity, peer, CardUpdate(card=new_card), now=now)
         AuditLog(session).record(
-            str(actor), "keys.rotate", now=now, target_kind="node", target_id=old_identity.node_id,
-            detail={"serial": new_card.serial, "fingerprint": new_identity.fingerprint,
-                    "announced_to": sorted(p.node_id for p in peers)},
+            str(actor),
+            "keys.rotate",
+            now=now,
+            target_kind="node",
+            target_id=old_identity.node_id,
+            detail={
+                "serial": new_card.serial,
+                "fingerprint": new_identity.fingerprint,
+                "announced_to": sorted(p.node_id for p in peers),
+            },
         )
         session.commit()
     keys_dir = node.settings.keys_dir
-    _replace_secret(keys_dir / f"encryption.{old_identity.encryption_kid}.retired",
-                    old_identity.encryption_secret)
+    _replace_secret(
+        keys_dir / f"encryption.{old_identity.encryption_kid}.retired",
+        old_identity.encryption_secret,
+    )
     _replace_secret(keys_dir / ENCRYPTION_FILE, new_identity.encryption_secret)
     _replace_secret(keys_dir / SIGNING_FILE, new_identity.signing_seed)
     write_card(node.settings.card_path, new_card)

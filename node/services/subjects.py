@@ -12,8 +12,17 @@ from .errors import InvalidInput
 from .records import RecordRegistry
 
 SUBJECT_FIELDS = (
-    "kind", "names", "aliases", "date_of_birth", "nationality", "documents",
-    "linked_licence_numbers", "reason_category", "risk_level", "narrative", "source_agency",
+    "kind",
+    "names",
+    "aliases",
+    "date_of_birth",
+    "nationality",
+    "documents",
+    "linked_licence_numbers",
+    "reason_category",
+    "risk_level",
+    "narrative",
+    "source_agency",
     "handling",
 )
 
@@ -26,8 +35,10 @@ class SubjectRegistry(RecordRegistry[Subject]):
 
     def search_terms(self, record: Subject) -> list[str]:
         return [
-            *record.names, *record.aliases,
-            *(d["number"] for d in record.documents), *record.linked_licence_numbers,
+            *record.names,
+            *record.aliases,
+            *(d["number"] for d in record.documents),
+            *record.linked_licence_numbers,
         ]
 
     def create(self, data: SubjectCreate) -> Subject:
@@ -53,11 +64,15 @@ class SubjectRegistry(RecordRegistry[Subject]):
         wanted = set(numbers)
         if not wanted:
             return
-        found = set(self.session.execute(
-            select(Licensee.licence_number).where(
-                Licensee.licence_number.in_(wanted), Licensee.deleted_at.is_(None)
-            )
-        ).scalars())
+        found = set(
+            self.session.execute(
+                select(Licensee.licence_number).where(
+                    Licensee.licence_number.in_(wanted), Licensee.deleted_at.is_(None)
+                )
+            ).scalars()
+        )
         missing = sorted(wanted - found)
         if missing:
-            raise InvalidInput("linked_licence_numbers", f"unknown licence numbers: {', '.join(missing)}")
+            raise InvalidInput(
+                "linked_licence_numbers", f"unknown licence numbers: {', '.join(missing)}"
+            )

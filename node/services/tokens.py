@@ -26,21 +26,31 @@ class TokenService:
     def __init__(self, session: Session, actor: Actor, now: datetime) -> None:
         self.session, self.actor, self.now = session, actor, now
 
-    def create(self, *, name: str, role: str, expires_days: int | None = None) -> tuple[ApiToken, str]:
+    def create(
+        self, *, name: str, role: str, expires_days: int | None = None
+    ) -> tuple[ApiToken, str]:
         """Create a token; return the row and the secret (shown once, never stored)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = ApiToken(
-            name=name, role=role, token_hash=hash_token(secret), prefix=secret[:10],
-            created_at=self.now, created_by=self.actor.name,
+            name=name,
+            role=role,
+            token_hash=hash_token(secret),
+            prefix=secret[:10],
+            created_at=self.now,
+            created_by=self.actor.name,
             expires_at=self.now + timedelta(days=expires_days) if expires_days else None,
         )
         self.session.add(row)
         self.session.flush()
         AuditLog(self.session).record(
-            str(self.actor), "token.create", now=self.now, target_kind="token",
-            target_id=str(row.id), detail={"name": name, "role": role, "expires_days": expires_days},
+            str(self.actor),
+            "token.create",
+            now=self.now,
+            target_kind="token",
+            target_id=str(row.id),
+            detail={"name": name, "role": role, "expires_days": expires_days},
         )
         return row, secret
 
@@ -54,8 +64,12 @@ class TokenService:
         if row.revoked_at is None:
             row.revoked_at = self.now
             AuditLog(self.session).record(
-                str(self.actor), "token.revoke", now=self.now, target_kind="token",
-                target_id=str(token_id), detail={"name": row.name},
+                str(self.actor),
+                "token.revoke",
+                now=self.now,
+                target_kind="token",
+                target_id=str(token_id),
+                detail={"name": row.name},
             )
         return row
 

@@ -69,8 +69,14 @@ class UserAccounts:
         self.audit = AuditLog(session)
 
     def _log(self, action: str, user: User, **detail: Any) -> None:
-        self.audit.record(str(self.actor), f"user.{action}", now=self.now, target_kind="user",
-                          target_id=user.username, detail=detail)
+        self.audit.record(
+            str(self.actor),
+            f"user.{action}",
+            now=self.now,
+            target_kind="user",
+            target_id=user.username,
+            detail=detail,
+        )
 
     # -- reading ---------------------------------------------------------------------
     def all(self) -> list[User]:
@@ -88,8 +94,16 @@ class UserAccounts:
         ).scalar_one_or_none()
 
     # -- admins' changes ---------------------------------------------------------------
-    def create(self, username: str, role: str, password: str, *, full_name: str | None = None,
-               language: str | None = None, must_change_password: bool = False) -> User:
+    def create(
+        self,
+        username: str,
+        role: str,
+        password: str,
+        *,
+        full_name: str | None = None,
+        language: str | None = None,
+        must_change_password: bool = False,
+    ) -> User:
         username = check_username(username)
         check_role(role)
         language = check_language(language)
@@ -97,10 +111,16 @@ class UserAccounts:
         if self.find(username) is not None:
             raise Conflict(f"user {username} already exists")
         user = User(
-            username=username, full_name=(full_name or "").strip()[:200] or None, role=role,
-            password_hash=hash_password(password), must_change_password=must_change_password,
-            language=language, failed_attempts=0, created_at=self.now,
-            created_by=self.actor.name, password_changed_at=self.now,
+            username=username,
+            full_name=(full_name or "").strip()[:200] or None,
+            role=role,
+            password_hash=hash_password(password),
+            must_change_password=must_change_password,
+            language=language,
+            failed_attempts=0,
+            created_at=self.now,
+            created_by=self.actor.name,
+            password_changed_at=self.now,
         )
         self.session.add(user)
         self.session.flush()
@@ -197,12 +217,17 @@ class UserAccounts:
             user.failed_attempts, user.locked_until = 0, None
         if not verify_password(password, user.password_hash):
             user.failed_attempts += 1
-            self._sign_in_log(user.username, "user.sign_in_failure", reason="wrong_password",
-                              attempts=user.failed_attempts)
+            self._sign_in_log(
+                user.username,
+                "user.sign_in_failure",
+                reason="wrong_password",
+                attempts=user.failed_attempts,
+            )
             if user.failed_attempts >= MAX_FAILED_ATTEMPTS:
                 user.locked_until = self.now + LOCKOUT
-                self._sign_in_log(user.username, "user.lockout",
-                                  until=user.locked_until.isoformat())
+                self._sign_in_log(
+                    user.username, "user.lockout", until=user.locked_until.isoformat()
+                )
                 return SignInResult("locked")
             return SignInResult("invalid")
         if user.disabled_at is not None:
@@ -216,14 +241,16 @@ class UserAccounts:
         return SignInResult("ok", user)
 
     def _sign_in_log(self, username: str, action: str, **detail: Any) -> None:
-        self.audit.record(username, action, now=self.now, target_kind="user",
-                          target_id=username, detail=detail)
+        self.audit.record(
+            username, action, now=self.now, target_kind="user", target_id=username, detail=detail
+        )
 
     # -- helpers ---------------------------------------------------------------------
     def _keep_an_admin(self, leaving: User) -> None:
         others = self.session.execute(
-            select(func.count()).select_from(User).where(
-                User.role == "admin", User.disabled_at.is_(None), User.id != leaving.id)
+            select(func.count())
+            .select_from(User)
+            .where(User.role == "admin", User.disabled_at.is_(None), User.id != leaving.id)
         ).scalar_one()
         if others == 0:
             raise InvalidInput("role", "the node must keep at least one active admin")

@@ -41,8 +41,9 @@ class UnitOfWork:
         return DisclosureService(self.session, self.node.identity, self.actor, self.now)
 
     def peers(self) -> PeerRegistry:
-        return PeerRegistry(self.session, self.actor, self.now,
-                            own_node_id=self.node.identity.node_id)
+        return PeerRegistry(
+            self.session, self.actor, self.now, own_node_id=self.node.identity.node_id
+        )
 
     def licensees(self) -> LicenseeRegistry:
         return LicenseeRegistry(self.session, self.actor, self.now)

@@ -22,8 +22,9 @@ from ..services.work import UnitOfWork
 POLL_SECONDS = 0.25
 
 
-async def run_check(node: Node, actor: Actor, body: CheckCreate, *,
-                    sender: OutboxSender | None, answers: Feed) -> CheckOut:
+async def run_check(
+    node: Node, actor: Actor, body: CheckCreate, *, sender: OutboxSender | None, answers: Feed
+) -> CheckOut:
     timeout = body.timeout_seconds or node.settings.kyc_timeout_seconds
     check_uuid, queued = await asyncio.to_thread(_start, node, actor, body, timeout)
     if sender is not None:

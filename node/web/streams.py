@@ -34,23 +34,33 @@ def _event(alert_id: int, data: str) -> str:
     return f"id: {alert_id}\nevent: alert\n{lines}\n"
 
 
-def alert_stream(request: Request, node: Node, actor: Actor, *,
-                 encode: Callable[[AlertOut], str] = as_json,
-                 still_allowed: Callable[[], bool] | None = None,
-                 poll_seconds: float = STREAM_POLL_SECONDS) -> StreamingResponse:
+def alert_stream(
+    request: Request,
+    node: Node,
+    actor: Actor,
+    *,
+    encode: Callable[[AlertOut], str] = as_json,
+    still_allowed: Callable[[], bool] | None = None,
+    poll_seconds: float = STREAM_POLL_SECONDS,
+) -> StreamingResponse:
     feed = request.app.state.alert_feed
 
     def newest_id() -> int:
         with node.sessions() as session:
-            latest = UnitOfWork(node, session, actor).alerts().recent(
-                direction="inbound", limit=1, offset=0)
+            latest = (
+                UnitOfWork(node, session, actor)
+                .alerts()
+                .recent(direction="inbound", limit=1, offset=0)
+            )
             return latest[0].id if latest else 0
 
     def newer_than(last: int) -> list[tuple[int, str]]:
         with node.sessions() as session:
             service = UnitOfWork(node, session, actor).alerts()
-            return [(a.id, encode(AlertOut.model_validate(a)))
-                    for a in service.recent(direction="inbound", limit=100, offset=0, after_id=last)]
+            return [
+                (a.id, encode(AlertOut.model_validate(a)))
+                for a in service.recent(direction="inbound", limit=100, offset=0, after_id=last)
+            ]
 
     async def events() -> AsyncIterator[str]:
         last = await run_in_threadpool(newest_id)

@@ -81,17 +81,26 @@ class Console:
     def sign_in(self, username: str, password: str = PASSWORD, **headers: str) -> httpx.Response:
         self.client.cookies.clear()
         token = self.csrf_from("/console/login")
-        return self.client.post("/console/login", data={
-            "username": username, "password": password, "csrf_token": token},
-            headers=headers, follow_redirects=False)
+        return self.client.post(
+            "/console/login",
+            data={"username": username, "password": password, "csrf_token": token},
+            headers=headers,
+            follow_redirects=False,
+        )
 
     def as_user(self, username: str) -> Console:
         response = self.sign_in(username)
         assert response.status_code == 303, response.text
         return self
 
-    def post(self, path: str, data: dict[str, Any] | None = None, *, token_from: str = "/console/account",
-             **kwargs: Any) -> httpx.Response:
+    def post(
+        self,
+        path: str,
+        data: dict[str, Any] | None = None,
+        *,
+        token_from: str = "/console/account",
+        **kwargs: Any,
+    ) -> httpx.Response:
         """POST a form with the session's CSRF token (read from a page, as a browser has it)."""
         body = {"csrf_token": self.csrf_from(token_from), **(data or {})}
         return self.client.post(path, data=body, follow_redirects=False, **kwargs)
@@ -137,7 +146,14 @@ def kpnet_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 
     def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KPNET_")}
-        return subprocess.run([str(KPNET), *map(str, args)], capture_output=True, text=True,
-                              timeout=120, env=env, stdin=subprocess.DEVNULL, check=False)
+        return subprocess.run(
+            [str(KPNET), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
 
     return run

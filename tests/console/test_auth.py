@@ -35,8 +35,12 @@ def test_default_cost_is_owasp_minimum_and_old_hashes_are_rehashed(monkeypatch):
 
 
 def test_weak_passwords_are_refused():
-    for weak, code in (("short", "too_short"), ("aaaaaaaaaaaaaaaa", "too_simple"),
-                       ("x" * 300, "too_long"), ("officer1-is-here-2026", "contains_username")):
+    for weak, code in (
+        ("short", "too_short"),
+        ("aaaaaaaaaaaaaaaa", "too_simple"),
+        ("x" * 300, "too_long"),
+        ("officer1-is-here-2026", "contains_username"),
+    ):
         try:
             passwords.check_strength(weak, username="officer1")
         except passwords.WeakPassword as exc:
@@ -52,8 +56,11 @@ def audit(console: Console, prefix: str = "user.") -> list[tuple[str, str, str |
     node = open_node(console.settings, migrate=False)
     try:
         with node.sessions() as session:
-            rows = session.execute(select(AuditEntry).where(AuditEntry.action.startswith(prefix))
-                                   .order_by(AuditEntry.seq)).scalars()
+            rows = session.execute(
+                select(AuditEntry)
+                .where(AuditEntry.action.startswith(prefix))
+                .order_by(AuditEntry.seq)
+            ).scalars()
             return [(e.actor, e.action, e.detail.get("reason")) for e in rows]
     finally:
         node.close()
@@ -63,8 +70,11 @@ def test_sign_in_sets_a_strict_http_only_session_cookie(console):
     response = console.sign_in("officer1")
     assert response.status_code == 303
     assert response.headers["location"] == "/console/"
-    cookie = next(v for k, v in response.headers.multi_items()
-                  if k == "set-cookie" and v.startswith("kpnet_session="))
+    cookie = next(
+        v
+        for k, v in response.headers.multi_items()
+        if k == "set-cookie" and v.startswith("kpnet_session=")
+    )
     flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert {"httponly", "samesite", "path"} <= flags
     assert "samesite=strict" in cookie.lower() and "path=/console" in cookie.lower()
@@ -87,10 +97,15 @@ def test_wrong_password_and_unknown_user_are_refused_alike(console):
     wrong = console.sign_in("officer1", "not the password")
     unknown = console.sign_in("nobody", "not the password")
     assert wrong.status_code == unknown.status_code == 401
-    assert "Wrong user name or password." in wrong.text and "Wrong user name or password." in unknown.text
+    assert (
+        "Wrong user name or password." in wrong.text
+        and "Wrong user name or password." in unknown.text
+    )
     assert "kpnet_session" not in wrong.headers.get("set-cookie", "")
-    assert audit(console)[-2:] == [("officer1", "user.sign_in_failure", "wrong_password"),
-                                   ("nobody", "user.sign_in_failure", "unknown_user")]
+    assert audit(console)[-2:] == [
+        ("officer1", "user.sign_in_failure", "wrong_password"),
+        ("nobody", "user.sign_in_failure", "unknown_user"),
+    ]
 
 
 def test_five_failures_lock_the_account_for_fifteen_minutes(console):
@@ -141,12 +156,23 @@ def test_sessions_end_after_being_idle(console):
 
 def test_open_redirects_after_sign_in_are_refused(console):
     token = console.csrf_from("/console/login")
-    for target, expected in (("/console/subjects", "/console/subjects"),
-                             ("https://evil.example/", "/console/"), ("//evil.example", "/console/")):
+    for target, expected in (
+        ("/console/subjects", "/console/subjects"),
+        ("https://evil.example/", "/console/"),
+        ("//evil.example", "/console/"),
+    ):
         console.client.cookies.clear()
         token = console.csrf_from("/console/login")
-        response = console.client.post("/console/login", follow_redirects=False, data={
-            "username": "officer1", "password": PASSWORD, "csrf_token": token, "next": target})
+        response = console.client.post(
+            "/console/login",
+            follow_redirects=False,
+            data={
+                "username": "officer1",
+                "password": PASSWORD,
+                "csrf_token": token,
+                "next": target,
+            },
+        )
         assert response.headers["location"] == expected
 
 
@@ -156,11 +182,16 @@ def test_open_redirects_after_sign_in_are_refused(console):
 def test_forms_without_or_with_a_wrong_csrf_token_are_refused(console):
     console.as_user("admin1")
     before = user_count(console)
-    form = {"username": "newuser", "role": "officer", "password": "a long pass phrase",
-            "confirm_password": "a long pass phrase"}
+    form = {
+        "username": "newuser",
+        "role": "officer",
+        "password": "a long pass phrase",
+        "confirm_password": "a long pass phrase",
+    }
     missing = console.client.post("/console/users", data=form, follow_redirects=False)
-    wrong = console.client.post("/console/users", data={**form, "csrf_token": "x" * 43},
-                                follow_redirects=False)
+    wrong = console.client.post(
+        "/console/users", data={**form, "csrf_token": "x" * 43}, follow_redirects=False
+    )
     assert missing.status_code == wrong.status_code == 403
     assert "did not come from this console" in missing.text
     assert user_count(console) == before
@@ -169,8 +200,12 @@ def test_forms_without_or_with_a_wrong_csrf_token_are_refused(console):
     with other.client:
         other.as_user("officer1")
         foreign = other.csrf_from("/console/account")
-    assert console.client.post("/console/users", data={**form, "csrf_token": foreign},
-                               follow_redirects=False).status_code == 403
+    assert (
+        console.client.post(
+            "/console/users", data={**form, "csrf_token": foreign}, follow_redirects=False
+        ).status_code
+        == 403
+    )
     # The right token works.
     assert console.post("/console/users", form).status_code == 303
     assert user_count(console) == before + 1
@@ -186,19 +221,28 @@ def test_cross_site_origin_is_refused_even_with_the_token(console):
 def test_sign_in_form_needs_its_double_submit_token(console):
     console.client.cookies.clear()
     console.client.get("/console/login")
-    response = console.client.post("/console/login", follow_redirects=False, data={
-        "username": "officer1", "password": PASSWORD, "csrf_token": "forged"})
+    response = console.client.post(
+        "/console/login",
+        follow_redirects=False,
+        data={"username": "officer1", "password": PASSWORD, "csrf_token": "forged"},
+    )
     assert response.status_code == 403
     console.client.cookies.clear()
-    response = console.client.post("/console/login", follow_redirects=False, data={
-        "username": "officer1", "password": PASSWORD, "csrf_token": "forged"})
+    response = console.client.post(
+        "/console/login",
+        follow_redirects=False,
+        data={"username": "officer1", "password": PASSWORD, "csrf_token": "forged"},
+    )
     assert response.status_code == 403
 
 
 # -- roles -------------------------------------------------------------------------------
 
-CONSOLE_PUBLIC = {("GET", "/console/login"), ("POST", "/console/login"),
-                  ("GET", "/console/static/{name}")}
+CONSOLE_PUBLIC = {
+    ("GET", "/console/login"),
+    ("POST", "/console/login"),
+    ("GET", "/console/static/{name}"),
+}
 
 
 def declared(dependant) -> list[frozenset[str]]:  # type: ignore[no-untyped-def]
@@ -211,8 +255,12 @@ def declared(dependant) -> list[frozenset[str]]:  # type: ignore[no-untyped-def]
 
 
 def test_every_console_route_declares_its_roles(console):
-    routes = {(method, route.path): route for route in iter_route_contexts(console.client.app.routes)
-              for method in (route.methods or ()) if route.path.startswith("/console")}
+    routes = {
+        (method, route.path): route
+        for route in iter_route_contexts(console.client.app.routes)
+        for method in (route.methods or ())
+        if route.path.startswith("/console")
+    }
     assert len(routes) > 30
     undeclared = {key for key, route in routes.items() if not declared(route.dependant)}
     assert undeclared == CONSOLE_PUBLIC
@@ -226,14 +274,30 @@ WRITER_PAGES = ("/console/alerts/new", "/console/licensees/new", "/console/impor
 def test_each_role_reaches_only_its_pages(shared_console):
     console = shared_console
     expected = {
-        "officer1": {**dict.fromkeys(READER_PAGES, 200), **dict.fromkeys(WRITER_PAGES, 403),
-                     **dict.fromkeys(ADMIN_PAGES, 403), "/console/audit": 403},
-        "analyst1": {**dict.fromkeys(READER_PAGES, 200), **dict.fromkeys(WRITER_PAGES, 200),
-                     **dict.fromkeys(ADMIN_PAGES, 403), "/console/audit": 403},
-        "admin1": {**dict.fromkeys(READER_PAGES, 403), **dict.fromkeys(WRITER_PAGES, 403),
-                   **dict.fromkeys(ADMIN_PAGES, 200), "/console/audit": 403},
-        "auditor1": {**dict.fromkeys(READER_PAGES, 403), **dict.fromkeys(WRITER_PAGES, 403),
-                     **dict.fromkeys(ADMIN_PAGES, 403), "/console/audit": 200},
+        "officer1": {
+            **dict.fromkeys(READER_PAGES, 200),
+            **dict.fromkeys(WRITER_PAGES, 403),
+            **dict.fromkeys(ADMIN_PAGES, 403),
+            "/console/audit": 403,
+        },
+        "analyst1": {
+            **dict.fromkeys(READER_PAGES, 200),
+            **dict.fromkeys(WRITER_PAGES, 200),
+            **dict.fromkeys(ADMIN_PAGES, 403),
+            "/console/audit": 403,
+        },
+        "admin1": {
+            **dict.fromkeys(READER_PAGES, 403),
+            **dict.fromkeys(WRITER_PAGES, 403),
+            **dict.fromkeys(ADMIN_PAGES, 200),
+            "/console/audit": 403,
+        },
+        "auditor1": {
+            **dict.fromkeys(READER_PAGES, 403),
+            **dict.fromkeys(WRITER_PAGES, 403),
+            **dict.fromkeys(ADMIN_PAGES, 403),
+            "/console/audit": 200,
+        },
     }
     for username, pages in expected.items():
         console.as_user(username)
@@ -246,9 +310,15 @@ def test_each_role_reaches_only_its_pages(shared_console):
 def test_an_officer_cannot_post_to_admin_forms(shared_console):
     console = shared_console.as_user("officer1")
     before = user_count(console)
-    response = console.post("/console/users", {"username": "sneaky", "role": "admin",
-                                               "password": "a long pass phrase",
-                                               "confirm_password": "a long pass phrase"})
+    response = console.post(
+        "/console/users",
+        {
+            "username": "sneaky",
+            "role": "admin",
+            "password": "a long pass phrase",
+            "confirm_password": "a long pass phrase",
+        },
+    )
     assert response.status_code == 403
     assert user_count(console) == before
 
@@ -264,8 +334,11 @@ def test_without_a_session_pages_redirect_to_sign_in_and_streams_answer_401(shar
 
 
 def test_each_role_starts_on_its_own_page(shared_console):
-    for username, start in (("officer1", "/console/alerts"), ("admin1", "/console/peers"),
-                            ("auditor1", "/console/audit")):
+    for username, start in (
+        ("officer1", "/console/alerts"),
+        ("admin1", "/console/peers"),
+        ("auditor1", "/console/audit"),
+    ):
         response = shared_console.as_user(username).get("/console/", follow_redirects=False)
         assert response.headers["location"] == start
 
@@ -293,9 +366,17 @@ def user_count(console: Console) -> int:
 
 def test_admin_creates_an_account_whose_user_must_choose_a_password(console):
     admin = console.as_user("admin1")
-    response = admin.post("/console/users", {
-        "username": "Amina.Diallo", "full_name": "Amina Diallo", "role": "officer",
-        "language": "fr", "password": "temporary pass 2026", "confirm_password": "temporary pass 2026"})
+    response = admin.post(
+        "/console/users",
+        {
+            "username": "Amina.Diallo",
+            "full_name": "Amina Diallo",
+            "role": "officer",
+            "language": "fr",
+            "password": "temporary pass 2026",
+            "confirm_password": "temporary pass 2026",
+        },
+    )
     assert response.status_code == 303
     user = user_named(console, "amina.diallo")
     assert (user.role, user.language, user.must_change_password) == ("officer", "fr", True)
@@ -303,11 +384,19 @@ def test_admin_creates_an_account_whose_user_must_choose_a_password(console):
 
     first = console.sign_in("amina.diallo", "temporary pass 2026")
     assert first.headers["location"] == "/console/account/password"
-    assert console.get("/console/alerts", follow_redirects=False).headers["location"] == \
-        "/console/account/password"
-    changed = console.post("/console/account/password", {
-        "current_password": "temporary pass 2026", "new_password": "my own secret phrase",
-        "confirm_password": "my own secret phrase"}, token_from="/console/account/password")
+    assert (
+        console.get("/console/alerts", follow_redirects=False).headers["location"]
+        == "/console/account/password"
+    )
+    changed = console.post(
+        "/console/account/password",
+        {
+            "current_password": "temporary pass 2026",
+            "new_password": "my own secret phrase",
+            "confirm_password": "my own secret phrase",
+        },
+        token_from="/console/account/password",
+    )
     assert changed.status_code == 303
     assert console.get("/console/alerts").status_code == 200
     assert ("admin1 (admin)", "user.create", None) in audit(console)
@@ -316,13 +405,21 @@ def test_admin_creates_an_account_whose_user_must_choose_a_password(console):
 
 def test_account_form_errors_are_shown_next_to_the_fields(console):
     admin = console.as_user("admin1")
-    response = admin.post("/console/users", {"username": "x", "role": "officer",
-                                             "password": "short", "confirm_password": "short"})
+    response = admin.post(
+        "/console/users",
+        {"username": "x", "role": "officer", "password": "short", "confirm_password": "short"},
+    )
     assert response.status_code == 422
     assert 'id="password-error"' in response.text and "at least 12 characters" in response.text
-    response = admin.post("/console/users", {"username": "officer1", "role": "officer",
-                                             "password": "a long pass phrase",
-                                             "confirm_password": "a long pass phrase"})
+    response = admin.post(
+        "/console/users",
+        {
+            "username": "officer1",
+            "role": "officer",
+            "password": "a long pass phrase",
+            "confirm_password": "a long pass phrase",
+        },
+    )
     assert 'id="username-error"' in response.text and "already taken" in response.text
 
 
@@ -347,12 +444,16 @@ def test_disabling_an_account_signs_it_out_and_keeps_one_admin(console):
 def test_reset_password_ends_sessions_and_forces_a_change(console):
     admin = console.as_user("admin1")
     officer_id = user_named(console, "officer1").id
-    response = admin.post(f"/console/users/{officer_id}/password", {
-        "password": "reset by the admin", "confirm_password": "reset by the admin"})
+    response = admin.post(
+        f"/console/users/{officer_id}/password",
+        {"password": "reset by the admin", "confirm_password": "reset by the admin"},
+    )
     assert response.status_code == 303
     assert console.sign_in("officer1").status_code == 401  # the old password is gone
-    assert console.sign_in("officer1", "reset by the admin").headers["location"] == \
-        "/console/account/password"
+    assert (
+        console.sign_in("officer1", "reset by the admin").headers["location"]
+        == "/console/account/password"
+    )
     admin_id = user_named(console, "admin1").id
     node = open_node(console.settings, migrate=False)
     try:
@@ -369,22 +470,51 @@ def test_kpnet_user_create_reads_the_password_file(tmp_path, kpnet_cli):
     settings = create_node(tmp_path / "node")
     secret = tmp_path / "password.txt"
     secret.write_text("first admin pass phrase\n")
-    result = kpnet_cli("user", "create", "chef", "--role", "admin", "--password-file", secret,
-                       "--data-dir", settings.data_dir)
+    result = kpnet_cli(
+        "user",
+        "create",
+        "chef",
+        "--role",
+        "admin",
+        "--password-file",
+        secret,
+        "--data-dir",
+        settings.data_dir,
+    )
     assert result.returncode == 0, result.stderr
     assert "user chef (admin) created" in result.stdout
-    assert passwords.verify_password("first admin pass phrase",
-                                     user_named_in(settings, "chef").password_hash)
-    again = kpnet_cli("user", "create", "chef", "--role", "admin", "--password-file", secret,
-                      "--data-dir", settings.data_dir)
+    assert passwords.verify_password(
+        "first admin pass phrase", user_named_in(settings, "chef").password_hash
+    )
+    again = kpnet_cli(
+        "user",
+        "create",
+        "chef",
+        "--role",
+        "admin",
+        "--password-file",
+        secret,
+        "--data-dir",
+        settings.data_dir,
+    )
     assert again.returncode == 1 and "already exists" in again.stderr
     weak = tmp_path / "weak.txt"
     weak.write_text("short\n")
-    refused = kpnet_cli("user", "create", "other", "--role", "officer", "--password-file", weak,
-                        "--data-dir", settings.data_dir)
+    refused = kpnet_cli(
+        "user",
+        "create",
+        "other",
+        "--role",
+        "officer",
+        "--password-file",
+        weak,
+        "--data-dir",
+        settings.data_dir,
+    )
     assert refused.returncode == 1 and "at least 12 characters" in refused.stderr
-    no_tty = kpnet_cli("user", "create", "third", "--role", "officer",
-                       "--data-dir", settings.data_dir)
+    no_tty = kpnet_cli(
+        "user", "create", "third", "--role", "officer", "--data-dir", settings.data_dir
+    )
     assert no_tty.returncode == 1 and "--password-file" in no_tty.stderr
     listed = kpnet_cli("user", "list", "--data-dir", settings.data_dir)
     assert listed.stdout.split("\t")[:3] == ["chef", "admin", "active"]
@@ -397,4 +527,3 @@ def user_named_in(settings, username):  # type: ignore[no-untyped-def]
             return session.execute(select(User).where(User.username == username)).scalar_one()
     finally:
         node.close()
-

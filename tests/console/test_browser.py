@@ -26,8 +26,10 @@ from tests.federation.conftest import RunningNode, alert_json, build_network, se
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = Path(os.environ.get("KPNET_ARTIFACTS_DIR")
-                 or Path(__file__).resolve().parents[2] / ".artifacts" / "console")
+ARTIFACTS = Path(
+    os.environ.get("KPNET_ARTIFACTS_DIR")
+    or Path(__file__).resolve().parents[2] / ".artifacts" / "console"
+)
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 
@@ -63,9 +65,9 @@ def share_subjects(node: RunningNode, *, with_peer: str) -> None:
     runtime = open_node(load_settings(node.data_dir), migrate=False)
     try:
         with runtime.sessions() as session:
-            PeerRegistry(session, Actor("setup", "admin"), runtime.now(),
-                         own_node_id=node.node_id).set_agreement(
-                with_peer, SharingAgreement(kyc_record_kinds=["licensee", "subject"]))
+            PeerRegistry(
+                session, Actor("setup", "admin"), runtime.now(), own_node_id=node.node_id
+            ).set_agreement(with_peer, SharingAgreement(kyc_record_kinds=["licensee", "subject"]))
             session.commit()
     finally:
         runtime.close()
@@ -86,8 +88,10 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Runnin
         patch.setattr(passwords, "LOG2_N", 10)  # cheap hashes; the cost is stored in them
         network = build_network(tmp_path_factory.mktemp("browser"), ("CM", "CF"))
         by_id = {node.node_id: node for node in network}
-        add_users(load_settings(by_id["CM"].data_dir),
-                  {"oli": "officer", "ana": "analyst", "adm": "admin", "aud": "auditor"})
+        add_users(
+            load_settings(by_id["CM"].data_dir),
+            {"oli": "officer", "ana": "analyst", "adm": "admin", "aud": "auditor"},
+        )
         add_users(load_settings(by_id["CF"].data_dir), {"cfana": "analyst"})
         share_subjects(by_id["CF"], with_peer="CM")
     try:
@@ -107,16 +111,24 @@ def browser(nodes: dict[str, RunningNode]) -> Iterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=executable, headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+            executable_path=executable,
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
         try:
             yield launched
         finally:
             launched.close()
 
 
-def signed_in(browser: Any, node: RunningNode, username: str, *, locale: str = "en-GB",
-              viewport: dict[str, int] = DESKTOP) -> Any:
+def signed_in(
+    browser: Any,
+    node: RunningNode,
+    username: str,
+    *,
+    locale: str = "en-GB",
+    viewport: dict[str, int] = DESKTOP,
+) -> Any:
     context = browser.new_context(viewport=viewport, locale=locale)
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -203,17 +215,32 @@ def test_every_screen_in_french_has_no_english_left(browser, nodes):
     english = english_words()
     cm = nodes["CM"]
     screens = {
-        "ana": ["/console/alerts", "/console/alerts?direction=outbound", "/console/alerts/new",
-                "/console/licensees", "/console/licensees/new", "/console/subjects",
-                "/console/subjects/new", "/console/import", "/console/account", "/console/kyc",
-                "/console/disclosures"],
+        "ana": [
+            "/console/alerts",
+            "/console/alerts?direction=outbound",
+            "/console/alerts/new",
+            "/console/licensees",
+            "/console/licensees/new",
+            "/console/subjects",
+            "/console/subjects/new",
+            "/console/import",
+            "/console/account",
+            "/console/kyc",
+            "/console/disclosures",
+        ],
         "adm": ["/console/peers", "/console/users", "/console/users/new"],
         "aud": ["/console/audit"],
     }
-    names = {"/console/alerts": "inbox", "/console/alerts/new": "compose",
-             "/console/licensees": "licensees", "/console/subjects/new": "subject-form",
-             "/console/peers": "peers", "/console/users": "accounts", "/console/audit": "audit",
-             "/console/kyc": "kyc"}
+    names = {
+        "/console/alerts": "inbox",
+        "/console/alerts/new": "compose",
+        "/console/licensees": "licensees",
+        "/console/subjects/new": "subject-form",
+        "/console/peers": "peers",
+        "/console/users": "accounts",
+        "/console/audit": "audit",
+        "/console/kyc": "kyc",
+    }
     for username, paths in screens.items():
         page = signed_in(browser, cm, username)
         # The language switch in the header, as a user would use it.
@@ -226,8 +253,12 @@ def test_every_screen_in_french_has_no_english_left(browser, nodes):
             assert left == [], f"English words on {path}: {left}"
             if path in names:
                 shot(page, f"{names[path]}-fr")
-                if path in ("/console/alerts", "/console/peers", "/console/audit",
-                            "/console/licensees"):
+                if path in (
+                    "/console/alerts",
+                    "/console/peers",
+                    "/console/audit",
+                    "/console/licensees",
+                ):
                     page.get_by_role("button", name="English").click()
                     page.wait_for_selector("html[lang=en]")
                     shot(page, f"{names[path]}-en")
@@ -254,11 +285,20 @@ def test_phone_width_and_keyboard(browser, nodes):
 def test_federated_kyc_hit_then_disclosure_granted_on_the_other_console(browser, nodes):
     cm, cf = nodes["CM"], nodes["CF"]
     with cf.api("analyst") as api:
-        created = api.post("/api/v1/subjects", json={
-            "kind": "person", "names": ["Théodore Ngakoutou"], "date_of_birth": "1979-04-12",
-            "nationality": "CF", "reason_category": "smuggling", "risk_level": "high",
-            "narrative": "Passeur connu sur l'axe Berbérati–Kenzou.", "handling": "AMBER",
-            "documents": [{"type": "passport", "number": "CF0412779", "country": "CF"}]})
+        created = api.post(
+            "/api/v1/subjects",
+            json={
+                "kind": "person",
+                "names": ["Théodore Ngakoutou"],
+                "date_of_birth": "1979-04-12",
+                "nationality": "CF",
+                "reason_category": "smuggling",
+                "risk_level": "high",
+                "narrative": "Passeur connu sur l'axe Berbérati–Kenzou.",
+                "handling": "AMBER",
+                "documents": [{"type": "passport", "number": "CF0412779", "country": "CF"}],
+            },
+        )
         assert created.status_code == 201, created.text
     page = signed_in(browser, cm, "oli")
     page.goto(f"{cm.url}/console/kyc")

@@ -25,8 +25,13 @@ def french_catalog():  # type: ignore[no-untyped-def]
 
 def extracted_msgids() -> set[str | tuple[str, ...]]:
     method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
-    options = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true",
-                                     "lstrip_blocks": "true"}}
+    options = {
+        "templates/**.html": {
+            "extensions": "jinja2.ext.i18n",
+            "trim_blocks": "true",
+            "lstrip_blocks": "true",
+        }
+    }
     found: set[str | tuple[str, ...]] = set()
     for _, _, message, _, _ in extract_from_dir(str(CONSOLE), method_map, options):
         found.add(message if isinstance(message, str) else tuple(message))
@@ -94,11 +99,15 @@ def test_the_language_is_stored_on_the_user(console):
     console.client.cookies.clear()
     console.sign_in("officer1", **{"Accept-Language": "en"})
     console.client.cookies.delete("kpnet_lang", path="/console")
-    assert "Alertes reçues" in console.get("/console/alerts", headers={"Accept-Language": "en"}).text
+    assert (
+        "Alertes reçues" in console.get("/console/alerts", headers={"Accept-Language": "en"}).text
+    )
     # Back to following the browser.
     console.post("/console/language", {"language": ""})
     console.client.cookies.delete("kpnet_lang", path="/console")
-    assert "Received alerts" in console.get("/console/alerts", headers={"Accept-Language": "en"}).text
+    assert (
+        "Received alerts" in console.get("/console/alerts", headers={"Accept-Language": "en"}).text
+    )
 
 
 def english_words() -> set[str]:
@@ -108,9 +117,9 @@ def english_words() -> set[str]:
     english, french = set(), set()
     for message in catalog:
         if message.id:
-            for text in (message.id if isinstance(message.id, tuple) else (message.id,)):
+            for text in message.id if isinstance(message.id, tuple) else (message.id,):
                 english |= words(text)
-            for text in (message.string if isinstance(message.string, tuple) else (message.string,)):
+            for text in message.string if isinstance(message.string, tuple) else (message.string,):
                 french |= words(text)
     return english - french
 
@@ -123,12 +132,22 @@ def without_untranslatable(html: str) -> str:
 def test_no_english_left_on_french_pages(shared_console):
     console = shared_console
     english = english_words()
-    pages = {"analyst1": ["/console/alerts", "/console/alerts?direction=outbound",
-                          "/console/alerts/new", "/console/licensees", "/console/subjects",
-                          "/console/licensees/new", "/console/subjects/new", "/console/import",
-                          "/console/account", "/console/account/password"],
-             "admin1": ["/console/peers", "/console/users", "/console/users/new"],
-             "auditor1": ["/console/audit"]}
+    pages = {
+        "analyst1": [
+            "/console/alerts",
+            "/console/alerts?direction=outbound",
+            "/console/alerts/new",
+            "/console/licensees",
+            "/console/subjects",
+            "/console/licensees/new",
+            "/console/subjects/new",
+            "/console/import",
+            "/console/account",
+            "/console/account/password",
+        ],
+        "admin1": ["/console/peers", "/console/users", "/console/users/new"],
+        "auditor1": ["/console/audit"],
+    }
     for username, paths in pages.items():
         console.as_user(username)
         console.post("/console/language", {"language": "fr"})

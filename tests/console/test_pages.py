@@ -27,42 +27,82 @@ def field_error(html: str, name: str) -> str:
 
 def test_licensee_form_shows_errors_by_field_then_saves_with_history(shared_console):
     console = shared_console.as_user("analyst1")
-    bad = console.post("/console/licensees", {
-        "licence_number": "", "licence_type": "buying_house", "legal_name": "",
-        "issued_on": "31/02/2026", "handling": "GREEN", "status": "active"})
+    bad = console.post(
+        "/console/licensees",
+        {
+            "licence_number": "",
+            "licence_type": "buying_house",
+            "legal_name": "",
+            "issued_on": "31/02/2026",
+            "handling": "GREEN",
+            "status": "active",
+        },
+    )
     assert bad.status_code == 422
     assert field_error(bad.text, "licence_number") == "Required."
     assert field_error(bad.text, "legal_name") == "Required."
     assert field_error(bad.text, "issued_on") == "Enter a date as YYYY-MM-DD."
     assert 'aria-invalid="true"' in bad.text and 'aria-describedby="legal_name-error"' in bad.text
 
-    created = console.post("/console/licensees", {
-        "licence_number": "CM-BA-901", "licence_type": "buying_house",
-        "legal_name": "Comptoir du Lom", "trade_names": "Lom Diamants\nLD", "region": "Est",
-        "directors": "Paul Ndongo", "issued_on": "2025-01-10", "handling": "GREEN",
-        "status": "active"})
+    created = console.post(
+        "/console/licensees",
+        {
+            "licence_number": "CM-BA-901",
+            "licence_type": "buying_house",
+            "legal_name": "Comptoir du Lom",
+            "trade_names": "Lom Diamants\nLD",
+            "region": "Est",
+            "directors": "Paul Ndongo",
+            "issued_on": "2025-01-10",
+            "handling": "GREEN",
+            "status": "active",
+        },
+    )
     assert created.status_code == 303
     detail = console.get(created.headers["location"])
     assert "Comptoir du Lom" in detail.text and "Paul Ndongo" in detail.text
     ref = created.headers["location"].split("/")[3].split("?")[0]
 
-    duplicate = console.post("/console/licensees", {
-        "licence_number": "CM-BA-901", "licence_type": "collector", "legal_name": "Autre",
-        "handling": "GREEN", "status": "active"})
-    assert field_error(duplicate.text, "licence_number") == "This licence number is already registered."
+    duplicate = console.post(
+        "/console/licensees",
+        {
+            "licence_number": "CM-BA-901",
+            "licence_type": "collector",
+            "legal_name": "Autre",
+            "handling": "GREEN",
+            "status": "active",
+        },
+    )
+    assert (
+        field_error(duplicate.text, "licence_number")
+        == "This licence number is already registered."
+    )
 
-    edited = console.post(f"/console/licensees/{ref}", {
-        "licence_type": "exporter", "legal_name": "Comptoir du Lom SARL",
-        "trade_names": "Lom Diamants", "region": "Est", "directors": "Paul Ndongo",
-        "handling": "AMBER", "version": "1"}, token_from=f"/console/licensees/{ref}/edit")
+    edited = console.post(
+        f"/console/licensees/{ref}",
+        {
+            "licence_type": "exporter",
+            "legal_name": "Comptoir du Lom SARL",
+            "trade_names": "Lom Diamants",
+            "region": "Est",
+            "directors": "Paul Ndongo",
+            "handling": "AMBER",
+            "version": "1",
+        },
+        token_from=f"/console/licensees/{ref}/edit",
+    )
     assert edited.status_code == 303
-    stale = console.post(f"/console/licensees/{ref}", {
-        "licence_type": "exporter", "legal_name": "Encore", "handling": "AMBER", "version": "1"},
-        token_from=f"/console/licensees/{ref}/edit")
+    stale = console.post(
+        f"/console/licensees/{ref}",
+        {"licence_type": "exporter", "legal_name": "Encore", "handling": "AMBER", "version": "1"},
+        token_from=f"/console/licensees/{ref}/edit",
+    )
     assert stale.status_code == 422 and "Someone changed this record" in stale.text
 
-    status = console.post(f"/console/licensees/{ref}/status",
-                          {"status": "suspended", "reason": "Enquête", "version": "2"})
+    status = console.post(
+        f"/console/licensees/{ref}/status",
+        {"status": "suspended", "reason": "Enquête", "version": "2"},
+    )
     assert status.status_code == 303
     page = console.get(f"/console/licensees/{ref}").text
     assert "Suspended" in page and "Enquête" in page
@@ -75,25 +115,53 @@ def test_licensee_form_shows_errors_by_field_then_saves_with_history(shared_cons
 
 def test_subject_form_checks_dates_documents_and_licences(shared_console):
     console = shared_console.as_user("analyst1")
-    bad = console.post("/console/subjects", {
-        "kind": "person", "names": "", "date_of_birth": "1971-13", "nationality": "Cameroun",
-        "documents": "passport", "linked_licence_numbers": "", "reason_category": "smuggling",
-        "risk_level": "high", "handling": "AMBER"})
+    bad = console.post(
+        "/console/subjects",
+        {
+            "kind": "person",
+            "names": "",
+            "date_of_birth": "1971-13",
+            "nationality": "Cameroun",
+            "documents": "passport",
+            "linked_licence_numbers": "",
+            "reason_category": "smuggling",
+            "risk_level": "high",
+            "handling": "AMBER",
+        },
+    )
     assert bad.status_code == 422
     assert field_error(bad.text, "names") == "Give at least one."
     assert field_error(bad.text, "date_of_birth") == "Use YYYY, YYYY-MM or YYYY-MM-DD."
     assert field_error(bad.text, "nationality") == "Use a two-letter country code, for example CD."
     assert field_error(bad.text, "documents").startswith("Write each document as type:number")
 
-    unknown = console.post("/console/subjects", {
-        "kind": "person", "names": "Jean Mbarga", "linked_licence_numbers": "XX-000",
-        "reason_category": "fraud", "risk_level": "low", "handling": "AMBER"})
+    unknown = console.post(
+        "/console/subjects",
+        {
+            "kind": "person",
+            "names": "Jean Mbarga",
+            "linked_licence_numbers": "XX-000",
+            "reason_category": "fraud",
+            "risk_level": "low",
+            "handling": "AMBER",
+        },
+    )
     assert field_error(unknown.text, "linked_licence_numbers") == "Unknown licence numbers: XX-000"
 
-    created = console.post("/console/subjects", {
-        "kind": "person", "names": "Jean Mbarga\nJ. Mbarga", "aliases": "Le Commerçant",
-        "date_of_birth": "1971-06", "nationality": "cm", "documents": "passport:OB123:CM",
-        "reason_category": "smuggling", "risk_level": "high", "handling": "AMBER"})
+    created = console.post(
+        "/console/subjects",
+        {
+            "kind": "person",
+            "names": "Jean Mbarga\nJ. Mbarga",
+            "aliases": "Le Commerçant",
+            "date_of_birth": "1971-06",
+            "nationality": "cm",
+            "documents": "passport:OB123:CM",
+            "reason_category": "smuggling",
+            "risk_level": "high",
+            "handling": "AMBER",
+        },
+    )
     assert created.status_code == 303
     page = console.get(created.headers["location"]).text
     assert "Jean Mbarga / J. Mbarga" in page and "Cameroon" in page and "OB123" in page
@@ -103,25 +171,42 @@ def test_subject_form_checks_dates_documents_and_licences(shared_console):
 def test_csv_import_reports_each_bad_row_and_writes_nothing(shared_console):
     console = shared_console.as_user("analyst1")
     token = console.csrf_from("/console/import")
-    bad_csv = ("licence_number;licence_type;legal_name\n"
-               "CM-IMP-1;comptoir;Maison Une\n"
-               "CM-IMP-2;volcan;Maison Deux\n"
-               ";collecteur;Maison Trois\n").encode()
-    report = console.client.post("/console/import", data={"csrf_token": token, "kind": "licensees"},
-                                 files={"file": ("licensees.csv", bad_csv, "text/csv")})
+    bad_csv = (
+        b"licence_number;licence_type;legal_name\n"
+        b"CM-IMP-1;comptoir;Maison Une\n"
+        b"CM-IMP-2;volcan;Maison Deux\n"
+        b";collecteur;Maison Trois\n"
+    )
+    report = console.client.post(
+        "/console/import",
+        data={"csrf_token": token, "kind": "licensees"},
+        files={"file": ("licensees.csv", bad_csv, "text/csv")},
+    )
     assert report.status_code == 422
     rows = re.findall(r'<tr><td data-label="Row">(\d+)</td><td[^>]*>([^<]*)</td>', report.text)
     assert rows == [("3", "licence_type"), ("4", "licence_number")]
     assert "CM-IMP-1" not in console.get("/console/licensees?q=CM-IMP").text
 
-    good = console.client.post("/console/import", data={"csrf_token": token, "kind": "licensees"},
-                               files={"file": ("l.csv", bad_csv.replace(b"volcan", b"collecteur")
-                                               .replace(b";collecteur;Maison Trois", b"CM-IMP-3;collecteur;Maison Trois"),
-                                               "text/csv")})
+    good = console.client.post(
+        "/console/import",
+        data={"csrf_token": token, "kind": "licensees"},
+        files={
+            "file": (
+                "l.csv",
+                bad_csv.replace(b"volcan", b"collecteur").replace(
+                    b";collecteur;Maison Trois", b"CM-IMP-3;collecteur;Maison Trois"
+                ),
+                "text/csv",
+            )
+        },
+    )
     assert good.status_code == 200 and "3 records imported." in good.text
     assert "CM-IMP-3" in console.get("/console/licensees?q=CM-IMP").text
-    refused = console.client.post("/console/import", data={"kind": "licensees"},
-                                  files={"file": ("l.csv", bad_csv, "text/csv")})
+    refused = console.client.post(
+        "/console/import",
+        data={"kind": "licensees"},
+        files={"file": ("l.csv", bad_csv, "text/csv")},
+    )
     assert refused.status_code == 403
 
 
@@ -129,8 +214,9 @@ def test_csv_import_reports_each_bad_row_and_writes_nothing(shared_console):
 def peered(console, tmp_path: Path):  # type: ignore[no-untyped-def]
     """The console's node (CM) has admitted CF (up to AMBER, no cash movements)."""
     other = create_node(tmp_path / "cf", "CF", port=8101)
-    agreement = SharingAgreement(max_handling="AMBER", alert_categories=[
-        c for c in ALERT_CATEGORIES if c != "cash_movement"])
+    agreement = SharingAgreement(
+        max_handling="AMBER", alert_categories=[c for c in ALERT_CATEGORIES if c != "cash_movement"]
+    )
     peer_node = open_node(load_settings(other.data_dir), migrate=False)
     fingerprint, card = peer_node.identity.fingerprint, other.card_path.read_bytes()
     peer_node.close()
@@ -138,7 +224,8 @@ def peered(console, tmp_path: Path):  # type: ignore[no-untyped-def]
     try:
         with node.sessions() as session:
             PeerRegistry(session, Actor("setup", "admin"), node.now(), own_node_id="CM").add(
-                card, fingerprint=fingerprint, agreement=agreement)
+                card, fingerprint=fingerprint, agreement=agreement
+            )
             session.commit()
     finally:
         node.close()
@@ -154,8 +241,14 @@ def test_compose_shows_whom_the_agreement_excludes_before_sending(peered):
     cash = console.get("/console/alerts/recipients?category=cash_movement&handling=GREEN").text
     assert "the sharing agreement excludes this category" in cash
 
-    form = {"category": "seizure", "severity": "urgent", "title": "Saisie à Garoua-Boulaï",
-            "body": "Colis de pierres brutes", "handling": "RED", "recipients": "CF"}
+    form = {
+        "category": "seizure",
+        "severity": "urgent",
+        "title": "Saisie à Garoua-Boulaï",
+        "body": "Colis de pierres brutes",
+        "handling": "RED",
+        "recipients": "CF",
+    }
     preview = console.post("/console/alerts", {**form, "action": "preview"})
     assert preview.status_code == 200 and "will not receive it" in preview.text
     sent = console.post("/console/alerts", {**form, "action": "send"})
@@ -171,15 +264,24 @@ def test_compose_shows_whom_the_agreement_excludes_before_sending(peered):
 
 def test_alert_update_retract_and_acknowledge(peered):
     console = peered.as_user("analyst1")
-    form = {"category": "seizure", "severity": "warning", "title": "Colis suspect",
-            "body": "À vérifier", "handling": "AMBER", "recipients": "CF",
-            "country": "cm", "locality": "Bertoua", "subjects": "Ali Oumarou"}
+    form = {
+        "category": "seizure",
+        "severity": "warning",
+        "title": "Colis suspect",
+        "body": "À vérifier",
+        "handling": "AMBER",
+        "recipients": "CF",
+        "country": "cm",
+        "locality": "Bertoua",
+        "subjects": "Ali Oumarou",
+    }
     alert_path = console.post("/console/alerts", form).headers["location"].split("?")[0]
     alert_id = alert_path.rsplit("/", 1)[1]
     detail = console.get(alert_path).text
     assert "Queued" in detail and "Bertoua" in detail and "Ali Oumarou" in detail
-    updated = console.post(f"{alert_path}/update", {**form, "severity": "urgent"},
-                           token_from=f"{alert_path}/edit")
+    updated = console.post(
+        f"{alert_path}/update", {**form, "severity": "urgent"}, token_from=f"{alert_path}/edit"
+    )
     assert updated.status_code == 303
     assert "Revision</dt><dd>2" in console.get(alert_path).text
     assert console.post(f"{alert_path}/retract", {"reason": ""}).status_code == 422
@@ -214,10 +316,17 @@ def test_audit_page_filters_and_verifies(shared_console):
 
 def test_pages_are_small_and_sent_with_security_headers(shared_console):
     console = shared_console.as_user("analyst1")
-    assets = sum(len(console.get(f"/console/static/{name}").content)
-                 for name in ("console.css", "console.js"))
-    for path in ("/console/alerts", "/console/alerts/new", "/console/licensees",
-                 "/console/subjects/new", "/console/account"):
+    assets = sum(
+        len(console.get(f"/console/static/{name}").content)
+        for name in ("console.css", "console.js")
+    )
+    for path in (
+        "/console/alerts",
+        "/console/alerts/new",
+        "/console/licensees",
+        "/console/subjects/new",
+        "/console/account",
+    ):
         response = console.get(path)
         assert len(response.content) + assets < MAX_PAGE_BYTES, path
         csp = response.headers["content-security-policy"]

@@ -81,8 +81,11 @@ def script_env(**extra: str) -> dict[str, str]:
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
-    joined = re.sub(r"\\\n", " ", "\n".join(
-        line for line in text.splitlines() if not line.lstrip().startswith("#")))
+    joined = re.sub(
+        r"\\\n",
+        " ",
+        "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")),
+    )
     result = []
     for line in joined.splitlines():
         if line.strip():
@@ -123,8 +126,11 @@ def compose() -> dict[str, Any]:
 
 def node_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The compose services that are kpnet nodes."""
-    return {name: service for name, service in compose["services"].items()
-            if "KPNET_NODE_ID" in service.get("environment", {})}
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if "KPNET_NODE_ID" in service.get("environment", {})
+    }
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +149,10 @@ def kube() -> dict[str, Any]:
 
 
 def kube_object(kube: dict[str, Any], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [o for o in kube["objects"] if o["kind"] == kind
-             and (name is None or o["metadata"]["name"] == name)]
+    found = [
+        o
+        for o in kube["objects"]
+        if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
     assert len(found) == 1, f"{kind} {name}: {len(found)} found"
     return found[0]

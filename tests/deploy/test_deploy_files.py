@@ -89,8 +89,11 @@ def test_dockerfile_runs_kpnet_serve_as_a_non_root_user_with_a_data_volume():
     for key in env:
         if key.startswith("KPNET_"):
             setting_of(key)
-    volumes = [exec_form(args) if args.startswith("[") else args.split()
-               for name, args in stage if name == "VOLUME"]
+    volumes = [
+        exec_form(args) if args.startswith("[") else args.split()
+        for name, args in stage
+        if name == "VOLUME"
+    ]
     assert ["/var/lib/kpnet"] in volumes
     exposed = [args.split("/")[0] for name, args in stage if name == "EXPOSE"]
     assert exposed == [env["KPNET_PORT"]]
@@ -175,8 +178,9 @@ def test_compose_peering_job_knows_every_node_by_its_url_volume_and_database(com
         url, data_dir, database_url = env[f"NODE_{node_id}"].split()
         assert url == service["environment"]["KPNET_PUBLIC_URL"]
         assert database_url == service["environment"]["KPNET_DATABASE_URL"]
-        node_volume = next(v.split(":")[0] for v in service["volumes"]
-                           if v.endswith(":/var/lib/kpnet"))
+        node_volume = next(
+            v.split(":")[0] for v in service["volumes"] if v.endswith(":/var/lib/kpnet")
+        )
         assert by_volume[data_dir] == node_volume
 
 
@@ -185,8 +189,12 @@ def test_compose_prometheus_scrapes_every_node_with_the_shipped_rules(compose):
     assert "./prometheus:/etc/prometheus:ro" in prometheus["volumes"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text("utf-8"))
-    targets = {t for job in config["scrape_configs"] for group in job["static_configs"]
-               for t in group["targets"]}
+    targets = {
+        t
+        for job in config["scrape_configs"]
+        for group in job["static_configs"]
+        for t in group["targets"]
+    }
     assert targets == {f"{name}:{default_of('port')}" for name in node_services(compose)}
 
 
@@ -264,8 +272,13 @@ def test_kubernetes_key_secret_holds_the_key_files_the_node_reads(kube):
     assert {"node_id", "node_name", "public_url"} <= set(config)
     assert "database_url" not in config  # a secret: it comes from kpnet-env
     if shutil.which("kubectl"):
-        rendered = subprocess.run(["kubectl", "kustomize", str(KUBE)], capture_output=True,
-                                  text=True, timeout=60, check=False)
+        rendered = subprocess.run(
+            ["kubectl", "kustomize", str(KUBE)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert rendered.returncode == 0, rendered.stderr
         kinds = [o["kind"] for o in yaml.safe_load_all(rendered.stdout) if o]
         assert kinds.count("ConfigMap") == 2 and "Deployment" in kinds and "Job" in kinds
@@ -288,11 +301,20 @@ def unit_directives() -> dict[str, list[str]]:
 def test_systemd_unit_is_hardened():
     unit = unit_directives()
     expected = {
-        "User": "kpnet", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
-        "PrivateTmp": "yes", "ProtectHome": "yes", "CapabilityBoundingSet": "",
-        "UMask": "0077", "PrivateDevices": "yes", "RestrictSUIDSGID": "yes",
-        "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes",
-        "ProtectControlGroups": "yes", "RestrictNamespaces": "yes", "LockPersonality": "yes",
+        "User": "kpnet",
+        "ProtectSystem": "strict",
+        "NoNewPrivileges": "yes",
+        "PrivateTmp": "yes",
+        "ProtectHome": "yes",
+        "CapabilityBoundingSet": "",
+        "UMask": "0077",
+        "PrivateDevices": "yes",
+        "RestrictSUIDSGID": "yes",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectControlGroups": "yes",
+        "RestrictNamespaces": "yes",
+        "LockPersonality": "yes",
     }
     for key, value in expected.items():
         assert unit.get(key) == [value], (key, unit.get(key))
@@ -305,8 +327,9 @@ def test_systemd_unit_is_hardened():
     assert unit["StateDirectory"] == [Path(data_dir).name] and data_dir.startswith("/var/lib/")
     for key in environment:
         setting_of(key)
-    assert unit["ExecStart"][0].split()[-2:] == ["kpnet", "serve"] or \
-        unit["ExecStart"][0].endswith("/kpnet serve")
+    assert unit["ExecStart"][0].split()[-2:] == ["kpnet", "serve"] or unit["ExecStart"][0].endswith(
+        "/kpnet serve"
+    )
 
 
 def test_systemd_unit_verifies_when_systemd_analyze_is_present(tmp_path):
@@ -317,8 +340,13 @@ def test_systemd_unit_verifies_when_systemd_analyze_is_present(tmp_path):
     unit = tmp_path / "kpnet.service"
     # verify checks that the program exists; the venv's kpnet stands in for /opt/kpnet's.
     unit.write_text(text.replace("/opt/kpnet/bin/kpnet", str(BIN / "kpnet")))
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -336,7 +364,18 @@ def test_caddy_proxies_to_the_node_and_hides_metrics():
     max_size = re.search(r"max_size (\d+)MiB", code)
     assert max_size and int(max_size.group(1)) * 1024 * 1024 > 50 * 1024 * 1024  # CSV imports
     if shutil.which("caddy"):
-        result = subprocess.run(["caddy", "adapt", "--config", str(DEPLOY / "caddy" / "Caddyfile"),
-                                 "--adapter", "caddyfile"], capture_output=True, text=True,
-                                timeout=60, check=False)
+        result = subprocess.run(
+            [
+                "caddy",
+                "adapt",
+                "--config",
+                str(DEPLOY / "caddy" / "Caddyfile"),
+                "--adapter",
+                "caddyfile",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr

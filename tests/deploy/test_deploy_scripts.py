@@ -68,21 +68,28 @@ class ComposeNodes:
     def start(self, node_id: str) -> None:
         port = free_port()
         node = {
-            "url": f"http://127.0.0.1:{port}", "port": str(port),
+            "url": f"http://127.0.0.1:{port}",
+            "port": str(port),
             "data_dir": str(self.root / node_id.lower()),
             "database_url": f"sqlite:///{self.root / (node_id.lower() + '.db')}",
         }
         env = script_env(
-            KPNET_DATA_DIR=node["data_dir"], KPNET_NODE_ID=node_id,
-            KPNET_NODE_NAME=f"Cellule KP {node_id}", KPNET_PUBLIC_URL=node["url"],
-            KPNET_DATABASE_URL=node["database_url"], KPNET_HOST="127.0.0.1",
+            KPNET_DATA_DIR=node["data_dir"],
+            KPNET_NODE_ID=node_id,
+            KPNET_NODE_NAME=f"Cellule KP {node_id}",
+            KPNET_PUBLIC_URL=node["url"],
+            KPNET_DATABASE_URL=node["database_url"],
+            KPNET_HOST="127.0.0.1",
             KPNET_PORT=node["port"],
         )
         log = self.root / f"{node_id}.log"
         with log.open("ab") as out:
             process = subprocess.Popen(
                 ["/bin/sh", str(DEPLOY / "compose" / "node-entrypoint.sh")],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.processes.append(process)
         wait_healthy(node["url"], process, log)
@@ -90,8 +97,9 @@ class ComposeNodes:
 
     def fingerprint(self, node_id: str) -> str:
         node = self.nodes[node_id]
-        opened = open_node(load_settings(node["data_dir"], database_url=node["database_url"]),
-                           migrate=False)
+        opened = open_node(
+            load_settings(node["data_dir"], database_url=node["database_url"]), migrate=False
+        )
         try:
             return opened.identity.fingerprint
         finally:
@@ -139,15 +147,22 @@ def compose_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeN
 def run_peering(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(DEPLOY / "compose" / "peer-nodes.py")],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
 def test_node_entrypoint_creates_the_node_without_writing_the_database_url(compose_nodes):
     for node_id, node in compose_nodes.nodes.items():
         config = tomllib.loads((Path(node["data_dir"]) / "config.toml").read_text("utf-8"))
-        assert config == {"node_id": node_id, "node_name": f"Cellule KP {node_id}",
-                          "public_url": node["url"]}  # the database URL stays in the environment
+        assert config == {
+            "node_id": node_id,
+            "node_name": f"Cellule KP {node_id}",
+            "public_url": node["url"],
+        }  # the database URL stays in the environment
         key = Path(node["data_dir"]) / "keys" / "signing.key"
         assert key.stat().st_mode & 0o777 == 0o600
     log = (compose_nodes.root / "CM.log").read_text()
@@ -158,8 +173,11 @@ def test_peering_job_refuses_a_card_that_does_not_match_the_fingerprint(compose_
     # GA's fingerprint, but the card found at "GA's URL" is CM's: a man in the middle.
     impostor = create_node(tmp_path / "ga", "GA")
     cm = compose_nodes.nodes["CM"]
-    ga = {"url": cm["url"], "data_dir": str(impostor.data_dir),
-          "database_url": impostor.sqlalchemy_url}
+    ga = {
+        "url": cm["url"],
+        "data_dir": str(impostor.data_dir),
+        "database_url": impostor.sqlalchemy_url,
+    }
 
     result = run_peering(compose_nodes.peering_env(CM=cm, GA=ga))
 
@@ -192,9 +210,12 @@ def test_image_and_compose_health_checks_pass_on_a_healthy_node_only(compose_nod
 
     def exit_codes() -> list[int]:
         env = script_env(KPNET_PORT=node["port"])
-        return [subprocess.run(command, env=env, capture_output=True, timeout=30,
-                               check=False).returncode
-                for command in (image_command, compose_command)]
+        return [
+            subprocess.run(
+                command, env=env, capture_output=True, timeout=30, check=False
+            ).returncode
+            for command in (image_command, compose_command)
+        ]
 
     assert exit_codes() == [0, 0]
     key = Path(node["data_dir"]) / "keys" / "signing.key"
@@ -221,9 +242,15 @@ def secret_mount(source: Path, target: Path) -> None:
 def run_prepare(config: Path, keys: Path, data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["/bin/sh", str(KUBE / "prepare-data-dir.sh")],
-        env=script_env(KPNET_CONFIG_SOURCE=str(config), KPNET_KEYS_SOURCE=str(keys),
-                       KPNET_DATA_DIR=str(data_dir)),
-        capture_output=True, text=True, timeout=30, check=False,
+        env=script_env(
+            KPNET_CONFIG_SOURCE=str(config),
+            KPNET_KEYS_SOURCE=str(keys),
+            KPNET_DATA_DIR=str(data_dir),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
 
 
@@ -234,7 +261,8 @@ def test_kubernetes_init_script_builds_a_data_directory_the_node_accepts(tmp_pat
     retired.chmod(0o600)
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.toml").write_text(
-        (original.data_dir / "config.toml").read_text())
+        (original.data_dir / "config.toml").read_text()
+    )
     secret_mount(original.data_dir, tmp_path / "secret")
     with pytest.raises(KeyFileError, match="readable by others"):  # as mounted: refused
         load_identity(tmp_path / "secret", "CM")
@@ -251,7 +279,8 @@ def test_kubernetes_init_script_builds_a_data_directory_the_node_accepts(tmp_pat
     finally:
         node.close()
     assert sorted(p.name for p in (data_dir / "keys").iterdir()) == sorted(
-        p.name for p in original.keys_dir.iterdir())
+        p.name for p in original.keys_dir.iterdir()
+    )
     assert data_dir.stat().st_mode & 0o777 == 0o700
     for path in [*(data_dir / "keys").iterdir(), data_dir / "card.json", data_dir / "config.toml"]:
         assert path.stat().st_mode & 0o777 == 0o600, path

@@ -112,8 +112,9 @@ def test_every_kpnet_command_in_the_guides_exists_with_its_options():
             command = command.commands[path[-1]]
         if not path:
             # `createdb --owner kpnet kpnet` is not a kpnet command; `kpnet bakup` would be.
-            assert not re.match(r"^(\S*/bin/)?kpnet ", line) or (words[0],) in COMING_COMMANDS, \
+            assert not re.match(r"^(\S*/bin/)?kpnet ", line) or (words[0],) in COMING_COMMANDS, (
                 f"{name}: no such command: {line}"
+            )
             continue
         assert not hasattr(command, "commands"), f"{name}: incomplete command: {line}"
         options = {opt for param in command.params for opt in param.opts if opt.startswith("-")}
@@ -129,8 +130,9 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[str, str]]:
     settings = create_node(tmp_path_factory.mktemp("docs") / "node")
     paths = create_app(settings).openapi()["paths"]
     documents = {("GET", "/openapi.json"), ("GET", "/docs")}  # FastAPI's own
-    return documents | {(method.upper(), path) for path, operations in paths.items()
-                        for method in operations}
+    return documents | {
+        (method.upper(), path) for path, operations in paths.items() for method in operations
+    }
 
 
 def cited_routes(text: str) -> set[tuple[str, str]]:
@@ -144,7 +146,8 @@ def route_matches(cited: str, template: str) -> bool:
     """`/api/v1/peers/CM` and `/api/v1/peers/{node}` both match `/api/v1/peers/{node_id}`."""
     parts, pattern = cited.split("/"), template.split("/")
     return len(parts) == len(pattern) and all(
-        a == b or b.startswith("{") for a, b in zip(parts, pattern, strict=True))
+        a == b or b.startswith("{") for a, b in zip(parts, pattern, strict=True)
+    )
 
 
 def test_every_api_route_the_guides_cite_exists(routes):
@@ -153,8 +156,9 @@ def test_every_api_route_the_guides_cite_exists(routes):
             coming = [prefix for prefix in COMING_ROUTES if path.startswith(prefix)]
             if coming and not any(p.startswith(coming[0]) for _, p in routes):
                 continue  # checked as soon as the first of these routes exists
-            assert any(m == method and route_matches(path, p) for m, p in routes), \
+            assert any(m == method and route_matches(path, p) for m, p in routes), (
                 f"{name}: {method} {path} is not a route"
+            )
 
 
 def test_every_metric_the_guides_name_is_exported():

@@ -46,8 +46,11 @@ class Router(httpx.AsyncBaseTransport):
         return await httpx.ASGITransport(app=app).handle_async_request(request)
 
 
-FAST = {"delivery_poll_seconds": 0.1, "delivery_backoff_base_seconds": 0.1,
-        "delivery_backoff_cap_seconds": 0.3}
+FAST = {
+    "delivery_poll_seconds": 0.1,
+    "delivery_backoff_base_seconds": 0.1,
+    "delivery_backoff_cap_seconds": 0.3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,35 +82,58 @@ def exposition(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
         for node_id, client in clients.items():
             for other, (card, fingerprint) in cards.items():
                 if other != node_id:
-                    r = client.post("/api/v1/peers", headers=auth(node_id, "admin"),
-                                    json={"card": card, "fingerprint": fingerprint})
+                    r = client.post(
+                        "/api/v1/peers",
+                        headers=auth(node_id, "admin"),
+                        json={"card": card, "fingerprint": fingerprint},
+                    )
                     assert r.status_code == 201, r.text
         # CF accepts only seizures from CM: CM's "other" alert is refused for good.
-        r = cf.put("/api/v1/peers/CM/agreement", headers=auth("CF", "admin"),
-                   json={"alert_categories": ["seizure"], "max_handling": "AMBER"})
+        r = cf.put(
+            "/api/v1/peers/CM/agreement",
+            headers=auth("CF", "admin"),
+            json={"alert_categories": ["seizure"], "max_handling": "AMBER"},
+        )
         assert r.status_code == 200, r.text
         for category in ("seizure", "other"):
-            r = cm.post("/api/v1/alerts", headers=auth("CM", "analyst"), json={
-                "category": category, "severity": "info", "title": "Saisie à Garoua-Boulaï",
-                "body": "Colis de 120 carats", "recipients": ["CF", "CD"]})
+            r = cm.post(
+                "/api/v1/alerts",
+                headers=auth("CM", "analyst"),
+                json={
+                    "category": category,
+                    "severity": "info",
+                    "title": "Saisie à Garoua-Boulaï",
+                    "body": "Colis de 120 carats",
+                    "recipients": ["CF", "CD"],
+                },
+            )
             assert r.status_code == 201, r.text
-        wanted = ("kpnet_federation_messages_sent_total{",
-                  "kpnet_federation_messages_failed_total{",
-                  "kpnet_federation_delivery_failures_total{")
+        wanted = (
+            "kpnet_federation_messages_sent_total{",
+            "kpnet_federation_messages_failed_total{",
+            "kpnet_federation_delivery_failures_total{",
+        )
         deadline = time.monotonic() + 30
         while not all(w in cm.get("/metrics").text for w in wanted):
             assert time.monotonic() < deadline, cm.get("/metrics").text
             time.sleep(0.1)
         engine = make_engine(settings["CM"].sqlalchemy_url)
         with engine.connect() as connection:
-            delivered = connection.execute(select(OutboxMessage.envelope).where(
-                OutboxMessage.recipient == "CF", OutboxMessage.status == "delivered")).scalar_one()
+            delivered = connection.execute(
+                select(OutboxMessage.envelope).where(
+                    OutboxMessage.recipient == "CF", OutboxMessage.status == "delivered"
+                )
+            ).scalar_one()
         engine.dispose()
-        redelivered = cf.post("/federation/v1/messages", content=delivered,
-                              headers={"content-type": "application/json"})
+        redelivered = cf.post(
+            "/federation/v1/messages",
+            content=delivered,
+            headers={"content-type": "application/json"},
+        )
         assert redelivered.json()["status"] == "duplicate"
-        garbage = cf.post("/federation/v1/messages", content=b"{}",
-                          headers={"content-type": "application/json"})
+        garbage = cf.post(
+            "/federation/v1/messages", content=b"{}", headers={"content-type": "application/json"}
+        )
         assert garbage.json()["error"] == "malformed"
         texts = [cm.get("/metrics").text, cf.get("/metrics").text]
 
@@ -124,8 +150,7 @@ def declared_series() -> set[str]:
     metrics = NodeMetrics()
     metrics.watch_database(lambda: {})
     names = set()
-    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
-                "gauge": ("",)}
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
     for family in metrics.registry.collect():
         names |= {family.name + suffix for suffix in suffixes[family.type]}
     return names
@@ -142,8 +167,19 @@ def test_exposition_has_a_sample_of_every_metric_the_node_declares(exposition):
 
 
 PROMQL_WORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-    "bool", "offset", "inf", "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
 }
 # Labels that Prometheus adds to every series it scrapes, or that deploy/prometheus adds.
 TARGET_LABELS = {"job", "instance", "node"}
@@ -158,12 +194,14 @@ def promql_metrics_and_labels(expr: str) -> tuple[set[str], set[str]]:
         labels |= set(re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", matchers))
     expr = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', "", expr)
     expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
-    for clause in re.findall(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)",
-                             expr):
+    for clause in re.findall(
+        r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr
+    ):
         labels |= {label.strip() for label in clause.split(",") if label.strip()}
     expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
     metrics = {
-        name for name in re.findall(r"(?<![\w.])([a-zA-Z_:][\w:]*)(?![\w:])(?!\s*\()", expr)
+        name
+        for name in re.findall(r"(?<![\w.])([a-zA-Z_:][\w:]*)(?![\w:])(?!\s*\()", expr)
         if name not in PROMQL_WORDS
     }
     return metrics, labels
@@ -172,7 +210,8 @@ def promql_metrics_and_labels(expr: str) -> tuple[set[str], set[str]]:
 def test_promql_helper_finds_metrics_and_labels():
     metrics, labels = promql_metrics_and_labels(
         'histogram_quantile(0.95, sum by (node, le) (rate(kpnet_a_bucket{node=~"$node"}'
-        '[$__rate_interval]))) > 2 and on (peer) kpnet_b == 0 unless up offset 5m')
+        "[$__rate_interval]))) > 2 and on (peer) kpnet_b == 0 unless up offset 5m"
+    )
     assert metrics == {"kpnet_a_bucket", "kpnet_b", "up"}
     assert labels == {"node", "le", "peer"}
 
@@ -213,8 +252,14 @@ def test_prometheus_rules_are_valid():
     if promtool:  # else the structure is checked below
         for command in ("check", "test"):
             file = "rules.yml" if command == "check" else "rules.test.yml"
-            result = subprocess.run([promtool, command, "rules", file], cwd=DEPLOY / "prometheus",
-                                    capture_output=True, text=True, timeout=60, check=False)
+            result = subprocess.run(
+                [promtool, command, "rules", file],
+                cwd=DEPLOY / "prometheus",
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             assert result.returncode == 0, result.stdout + result.stderr
     document = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text("utf-8"))
     assert set(document) == {"groups"}
@@ -238,15 +283,20 @@ def test_prometheus_rules_cover_peers_outbox_and_rejections_with_real_metrics(ex
     rules = alert_rules()
     assert_queries_exist([rule["expr"] for rule in rules], exposition)
     used = set().union(*(promql_metrics_and_labels(r["expr"])[0] for r in rules))
-    assert {"kpnet_peer_up", "kpnet_outbox_pending_count",
-            "kpnet_outbox_oldest_pending_age_seconds",
-            "kpnet_federation_messages_rejected_total"} <= used
+    assert {
+        "kpnet_peer_up",
+        "kpnet_outbox_pending_count",
+        "kpnet_outbox_oldest_pending_age_seconds",
+        "kpnet_federation_messages_rejected_total",
+    } <= used
     unreachable = next(r for r in rules if r["alert"] == "KpnetPeerUnreachable")
     assert unreachable["expr"].replace(" ", "") == "kpnet_peer_up==0"
     assert re.fullmatch(r"\d+m", unreachable["for"])
     rejected = [r for r in rules if "kpnet_federation_messages_rejected_total" in r["expr"]]
-    assert any(re.search(r"\b(rate|increase)\(kpnet_federation_messages_rejected_total", r["expr"])
-               for r in rejected)
+    assert any(
+        re.search(r"\b(rate|increase)\(kpnet_federation_messages_rejected_total", r["expr"])
+        for r in rejected
+    )
 
 
 # -- Grafana --------------------------------------------------------------------------------
@@ -275,14 +325,20 @@ def test_grafana_dashboard_queries_only_metrics_the_node_exports(exposition):
     assert variables["datasource"]["type"] == "datasource"
     for variable in variables.values():
         if variable["type"] == "query":
-            query = variable["query"]["query"] if isinstance(variable["query"], dict) \
+            query = (
+                variable["query"]["query"]
+                if isinstance(variable["query"], dict)
                 else variable["query"]
+            )
             metric, label = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", query).groups()
             assert metric in exposition
             assert label in exposition[metric] | TARGET_LABELS
     queried = set().union(*(promql_metrics_and_labels(e)[0] for e in exprs))
     # Every metric family the node exports is on the dashboard.
-    families = {re.sub(r"_(bucket|count|sum|total)$", "", n) for n in exposition
-                if not n.endswith("_created")}
+    families = {
+        re.sub(r"_(bucket|count|sum|total)$", "", n)
+        for n in exposition
+        if not n.endswith("_created")
+    }
     shown = {re.sub(r"_(bucket|count|sum|total)$", "", n) for n in queried}
     assert families <= shown, families - shown

@@ -27,7 +27,7 @@ from node.services.actors import Actor
 from node.services.peers import PeerRegistry
 
 # conftest modules are imported by pytest; reuse the shared helpers from tests/conftest.py.
-from tests.conftest import create_node, issue_tokens  # noqa: F401  (re-exported)
+from tests.conftest import create_node, issue_tokens
 
 KPNET = str(Path(sys.executable).parent / "kpnet")
 FAST_DELIVERY = {
@@ -57,14 +57,24 @@ class RunningNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *, port: int | None = None, extra_env: dict[str, str] | None = None,
-              wait: bool = True) -> subprocess.Popen[bytes]:
+    def start(
+        self, *, port: int | None = None, extra_env: dict[str, str] | None = None, wait: bool = True
+    ) -> subprocess.Popen[bytes]:
         """Start a `kpnet serve` process (several may share one PostgreSQL database)."""
         env = {**os.environ, **FAST_DELIVERY, **(extra_env or {})}
         with open(self.data_dir / f"serve-{len(self.processes)}.log", "ab") as log:
             process = subprocess.Popen(
-                [KPNET, "serve", "--data-dir", str(self.data_dir), "--port", str(port or self.port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    KPNET,
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(port or self.port),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self.processes.append(process)
         if wait:
@@ -83,11 +93,16 @@ class RunningNode:
         self.processes.clear()
 
     def api(self, role: str = "analyst", timeout: float = 30.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout,
-                            headers={"Authorization": f"Bearer {self.tokens[role]}"})
+        return httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {self.tokens[role]}"},
+        )
 
     def log_text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.data_dir.glob("serve-*.log")))
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.data_dir.glob("serve-*.log"))
+        )
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -115,20 +130,23 @@ def admit(node: RunningNode, other: RunningNode, agreement: SharingAgreement | N
     try:
         with runtime.sessions() as session:
             PeerRegistry(session, ADMIN, runtime.now(), own_node_id=node.node_id).add(
-                card_bytes, fingerprint=fingerprint, agreement=agreement)
+                card_bytes, fingerprint=fingerprint, agreement=agreement
+            )
             session.commit()
     finally:
         runtime.close()
 
 
-def build_network(base: Path, node_ids: tuple[str, ...],
-                  database_urls: dict[str, str] | None = None) -> list[RunningNode]:
+def build_network(
+    base: Path, node_ids: tuple[str, ...], database_urls: dict[str, str] | None = None
+) -> list[RunningNode]:
     """Create nodes (not started) that have all admitted each other."""
     nodes = []
     for node_id in node_ids:
         port = free_port()
-        settings = create_node(base / node_id, node_id, port=port,
-                               database_url=(database_urls or {}).get(node_id))
+        settings = create_node(
+            base / node_id, node_id, port=port, database_url=(database_urls or {}).get(node_id)
+        )
         nodes.append(RunningNode(node_id, settings.data_dir, port, issue_tokens(settings)))
     for node in nodes:
         for other in nodes:
@@ -182,8 +200,14 @@ def metric_value(node: RunningNode, sample: str, **labels: str) -> float:
 
 def alert_json(title: str, **fields: object) -> dict[str, object]:
     """A valid alert body for POST /api/v1/alerts."""
-    return {"category": "seizure", "severity": "urgent", "title": title,
-            "body": "Colis de pierres brutes sans certificat KP", "handling": "AMBER", **fields}
+    return {
+        "category": "seizure",
+        "severity": "urgent",
+        "title": title,
+        "body": "Colis de pierres brutes sans certificat KP",
+        "handling": "AMBER",
+        **fields,
+    }
 
 
 def inbound_alerts(node: RunningNode, role: str = "officer") -> list[dict[str, object]]:
@@ -191,16 +215,19 @@ def inbound_alerts(node: RunningNode, role: str = "officer") -> list[dict[str, o
     alerts: list[dict[str, object]] = []
     with node.api(role) as api:
         while True:
-            page = api.get("/api/v1/alerts", params={"direction": "inbound", "limit": 500,
-                                                      "offset": len(alerts)})
+            page = api.get(
+                "/api/v1/alerts",
+                params={"direction": "inbound", "limit": 500, "offset": len(alerts)},
+            )
             page.raise_for_status()
             alerts.extend(page.json())
             if len(page.json()) < 500:
                 return alerts
 
 
-def queue_alerts(node: RunningNode, count: int, recipients: list[str] | None = None,
-                 title: str = "Bulk alert") -> list[str]:
+def queue_alerts(
+    node: RunningNode, count: int, recipients: list[str] | None = None, title: str = "Bulk alert"
+) -> list[str]:
     """Create ``count`` outbound alerts in-process, in one transaction (the node's
     processes may be running or not); return their alert uuids."""
     from node.schemas.alerts import AlertCreate
@@ -209,11 +236,13 @@ def queue_alerts(node: RunningNode, count: int, recipients: list[str] | None = N
     runtime = open_node(load_settings(node.data_dir), migrate=False)
     try:
         with runtime.sessions() as session:
-            service = AlertService(session, runtime.identity, Actor("bulk-test", "analyst"),
-                                   runtime.now())
+            service = AlertService(
+                session, runtime.identity, Actor("bulk-test", "analyst"), runtime.now()
+            )
             uuids = [
-                service.create(AlertCreate.model_validate(
-                    alert_json(f"{title} {i}", recipients=recipients))).alert_uuid
+                service.create(
+                    AlertCreate.model_validate(alert_json(f"{title} {i}", recipients=recipients))
+                ).alert_uuid
                 for i in range(count)
             ]
             session.commit()
@@ -255,9 +284,14 @@ def alert_payload(**fields: object):  # type: ignore[no-untyped-def]
     from protocol import Alert
 
     values: dict[str, object] = {
-        "alert_id": str(uuid.uuid4()), "category": "seizure", "severity": "urgent",
-        "title": "Colis saisi à Bangui", "body": "312 pierres brutes, certificat KP falsifié",
-        "handling": "AMBER", "issued_at": int(time.time()), **fields,
+        "alert_id": str(uuid.uuid4()),
+        "category": "seizure",
+        "severity": "urgent",
+        "title": "Colis saisi à Bangui",
+        "body": "312 pierres brutes, certificat KP falsifié",
+        "handling": "AMBER",
+        "issued_at": int(time.time()),
+        **fields,
     }
     return Alert.model_validate(values)
 
@@ -265,8 +299,12 @@ def alert_payload(**fields: object):  # type: ignore[no-untyped-def]
 def post_envelopes(node: RunningNode, body: object, **headers: str) -> httpx.Response:
     """POST ``body`` (bytes, or an iterator of byte chunks: sent chunked) to the node's
     federation endpoint, as a peer does (no token)."""
-    return httpx.post(f"{node.url}/federation/v1/messages", content=body,  # type: ignore[arg-type]
-                      timeout=30.0, headers={"content-type": "application/json", **headers})
+    return httpx.post(
+        f"{node.url}/federation/v1/messages",
+        content=body,  # type: ignore[arg-type]
+        timeout=30.0,
+        headers={"content-type": "application/json", **headers},
+    )
 
 
 # -- more helpers for delivery and fault tests (test_delivery.py, test_faults.py) --------

@@ -114,13 +114,20 @@ def rejected_counts(node: RunningNode) -> dict[str, float]:
 
 def evidence(node: RunningNode) -> Evidence:
     return Evidence(
-        rejections_page(node)["total"], rejected_counts(node),
+        rejections_page(node)["total"],
+        rejected_counts(node),
         tuple(sorted(str(a["alert_uuid"]) for a in inbound_alerts(node))),
     )
 
 
-def assert_refused(node: RunningNode, before: Evidence, response: Any, code: str, status: int,
-                   message_id: str | None = None) -> None:
+def assert_refused(
+    node: RunningNode,
+    before: Evidence,
+    response: Any,
+    code: str,
+    status: int,
+    message_id: str | None = None,
+) -> None:
     """One envelope refused with ``code``: answered, audited, counted, nothing stored."""
     assert response.status_code == status, response.text
     answer = response.json()
@@ -139,7 +146,8 @@ def assert_refused(node: RunningNode, before: Evidence, response: Any, code: str
     after = evidence(node)
     assert after.rejected[code] == before.rejected[code] + 1
     assert {c: n for c, n in after.rejected.items() if c != code} == {
-        c: n for c, n in before.rejected.items() if c != code}
+        c: n for c, n in before.rejected.items() if c != code
+    }
     assert after.inbound == before.inbound, "a refused message created an inbound alert"
 
 
@@ -156,8 +164,14 @@ def resign(identity: NodeIdentity, doc: dict[str, Any]) -> bytes:
     return canonical_json({**unsigned, "signature": signature})
 
 
-def hand_sealed(sender: NodeIdentity, to: Recipient, inner: dict[str, Any], *,
-                header: dict[str, Any] | None = None, box_key: Any = None) -> bytes:
+def hand_sealed(
+    sender: NodeIdentity,
+    to: Recipient,
+    inner: dict[str, Any],
+    *,
+    header: dict[str, Any] | None = None,
+    box_key: Any = None,
+) -> bytes:
     """An envelope built by hand: ``inner`` (any JSON) boxed from the sender's X25519 key
     (or ``box_key``) to the recipient's, the header signed with the sender's key."""
     nonce = os.urandom(24)
@@ -166,11 +180,18 @@ def hand_sealed(sender: NodeIdentity, to: Recipient, inner: dict[str, Any], *,
     ts = now()
     ciphertext = box.encrypt(plaintext, nonce).ciphertext
     doc = {
-        "version": 1, "id": inner.get("id", str(uuid.uuid4())), "type": inner.get("type", "alert"),
-        "sender": sender.node_id, "recipient": to.node_id,
-        "sender_sig_kid": sender.signing_kid, "sender_enc_kid": sender.encryption_kid,
-        "recipient_enc_kid": to.encryption_key.kid, "created_at": ts, "expires_at": ts + DAY,
-        "nonce": b64encode(nonce), "ciphertext": b64encode(ciphertext),
+        "version": 1,
+        "id": inner.get("id", str(uuid.uuid4())),
+        "type": inner.get("type", "alert"),
+        "sender": sender.node_id,
+        "recipient": to.node_id,
+        "sender_sig_kid": sender.signing_kid,
+        "sender_enc_kid": sender.encryption_kid,
+        "recipient_enc_kid": to.encryption_key.kid,
+        "created_at": ts,
+        "expires_at": ts + DAY,
+        "nonce": b64encode(nonce),
+        "ciphertext": b64encode(ciphertext),
         **(header or {}),
     }
     return resign(sender, doc)
@@ -179,16 +200,27 @@ def hand_sealed(sender: NodeIdentity, to: Recipient, inner: dict[str, Any], *,
 def inner_alert(sender: str, recipient: str, **payload_changes: Any) -> dict[str, Any]:
     payload = alert_payload().model_dump(mode="json", exclude_none=True)
     payload.update(payload_changes)
-    return {"id": str(uuid.uuid4()), "type": "alert", "sender": sender, "recipient": recipient,
-            "payload": payload}
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "alert",
+        "sender": sender,
+        "recipient": recipient,
+        "payload": payload,
+    }
 
 
-def sealed_alert(net: Net, sender: RunningNode, to: RunningNode,
-                 **kwargs: Any) -> tuple[bytes, str]:
+def sealed_alert(
+    net: Net, sender: RunningNode, to: RunningNode, **kwargs: Any
+) -> tuple[bytes, str]:
     """A genuine alert envelope; returns the wire bytes and the alert id."""
     payload = alert_payload(**kwargs.pop("fields", {}))
-    raw = seal(net.keys(sender), kwargs.pop("recipient", None) or recipient_of(to), payload,
-               now=kwargs.pop("now", now()), **kwargs)
+    raw = seal(
+        net.keys(sender),
+        kwargs.pop("recipient", None) or recipient_of(to),
+        payload,
+        now=kwargs.pop("now", now()),
+        **kwargs,
+    )
     return raw, payload.alert_id
 
 
@@ -229,8 +261,9 @@ def test_suspended_peer_is_refused_until_resumed(net: Net) -> None:
         assert suspended.json()["status"] == "suspended"
         try:
             before = evidence(net.cd)
-            assert_refused(net.cd, before, post_envelopes(net.cd, raw), "sender_inactive", 403,
-                           message_id(raw))
+            assert_refused(
+                net.cd, before, post_envelopes(net.cd, raw), "sender_inactive", 403, message_id(raw)
+            )
         finally:
             assert admin.post("/api/v1/peers/CF/resume").json()["status"] == "active"
     # The refusal left no trace in de-duplication: once resumed, the same envelope is new.
@@ -245,8 +278,9 @@ def test_message_for_another_node_is_refused(net: Net, case: str) -> None:
     if case == "addressed to CD":
         raw, _ = sealed_alert(net, net.cm, net.cd)  # CM seals for CD, an attacker posts it to CF
     else:
-        raw, _ = sealed_alert(net, net.cm, net.cf,
-                              recipient=Recipient("CF", recipient_of(net.cd).encryption_key))
+        raw, _ = sealed_alert(
+            net, net.cm, net.cf, recipient=Recipient("CF", recipient_of(net.cd).encryption_key)
+        )
     before = evidence(net.cf)
     response = post_envelopes(net.cf, raw)
     assert_refused(net.cf, before, response, "wrong_recipient", 403, message_id(raw))
@@ -260,16 +294,19 @@ def test_peer_impersonating_another_peer_is_refused(net: Net, claimed_kid: str) 
     header: dict[str, Any] = {"sender": "CF"}
     expected = "unknown_key"
     if claimed_kid == "victim's key id":
-        header |= {"sender_sig_kid": cf_card.current_key("sig", now()).kid,
-                   "sender_enc_kid": cf_card.current_key("enc", now()).kid}
+        header |= {
+            "sender_sig_kid": cf_card.current_key("sig", now()).kid,
+            "sender_enc_kid": cf_card.current_key("enc", now()).kid,
+        }
         expected = "bad_signature"
     raw = hand_sealed(cd_keys, recipient_of(net.cm), inner, header=header)
     before = evidence(net.cm)
     assert_refused(net.cm, before, post_envelopes(net.cm, raw), expected, 403, inner["id"])
     assert inner["payload"]["alert_id"] not in evidence(net.cm).inbound
     # Nothing was recorded under CF's name: CF's own message with that id is still new.
-    genuine = seal(net.keys(net.cf), recipient_of(net.cm), alert_payload(), now=now(),
-                   message_id=inner["id"])
+    genuine = seal(
+        net.keys(net.cf), recipient_of(net.cm), alert_payload(), now=now(), message_id=inner["id"]
+    )
     answer = post_envelopes(net.cm, genuine)
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "accepted"
@@ -307,15 +344,21 @@ def test_replayed_message_is_processed_once_with_the_same_receipt(net: Net) -> N
 
     assert [a["alert_uuid"] for a in inbound_alerts(net.cd)].count(alert_id) == 1
     with net.cd.api("auditor") as api:
-        received = api.get("/api/v1/audit", params={"action": "message.received",
-                                                    "target_id": msg_id}).json()
+        received = api.get(
+            "/api/v1/audit", params={"action": "message.received", "target_id": msg_id}
+        ).json()
     assert received["total"] == 1
-    assert metric_value(net.cd, "kpnet_federation_messages_duplicate_total",
-                        peer="CM") == duplicates_before + 2
+    assert (
+        metric_value(net.cd, "kpnet_federation_messages_duplicate_total", peer="CM")
+        == duplicates_before + 2
+    )
     # The receipt is CD's signed statement that it got this very message.
     opened = protocol.open_envelope(
-        receipt.encode(), identity=net.keys(net.cm), now=now(),
-        directory=protocol.StaticDirectory({"CD": card_of(net.cd).public_keys()}))
+        receipt.encode(),
+        identity=net.keys(net.cm),
+        now=now(),
+        directory=protocol.StaticDirectory({"CD": card_of(net.cd).public_keys()}),
+    )
     assert opened.sender == "CD" and opened.header.in_reply_to == msg_id
     assert isinstance(opened.payload, protocol.Receipt)
     assert (opened.payload.message_id, opened.payload.status) == (msg_id, "delivered")
@@ -334,7 +377,7 @@ def test_oversize_message_is_refused(net: Net, transfer: str) -> None:
     raw = big_alert_envelope(net)
     body: Any = raw
     if transfer == "chunked":
-        body = iter([raw[i:i + 16384] for i in range(0, len(raw), 16384)])
+        body = iter([raw[i : i + 16384] for i in range(0, len(raw), 16384)])
     before = evidence(net.cd)
     response = post_envelopes(net.cd, body)
     if transfer == "chunked":
@@ -345,10 +388,18 @@ def test_oversize_message_is_refused(net: Net, transfer: str) -> None:
     assert_refused(net.cd, before, response, "too_large", 413)
 
 
-@pytest.mark.parametrize("body", [b'{"version": 1, "id": ', b"not json", b'{"version":1}',
-                                  b'{"version":1,"version":1}', b"\xff\xfe{}", b""],
-                         ids=["truncated", "not-json", "no-members", "duplicate-member",
-                              "not-utf8", "empty"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"version": 1, "id": ',
+        b"not json",
+        b'{"version":1}',
+        b'{"version":1,"version":1}',
+        b"\xff\xfe{}",
+        b"",
+    ],
+    ids=["truncated", "not-json", "no-members", "duplicate-member", "not-utf8", "empty"],
+)
 def test_malformed_message_is_refused(net: Net, body: bytes) -> None:
     before = evidence(net.cd)
     assert_refused(net.cd, before, post_envelopes(net.cd, body), "malformed", 400)
@@ -363,8 +414,16 @@ def test_empty_batch_is_answered_not_crashed(net: Net) -> None:
 # -- what is inside the box --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("violation", ["unknown handling", "missing title", "extra member",
-                                       "float score", "inner document incomplete"])
+@pytest.mark.parametrize(
+    "violation",
+    [
+        "unknown handling",
+        "missing title",
+        "extra member",
+        "float score",
+        "inner document incomplete",
+    ],
+)
 def test_payload_failing_its_schema_is_refused(net: Net, violation: str) -> None:
     inner = inner_alert("CM", "CD")
     payload = inner["payload"]
@@ -384,8 +443,9 @@ def test_payload_failing_its_schema_is_refused(net: Net, violation: str) -> None
     assert payload["alert_id"] not in evidence(net.cd).inbound
 
 
-@pytest.mark.parametrize("code", ["unsupported_version", "not_yet_valid", "decryption_failed",
-                                  "header_mismatch"])
+@pytest.mark.parametrize(
+    "code", ["unsupported_version", "not_yet_valid", "decryption_failed", "header_mismatch"]
+)
 def test_other_envelope_faults_are_refused(net: Net, code: str) -> None:
     cm = net.keys(net.cm)
     inner = inner_alert("CM", "CD")
@@ -394,15 +454,18 @@ def test_other_envelope_faults_are_refused(net: Net, code: str) -> None:
         raw = resign(cm, {**parse_json(hand_sealed(cm, recipient_of(net.cd), inner)), "version": 2})
     elif code == "not_yet_valid":
         ts = now() + 3600
-        raw = hand_sealed(cm, recipient_of(net.cd), inner,
-                          header={"created_at": ts, "expires_at": ts + DAY})
+        raw = hand_sealed(
+            cm, recipient_of(net.cd), inner, header={"created_at": ts, "expires_at": ts + DAY}
+        )
     elif code == "decryption_failed":
         # Boxed with an attacker's X25519 key while naming CM's key.
-        raw = hand_sealed(cm, recipient_of(net.cd), inner,
-                          box_key=NodeIdentity.generate("CM").encryption_key)
+        raw = hand_sealed(
+            cm, recipient_of(net.cd), inner, box_key=NodeIdentity.generate("CM").encryption_key
+        )
     else:
-        raw = hand_sealed(cm, recipient_of(net.cd), {**inner, "id": str(uuid.uuid4())},
-                          header={"id": inner["id"]})
+        raw = hand_sealed(
+            cm, recipient_of(net.cd), {**inner, "id": str(uuid.uuid4())}, header={"id": inner["id"]}
+        )
     before = evidence(net.cd)
     response = post_envelopes(net.cd, raw)
     # An envelope of another version is not read further: its id is not taken from it.
@@ -432,8 +495,7 @@ def test_batch_mixing_good_and_bad_envelopes(net: Net) -> None:
     assert response.status_code == 200, response.text
     first, second = response.json()["results"]
     assert first["id"] == message_id(good) and first["status"] == "accepted" and first["receipt"]
-    assert second == {"id": message_id(bad), "error": "bad_signature",
-                      "detail": second["detail"]}
+    assert second == {"id": message_id(bad), "error": "bad_signature", "detail": second["detail"]}
     page = rejections_page(net.cd)
     assert page["total"] == before.audit_total + 1
     assert page["items"][0]["detail"]["code"] == "bad_signature"
@@ -483,7 +545,8 @@ def test_body_larger_than_any_batch_is_refused_unread(net: Net) -> None:
     with socket.create_connection(("127.0.0.1", net.cd.port), timeout=10) as conn:
         conn.sendall(
             b"POST /federation/v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n{" % declared)
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n{" % declared
+        )
         head, _, body = conn.recv(65536).partition(b"\r\n\r\n")
         while b"}" not in body:
             body += conn.recv(65536)
@@ -508,16 +571,21 @@ def test_batch_of_more_than_100_envelopes_is_refused(net: Net) -> None:
 
 def rejected_peer_labels(node: RunningNode) -> set[str]:
     text = httpx.get(f"{node.url}/metrics", timeout=10.0).text
-    return {sample.labels["peer"] for family in text_string_to_metric_families(text)
-            for sample in family.samples if sample.name == REJECTED}
+    return {
+        sample.labels["peer"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == REJECTED
+    }
 
 
 def test_made_up_senders_do_not_mint_metric_series(net: Net) -> None:
     """A flood from ever new node ids is refused without one time series per id."""
     for i in range(12):
         liar = NodeIdentity.generate(f"Q{chr(ord('A') + i)}-flood{i}")
-        response = post_envelopes(net.cd, seal(liar, recipient_of(net.cd), alert_payload(),
-                                               now=now()))
+        response = post_envelopes(
+            net.cd, seal(liar, recipient_of(net.cd), alert_payload(), now=now())
+        )
         assert response.json()["error"] == "unknown_sender"
     labels = rejected_peer_labels(net.cd)
     assert labels <= {"CM", "CF", "CD", "?"}, labels

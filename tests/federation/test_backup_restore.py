@@ -56,9 +56,14 @@ def outbox(node_dir: Path) -> list[OutboxMessage]:
 
 
 def kpnet(*args: str | Path) -> None:
-    result = subprocess.run([str(KPNET), *map(str, args)], capture_output=True, text=True,
-                            timeout=180, check=False,
-                            env=cli_env(KPNET_BACKUP_PASSPHRASE=PASSPHRASE))
+    result = subprocess.run(
+        [str(KPNET), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=cli_env(KPNET_BACKUP_PASSPHRASE=PASSPHRASE),
+    )
     assert result.returncode == 0, result.stderr
     assert PASSPHRASE not in result.stdout + result.stderr
 
@@ -97,14 +102,15 @@ def test_restored_node_delivers_what_was_pending_at_backup(tmp_path: Path, targe
         hanging.close()
         cf.start()
 
-        arrived = wait_for(lambda: [a for a in inbound_alerts(cf)
-                                    if a["alert_uuid"] == sent["alert_uuid"]], timeout=30)
+        arrived = wait_for(
+            lambda: [a for a in inbound_alerts(cf) if a["alert_uuid"] == sent["alert_uuid"]],
+            timeout=30,
+        )
         wait_for(lambda: recipient_states(restored, sent["id"]) == {"CF": "delivered"})
         assert [m.status for m in outbox(restored_dir)] == ["delivered"]
         # And back: CF's acknowledgement, sealed to CM's keys, opens on the restored node.
         with cf.api("officer") as api:
-            response = api.post(f"/api/v1/alerts/{arrived[0]['id']}/ack",
-                                json={"status": "read"})
+            response = api.post(f"/api/v1/alerts/{arrived[0]['id']}/ack", json={"status": "read"})
             assert response.status_code == 200, response.text
         wait_for(lambda: recipient_states(restored, sent["id"]) == {"CF": "read"})
         assert "Traceback" not in restored.log_text()

@@ -29,8 +29,12 @@ def received(node: RunningNode, alert_uuid: str) -> list[dict[str, Any]]:
     return [a for a in inbound_alerts(node) if a["alert_uuid"] == alert_uuid]
 
 
-def wait_received(node: RunningNode, alert_uuid: str, check=lambda alert: True,  # type: ignore[no-untyped-def]
-                  timeout: float = 20.0) -> dict[str, Any]:
+def wait_received(
+    node: RunningNode,
+    alert_uuid: str,
+    check=lambda alert: True,  # type: ignore[no-untyped-def]
+    timeout: float = 20.0,
+) -> dict[str, Any]:
     def arrived() -> dict[str, Any] | None:
         copies = received(node, alert_uuid)
         assert len(copies) <= 1, f"{node.node_id} holds {len(copies)} copies of {alert_uuid}"
@@ -63,8 +67,10 @@ def test_broadcast_reaches_every_peer_once_and_sender_records_delivery(network):
         assert alert["status"] == "active"
     wait_for(lambda: recipient_states(cm, sent["id"]) == {"CF": "delivered", "CD": "delivered"})
     for peer in (cf, cd):
-        assert metric_value(peer, "kpnet_federation_messages_received_total",
-                            peer="CM", type="alert") == 1
+        assert (
+            metric_value(peer, "kpnet_federation_messages_received_total", peer="CM", type="alert")
+            == 1
+        )
     assert metric_value(cm, "kpnet_federation_messages_sent_total", type="alert") == 2
     assert metric_value(cm, "kpnet_outbox_pending_count") == 0
 
@@ -78,8 +84,10 @@ def test_alert_to_a_chosen_peer_reaches_only_that_peer(network):
     wait_for(lambda: recipient_states(cm, chosen["id"]) == {"CF": "delivered"})
     # Its updates go to the same recipients only.
     with cm.api("analyst") as api:
-        response = api.post(f"/api/v1/alerts/{chosen['id']}/update",
-                            json=alert_json("Pour la RCA seulement, révisé"))
+        response = api.post(
+            f"/api/v1/alerts/{chosen['id']}/update",
+            json=alert_json("Pour la RCA seulement, révisé"),
+        )
         assert response.status_code == 200, response.text
     wait_received(cf, chosen["alert_uuid"], lambda a: a["revision"] == 2)
     wait_for(lambda: recipient_states(cm, chosen["id"]) == {"CF": "delivered"})
@@ -106,8 +114,9 @@ def test_sharing_agreement_withholds_red_alert_from_peer_not_allowed_it(network)
     set_agreement(cm, "CF", max_handling="RED")  # CM may send RED to CF ...
     set_agreement(cf, "CM", max_handling="RED")  # ... and CF accepts RED from CM.
 
-    red = send_alert(cm, alert_json("Itinéraire de contrebande", category="smuggling_route",
-                              handling="RED"))
+    red = send_alert(
+        cm, alert_json("Itinéraire de contrebande", category="smuggling_route", handling="RED")
+    )
     assert {r["peer"]: r["state"] for r in red["recipients"]} == {"CF": "queued", "CD": "withheld"}
     [withheld] = red["withheld"]
     assert withheld["peer"] == "CD"
@@ -132,10 +141,16 @@ def test_receiver_refuses_what_its_own_agreement_does_not_allow(network):
     red = send_alert(cm, alert_json("Rouge", handling="RED", recipients=["CF"]))
     wait_for(lambda: recipient_states(cm, red["id"]) == {"CF": "failed"})
     assert received(cf, red["alert_uuid"]) == []
-    assert metric_value(cf, "kpnet_federation_messages_rejected_total",
-                        peer="CM", code="not_permitted") == 1
-    assert metric_value(cm, "kpnet_federation_messages_failed_total",
-                        peer="CF", code="not_permitted") == 1
+    assert (
+        metric_value(
+            cf, "kpnet_federation_messages_rejected_total", peer="CM", code="not_permitted"
+        )
+        == 1
+    )
+    assert (
+        metric_value(cm, "kpnet_federation_messages_failed_total", peer="CF", code="not_permitted")
+        == 1
+    )
     # Refused for good: not retried, and the peer is not put in backoff for it.
     with cm.api("admin") as api:
         peer = api.get("/api/v1/peers/CF").json()
@@ -150,9 +165,12 @@ def test_update_and_retraction_propagate_to_every_receiver(network):
         wait_received(peer, sent["alert_uuid"])
 
     with cm.api("analyst") as api:
-        response = api.post(f"/api/v1/alerts/{sent['id']}/update", json=alert_json(
-            "Suspect interpellé à Berbérati", severity="urgent",
-            references=["PV 2024/117"]))
+        response = api.post(
+            f"/api/v1/alerts/{sent['id']}/update",
+            json=alert_json(
+                "Suspect interpellé à Berbérati", severity="urgent", references=["PV 2024/117"]
+            ),
+        )
         assert response.status_code == 200, response.text
         assert response.json()["revision"] == 2
     for peer in (cf, cd):
@@ -164,8 +182,9 @@ def test_update_and_retraction_propagate_to_every_receiver(network):
     wait_for(lambda: recipient_states(cm, sent["id"]) == {"CF": "delivered", "CD": "delivered"})
 
     with cm.api("analyst") as api:
-        response = api.post(f"/api/v1/alerts/{sent['id']}/retract",
-                            json={"reason": "Erreur d'identification"})
+        response = api.post(
+            f"/api/v1/alerts/{sent['id']}/retract", json={"reason": "Erreur d'identification"}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "retracted"
         # A retracted alert can no longer be changed.
@@ -188,8 +207,9 @@ def test_update_above_a_peers_agreement_withdraws_the_alert_from_it(network):
         wait_received(peer, sent["alert_uuid"])
 
     with cm.api("analyst") as api:
-        response = api.post(f"/api/v1/alerts/{sent['id']}/update",
-                            json=alert_json("Rouge ensuite", handling="RED"))
+        response = api.post(
+            f"/api/v1/alerts/{sent['id']}/update", json=alert_json("Rouge ensuite", handling="RED")
+        )
         assert response.status_code == 200, response.text
     alert = wait_received(cf, sent["alert_uuid"], lambda a: a["revision"] == 2)
     assert (alert["title"], alert["handling"]) == ("Rouge ensuite", "RED")
@@ -219,8 +239,9 @@ def test_acknowledgements_come_back_to_the_sender_as_receipts(network):
         assert response.status_code == 200, response.text
         assert response.json()["acted_by"] == "officer-1"
     wait_for(lambda: recipient_states(cm, sent["id"]) == {"CF": "acted", "CD": "delivered"})
-    assert metric_value(cm, "kpnet_federation_messages_received_total",
-                        peer="CF", type="receipt") == 2
+    assert (
+        metric_value(cm, "kpnet_federation_messages_received_total", peer="CF", type="receipt") == 2
+    )
     # Only received alerts are acknowledged.
     with cm.api("analyst") as api:
         response = api.post(f"/api/v1/alerts/{sent['id']}/ack", json={"status": "read"})
@@ -253,16 +274,20 @@ def test_live_stream_delivers_an_alert_sent_while_it_is_open(network):
     before = send_alert(cm, alert_json("Avant l'ouverture du flux", recipients=["CF"]))
     wait_received(cf, before["alert_uuid"])
 
-    with cf.api("officer", timeout=15.0) as api, \
-            api.stream("GET", "/api/v1/alerts/stream") as stream:
+    with (
+        cf.api("officer", timeout=15.0) as api,
+        api.stream("GET", "/api/v1/alerts/stream") as stream,
+    ):
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
         lines = stream.iter_lines()
         assert next(lines) == ": connected"
         sent = send_alert(cm, alert_json("Pendant le flux", recipients=["CF"]))
         events = read_events(
-            lines, lambda evs: any(e["alert_uuid"] == sent["alert_uuid"] for e in evs),
-            deadline=time.monotonic() + 30)
+            lines,
+            lambda evs: any(e["alert_uuid"] == sent["alert_uuid"] for e in evs),
+            deadline=time.monotonic() + 30,
+        )
     # Only what arrived after the stream opened, each once.
     assert [e["alert_uuid"] for e in events] == [sent["alert_uuid"]]
     assert events[0]["title"] == "Pendant le flux"
@@ -271,7 +296,8 @@ def test_live_stream_delivers_an_alert_sent_while_it_is_open(network):
 
 @pytest.mark.postgres
 def test_live_stream_sees_alerts_received_by_another_process_on_the_database(
-        tmp_path, postgres_url):
+    tmp_path, postgres_url
+):
     """CF runs two processes on one PostgreSQL database; CM delivers to the first, and
     a stream opened on the second still sees the alert (it reads the database)."""
     cm, cf = build_network(tmp_path, ("CM", "CF"), {"CF": postgres_url})
@@ -281,16 +307,21 @@ def test_live_stream_sees_alerts_received_by_another_process_on_the_database(
         other = free_port()
         cf.start(port=other)
         headers = {"Authorization": f"Bearer {cf.tokens['officer']}"}
-        with httpx.Client(base_url=f"http://127.0.0.1:{other}", headers=headers,
-                          timeout=15.0) as api, \
-                api.stream("GET", "/api/v1/alerts/stream") as stream:
+        with (
+            httpx.Client(
+                base_url=f"http://127.0.0.1:{other}", headers=headers, timeout=15.0
+            ) as api,
+            api.stream("GET", "/api/v1/alerts/stream") as stream,
+        ):
             assert stream.status_code == 200
             lines = stream.iter_lines()
             assert next(lines) == ": connected"
             sent = send_alert(cm, alert_json("Reçu par l'autre processus"))
             events = read_events(
-                lines, lambda evs: any(e["alert_uuid"] == sent["alert_uuid"] for e in evs),
-                deadline=time.monotonic() + 30)
+                lines,
+                lambda evs: any(e["alert_uuid"] == sent["alert_uuid"] for e in evs),
+                deadline=time.monotonic() + 30,
+            )
         assert [e["alert_uuid"] for e in events] == [sent["alert_uuid"]]
         assert metric_value(cf, "kpnet_federation_messages_received_total", peer="CM") == 1
     finally:

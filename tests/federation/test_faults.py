@@ -44,8 +44,9 @@ def make_network(tmp_path: Path) -> Iterator[Callable[..., list[RunningNode]]]:
     """Build peered nodes (not started); every process started is stopped afterwards."""
     built: list[RunningNode] = []
 
-    def make(node_ids: tuple[str, ...],
-             database_urls: dict[str, str] | None = None) -> list[RunningNode]:
+    def make(
+        node_ids: tuple[str, ...], database_urls: dict[str, str] | None = None
+    ) -> list[RunningNode]:
         nodes = build_network(tmp_path, node_ids, database_urls)
         built.extend(nodes)
         return nodes
@@ -94,8 +95,11 @@ def outbox_rows(node: RunningNode) -> list[tuple[OutboxMessage, protocol.Payload
                 opened = None
                 if row.receipt is not None:
                     opened = protocol.open_envelope(
-                        row.receipt.encode(), identity=runtime.identity, directory=directory,
-                        now=int(runtime.now().timestamp()))
+                        row.receipt.encode(),
+                        identity=runtime.identity,
+                        directory=directory,
+                        now=int(runtime.now().timestamp()),
+                    )
                     assert opened.sender == row.recipient
                     assert opened.header.in_reply_to == row.message_id
                 result.append((row, opened.payload if opened else None))
@@ -116,14 +120,21 @@ def test_peer_down_while_sending_gets_everything_once_it_is_back(network):
     assert all(recipient_states(cm, a["id"])["CD"] == "queued" for a in sent)
     assert pending(cm, "CD") == 20
     assert pending(cm, "CF") == 0
-    wait_for(lambda: metric_value(cm, "kpnet_federation_delivery_failures_total",
-                                  peer="CD", reason="unreachable") >= 2)
+    wait_for(
+        lambda: (
+            metric_value(
+                cm, "kpnet_federation_delivery_failures_total", peer="CD", reason="unreachable"
+            )
+            >= 2
+        )
+    )
     assert metric_value(cm, "kpnet_peer_up", peer="CD") == 0
 
     cd.start()
     wait_for(lambda: pending(cm, "CD") == 0, timeout=30)
-    assert all(recipient_states(cm, a["id"]) == {"CF": "delivered", "CD": "delivered"}
-               for a in sent)
+    assert all(
+        recipient_states(cm, a["id"]) == {"CF": "delivered", "CD": "delivered"} for a in sent
+    )
     assert_received_exactly_once(cd, uuids)
     assert_received_exactly_once(cf, uuids)
     assert accepted(cd, "CM") == 20
@@ -145,14 +156,17 @@ def test_changes_made_while_a_peer_is_down_reach_it_in_order(make_network):
     retracted = send_alert(cm, alert_json("À retirer"))
     with cm.api("analyst") as api:
         for revision in (2, 3):
-            response = api.post(f"/api/v1/alerts/{updated['id']}/update",
-                                json=alert_json(f"Version {revision}"))
+            response = api.post(
+                f"/api/v1/alerts/{updated['id']}/update", json=alert_json(f"Version {revision}")
+            )
             assert response.status_code == 200, response.text
-        response = api.post(f"/api/v1/alerts/{retracted['id']}/update",
-                            json=alert_json("À retirer, révisé"))
+        response = api.post(
+            f"/api/v1/alerts/{retracted['id']}/update", json=alert_json("À retirer, révisé")
+        )
         assert response.status_code == 200, response.text
-        response = api.post(f"/api/v1/alerts/{retracted['id']}/retract",
-                            json={"reason": "Fausse alerte"})
+        response = api.post(
+            f"/api/v1/alerts/{retracted['id']}/retract", json={"reason": "Fausse alerte"}
+        )
         assert response.status_code == 200, response.text
     assert pending(cm, "CD") == 6
 
@@ -164,7 +178,10 @@ def test_changes_made_while_a_peer_is_down_reach_it_in_order(make_network):
     assert (final["revision"], final["title"], final["status"]) == (3, "Version 3", "active")
     gone = alerts[retracted["alert_uuid"]]
     assert (gone["revision"], gone["status"], gone["retract_reason"]) == (
-        2, "retracted", "Fausse alerte")
+        2,
+        "retracted",
+        "Fausse alerte",
+    )
     assert recipient_states(cm, updated["id"]) == {"CD": "delivered"}
     assert metric_value(cd, "kpnet_federation_messages_received_total", peer="CM") == 6
 
@@ -177,8 +194,11 @@ def test_backoff_state_is_kept_in_the_database_and_reset_on_recovery(make_networ
     def backing_off(more_than: int) -> dict[str, Any] | None:
         row = peer_row(cm, "CD")
         now = datetime.now(UTC)
-        if row["consecutive_failures"] > more_than and row["next_attempt_at"] is not None \
-                and datetime.fromisoformat(row["next_attempt_at"]) > now:
+        if (
+            row["consecutive_failures"] > more_than
+            and row["next_attempt_at"] is not None
+            and datetime.fromisoformat(row["next_attempt_at"]) > now
+        ):
             return row
         return None
 
@@ -236,8 +256,12 @@ def test_message_past_its_expiry_is_marked_expired_and_never_delivered(make_netw
     cm, cd = make_network(("CM", "CD"))
     cm.start()  # CD is down
     expires = (datetime.now(UTC) + timedelta(seconds=5)).replace(microsecond=0)
-    short = send_alert(cm, alert_json("Passage prévu ce soir", category="suspect_movement",
-                                      expires_at=expires.isoformat()))
+    short = send_alert(
+        cm,
+        alert_json(
+            "Passage prévu ce soir", category="suspect_movement", expires_at=expires.isoformat()
+        ),
+    )
     lasting = send_alert(cm, alert_json("Saisie durable"))
     assert recipient_states(cm, short["id"]) == {"CD": "queued"}
 
@@ -289,12 +313,14 @@ def test_sender_killed_mid_delivery_delivers_every_alert_exactly_once(make_netwo
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_two_sender_processes_on_one_postgres_database_send_nothing_twice(
-        make_network, postgres_url):
+    make_network, postgres_url
+):
     cm, cf = make_network(("CM", "CF"), {"CM": postgres_url})
     ports = [cm.port, free_port()]
     # Two CM processes on the same database, each running the outbox sender.
     starting = [(cf.url, cf.start(wait=False))] + [
-        (f"http://127.0.0.1:{port}", cm.start(port=port, wait=False)) for port in ports]
+        (f"http://127.0.0.1:{port}", cm.start(port=port, wait=False)) for port in ports
+    ]
     uuids = queue_alerts(cm, BULK, recipients=["CF"])  # both senders see them at once
     for url, process in starting:
         wait_healthy(url, process)

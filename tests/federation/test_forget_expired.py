@@ -23,10 +23,20 @@ def test_expired_messages_are_forgotten_and_their_replay_still_refused(tmp_path,
     sender = RunningNode("CF", cf.data_dir, 8101)
     admit(receiver, sender)
     start = utc_now()
-    short = protocol.seal(identity_of(sender), recipient_of(receiver), alert_payload(),
-                          now=int(start.timestamp()), ttl=3600)
-    long = protocol.seal(identity_of(sender), recipient_of(receiver), alert_payload(),
-                         now=int(start.timestamp()), ttl=7 * 86400)
+    short = protocol.seal(
+        identity_of(sender),
+        recipient_of(receiver),
+        alert_payload(),
+        now=int(start.timestamp()),
+        ttl=3600,
+    )
+    long = protocol.seal(
+        identity_of(sender),
+        recipient_of(receiver),
+        alert_payload(),
+        now=int(start.timestamp()),
+        ttl=7 * 86400,
+    )
     clock = {"now": start}
     node = open_node(cm, clock=lambda: clock["now"])
     try:
@@ -36,7 +46,9 @@ def test_expired_messages_are_forgotten_and_their_replay_still_refused(tmp_path,
 
         def remembered() -> int:
             with node.sessions() as session:
-                return session.execute(select(func.count()).select_from(InboundMessage)).scalar_one()
+                return session.execute(
+                    select(func.count()).select_from(InboundMessage)
+                ).scalar_one()
 
         # Within the clock-skew allowance after its expiry the short one is still kept.
         clock["now"] = start + timedelta(seconds=3600 + cm.clock_skew_seconds)

@@ -22,25 +22,44 @@ from tests.federation.conftest import (
 )
 
 # The person asked about, as a CM officer types it.
-QUERY = {"kind": "person", "names": ["Jean Pierre MBALA"], "date_of_birth": "1971-04-12",
-         "nationality": "CD"}
+QUERY = {
+    "kind": "person",
+    "names": ["Jean Pierre MBALA"],
+    "date_of_birth": "1971-04-12",
+    "nationality": "CD",
+}
 SECRET_NARRATIVE = "Informateur: remet des certificats KP falsifiés à Berberati"
 SUBJECT_AT_CF = {
-    "kind": "person", "names": ["MBALA Jean-Pierre"], "aliases": ["Jipé Mbala"],
-    "date_of_birth": "1971-04-12", "nationality": "CD", "reason_category": "fake_kp_certificate",
-    "risk_level": "high", "narrative": SECRET_NARRATIVE, "source_agency": "USAF Bangui",
+    "kind": "person",
+    "names": ["MBALA Jean-Pierre"],
+    "aliases": ["Jipé Mbala"],
+    "date_of_birth": "1971-04-12",
+    "nationality": "CD",
+    "reason_category": "fake_kp_certificate",
+    "risk_level": "high",
+    "narrative": SECRET_NARRATIVE,
+    "source_agency": "USAF Bangui",
     "documents": [{"type": "passport", "number": "OB0412771", "country": "CD"}],
     "handling": "AMBER",
 }
 LICENSEE_AT_CD = {
-    "licence_number": "CD-MBA-2019-044", "licence_type": "buying_house",
-    "legal_name": "Comptoir Mbala et Fils SARL", "status": "revoked",
-    "issued_on": "2019-02-01", "expires_on": "2024-01-31", "handling": "GREEN",
+    "licence_number": "CD-MBA-2019-044",
+    "licence_type": "buying_house",
+    "legal_name": "Comptoir Mbala et Fils SARL",
+    "status": "revoked",
+    "issued_on": "2019-02-01",
+    "expires_on": "2024-01-31",
+    "handling": "GREEN",
     "persons": [{"role": "director", "name": "Jean-Pierre Mbala", "date_of_birth": "1971-04-12"}],
 }
 # CD also flags him, but its agreement with CM (the default) answers from licensees only.
-SUBJECT_AT_CD = {"kind": "person", "names": ["Jean-Pierre Mbala"], "date_of_birth": "1971-04-12",
-                 "reason_category": "smuggling", "handling": "GREEN"}
+SUBJECT_AT_CD = {
+    "kind": "person",
+    "names": ["Jean-Pierre Mbala"],
+    "date_of_birth": "1971-04-12",
+    "reason_category": "smuggling",
+    "handling": "GREEN",
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +70,10 @@ def kyc_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Runni
         for node in nodes:
             node.start()
         with cf.api("admin") as api:  # CF answers CM's queries from subjects too
-            agreed = api.put("/api/v1/peers/CM/agreement", json={
-                "kyc_record_kinds": ["licensee", "subject"], "max_handling": "AMBER"})
+            agreed = api.put(
+                "/api/v1/peers/CM/agreement",
+                json={"kyc_record_kinds": ["licensee", "subject"], "max_handling": "AMBER"},
+            )
             assert agreed.status_code == 200, agreed.text
         with cf.api("analyst") as api:
             assert api.post("/api/v1/subjects", json=SUBJECT_AT_CF).status_code == 201
@@ -66,8 +87,12 @@ def kyc_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Runni
 
 
 def run_check(node: RunningNode, **fields: object) -> dict:
-    body = {"party": QUERY, "purpose": "Export clearance, Douala airport", "scope": "federation",
-            **fields}
+    body = {
+        "party": QUERY,
+        "purpose": "Export clearance, Douala airport",
+        "scope": "federation",
+        **fields,
+    }
     with node.api("officer") as api:
         response = api.post("/api/v1/kyc/checks", json=body)
     assert response.status_code == 201, response.text
@@ -97,9 +122,13 @@ def test_federated_check_finds_a_licensee_at_one_peer_and_a_subject_at_another(k
     [licensee] = from_cd["hits"]  # CD's subject stays out: its agreement says licensees only
     assert licensee["kind"] == "licensee"
     assert licensee["licensee"] == {
-        "legal_name": "Comptoir Mbala et Fils SARL", "licence_number": "CD-MBA-2019-044",
-        "licence_type": "buying_house", "status": "revoked",
-        "valid_from": "2019-02-01", "valid_until": "2024-01-31"}
+        "legal_name": "Comptoir Mbala et Fils SARL",
+        "licence_number": "CD-MBA-2019-044",
+        "licence_type": "buying_house",
+        "status": "revoked",
+        "valid_from": "2019-02-01",
+        "valid_until": "2024-01-31",
+    }
     assert licensee["strength"] == "strong", licensee
     assert {f["feature"] for f in licensee["explanation"]} >= {"names", "date_of_birth"}
     assert all(f["detail"] for f in licensee["explanation"])
@@ -130,7 +159,9 @@ def test_every_check_and_every_answer_is_audited_on_both_sides(kyc_network):
     assert asked["detail"]["scope"] == "federation"
     assert asked["detail"]["query"]["names"] == QUERY["names"]
     assert sorted(asked["detail"]["peers"]) == ["CD", "CF"]
-    received = [e for e in audit_actions(cm, "kyc.answer_received") if e["target_id"] == check["id"]]
+    received = [
+        e for e in audit_actions(cm, "kyc.answer_received") if e["target_id"] == check["id"]
+    ]
     assert sorted(e["actor"] for e in received) == ["CD", "CF"]
 
     [answered] = [e for e in audit_actions(cf, "kyc.answered") if e["target_id"] == check["id"]]
@@ -142,15 +173,27 @@ def test_every_check_and_every_answer_is_audited_on_both_sides(kyc_network):
     [at_cd] = [e for e in audit_actions(cd, "kyc.answered") if e["target_id"] == check["id"]]
     assert at_cd["detail"]["searched"] == ["licensee"]
     assert at_cd["detail"]["revealed"][0]["fields"] == [
-        "legal_name", "licence_number", "licence_type", "status", "valid_from", "valid_until"]
+        "legal_name",
+        "licence_number",
+        "licence_type",
+        "status",
+        "valid_from",
+        "valid_until",
+    ]
 
 
 def request_disclosure(cm: RunningNode, check: dict, justification: str) -> dict:
     reference = answer_of(check, "CF")["hits"][0]["reference"]
     with cm.api("officer") as api:
-        response = api.post("/api/v1/disclosures", json={
-            "check_id": check["id"], "peer": "CF", "reference": reference,
-            "justification": justification})
+        response = api.post(
+            "/api/v1/disclosures",
+            json={
+                "check_id": check["id"],
+                "peer": "CF",
+                "reference": reference,
+                "justification": justification,
+            },
+        )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -158,9 +201,11 @@ def request_disclosure(cm: RunningNode, check: dict, justification: str) -> dict
 def inbound_request(node: RunningNode, request_id: str) -> dict:
     def pending() -> dict | None:
         with node.api("analyst") as api:
-            rows = api.get("/api/v1/disclosures",
-                           params={"direction": "inbound", "status": "pending"}).json()
+            rows = api.get(
+                "/api/v1/disclosures", params={"direction": "inbound", "status": "pending"}
+            ).json()
         return next((r for r in rows if r["request_id"] == request_id), None)
+
     return wait_for(pending)
 
 
@@ -169,6 +214,7 @@ def decided(node: RunningNode, disclosure_id: int) -> dict:
         with node.api("officer") as api:
             row = api.get(f"/api/v1/disclosures/{disclosure_id}").json()
         return row if row["status"] != "pending" else None
+
     return wait_for(answer)
 
 
@@ -182,15 +228,21 @@ def test_granted_disclosure_returns_only_the_fields_the_analyst_chose(kyc_networ
     assert incoming["justification"].startswith("Parcel of 312 stones")
     assert incoming["record"]["narrative"] == SECRET_NARRATIVE  # the analyst sees it all
     with cf.api("officer") as api:  # officers do not decide
-        refused = api.post(f"/api/v1/disclosures/{incoming['id']}/decision",
-                           json={"decision": "grant", "fields": ["names"]})
+        refused = api.post(
+            f"/api/v1/disclosures/{incoming['id']}/decision",
+            json={"decision": "grant", "fields": ["names"]},
+        )
         assert refused.status_code == 403
     with cf.api("analyst") as api:
-        granted = api.post(f"/api/v1/disclosures/{incoming['id']}/decision",
-                           json={"decision": "grant", "fields": ["names", "date_of_birth"]})
+        granted = api.post(
+            f"/api/v1/disclosures/{incoming['id']}/decision",
+            json={"decision": "grant", "fields": ["names", "date_of_birth"]},
+        )
         assert granted.status_code == 200, granted.text
-        again = api.post(f"/api/v1/disclosures/{incoming['id']}/decision",
-                         json={"decision": "deny", "reason": "changed my mind"})
+        again = api.post(
+            f"/api/v1/disclosures/{incoming['id']}/decision",
+            json={"decision": "deny", "reason": "changed my mind"},
+        )
         assert again.status_code == 409
 
     answer = decided(cm, asked["id"])
@@ -199,14 +251,17 @@ def test_granted_disclosure_returns_only_the_fields_the_analyst_chose(kyc_networ
     assert answer["fields"] == ["date_of_birth", "names"] and answer["handling"] == "AMBER"
     assert SECRET_NARRATIVE not in json.dumps(answer)
 
-    [decision] = [e for e in audit_actions(cf, "disclosure.grant")
-                  if e["target_id"] == asked["request_id"]]
+    [decision] = [
+        e for e in audit_actions(cf, "disclosure.grant") if e["target_id"] == asked["request_id"]
+    ]
     assert decision["actor"].startswith("analyst-1")
     assert decision["detail"]["fields"] == ["names", "date_of_birth"]
-    assert [e for e in audit_actions(cm, "disclosure.answered")
-            if e["target_id"] == asked["request_id"]][0]["detail"]["decision"] == "granted"
-    assert [e for e in audit_actions(cm, "disclosure.request")
-            if e["target_id"] == asked["request_id"]][0]["detail"]["peer"] == "CF"
+    assert [
+        e for e in audit_actions(cm, "disclosure.answered") if e["target_id"] == asked["request_id"]
+    ][0]["detail"]["decision"] == "granted"
+    assert [
+        e for e in audit_actions(cm, "disclosure.request") if e["target_id"] == asked["request_id"]
+    ][0]["detail"]["peer"] == "CF"
 
 
 def test_denied_disclosure_returns_the_reason(kyc_network):
@@ -215,15 +270,21 @@ def test_denied_disclosure_returns_the_reason(kyc_network):
     asked = request_disclosure(cm, check, "Routine check")
     incoming = inbound_request(cf, asked["request_id"])
     with cf.api("analyst") as api:
-        denied = api.post(f"/api/v1/disclosures/{incoming['id']}/decision", json={
-            "decision": "deny", "reason": "Ongoing investigation; ask through the focal point"})
+        denied = api.post(
+            f"/api/v1/disclosures/{incoming['id']}/decision",
+            json={
+                "decision": "deny",
+                "reason": "Ongoing investigation; ask through the focal point",
+            },
+        )
         assert denied.status_code == 200, denied.text
 
     answer = decided(cm, asked["id"])
     assert answer["status"] == "denied" and answer["details"] is None
     assert answer["reason"] == "Ongoing investigation; ask through the focal point"
-    assert [e for e in audit_actions(cf, "disclosure.deny")
-            if e["target_id"] == asked["request_id"]][0]["detail"]["fields"] == []
+    assert [
+        e for e in audit_actions(cf, "disclosure.deny") if e["target_id"] == asked["request_id"]
+    ][0]["detail"]["fields"] == []
 
 
 def test_disclosure_is_asked_only_for_a_subject_reference_the_peer_gave(kyc_network):
@@ -232,9 +293,15 @@ def test_disclosure_is_asked_only_for_a_subject_reference_the_peer_gave(kyc_netw
     licensee_ref = answer_of(check, "CD")["hits"][0]["reference"]
     with cm.api("officer") as api:
         for peer, reference in (("CF", "s-made-up"), ("CD", licensee_ref)):
-            response = api.post("/api/v1/disclosures", json={
-                "check_id": check["id"], "peer": peer, "reference": reference,
-                "justification": "fishing"})
+            response = api.post(
+                "/api/v1/disclosures",
+                json={
+                    "check_id": check["id"],
+                    "peer": peer,
+                    "reference": reference,
+                    "justification": "fishing",
+                },
+            )
             assert response.status_code == 422, response.text
 
 
@@ -242,8 +309,11 @@ def test_a_peer_cannot_ask_about_a_reference_given_to_another_peer(kyc_network):
     cm, cf, cd = kyc_network
     reference = answer_of(run_check(cm), "CF")["hits"][0]["reference"]
     forged = protocol.DisclosureRequest(
-        request_id="0b6f4e1c-3a55-4c1e-9d1e-2f5a8c7d9e10", reference=reference,
-        justification="CD tries CM's reference", requested_by_role="analyst")
+        request_id="0b6f4e1c-3a55-4c1e-9d1e-2f5a8c7d9e10",
+        reference=reference,
+        justification="CD tries CM's reference",
+        requested_by_role="analyst",
+    )
     wire = protocol.seal(identity_of(cd), recipient_of(cf), forged, now=int(time.time()))
     response = post_envelopes(cf, wire)
     assert response.status_code == 403 and response.json()["error"] == "not_permitted"

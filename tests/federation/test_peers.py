@@ -98,16 +98,18 @@ def peers_of(node: Local) -> dict[str, str]:
     runtime = open_node(node.settings, migrate=False)
     try:
         with runtime.sessions() as session:
-            registry = PeerRegistry(session, Actor("test", "admin"), runtime.now(),
-                                    own_node_id=node.settings.node_id)
+            registry = PeerRegistry(
+                session, Actor("test", "admin"), runtime.now(), own_node_id=node.settings.node_id
+            )
             return {p.node_id: p.status for p in registry.all(include_removed=True)}
     finally:
         runtime.close()
 
 
 def kpnet(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([KPNET, *map(str, args)], capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        [KPNET, *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -123,10 +125,13 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str)
 # -- CLI ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mistake", ["card renamed", "wrong fingerprint", "not a card",
-                                     "not JSON", "our own card", "no such file"])
-def test_cli_peer_add_refuses_bad_input_in_one_line(tmp_path: Path, cm: Local, cf: Local,
-                                                      mistake: str) -> None:
+@pytest.mark.parametrize(
+    "mistake",
+    ["card renamed", "wrong fingerprint", "not a card", "not JSON", "our own card", "no such file"],
+)
+def test_cli_peer_add_refuses_bad_input_in_one_line(
+    tmp_path: Path, cm: Local, cf: Local, mistake: str
+) -> None:
     card_file = tmp_path / "card.json"
     fingerprint, card = cf.fingerprint, cf.card
     expected: tuple[str, ...] = ()
@@ -145,8 +150,9 @@ def test_cli_peer_add_refuses_bad_input_in_one_line(tmp_path: Path, cm: Local, c
     card_file.write_text("{this is not json" if mistake == "not JSON" else json.dumps(card))
     if mistake == "no such file":
         card_file.unlink()
-    result = kpnet("peer", "add", "--data-dir", cm.settings.data_dir, card_file,
-                   "--fingerprint", fingerprint)
+    result = kpnet(
+        "peer", "add", "--data-dir", cm.settings.data_dir, card_file, "--fingerprint", fingerprint
+    )
     assert_one_line_error(result, *expected)
     assert result.stdout == ""
     assert peers_of(cm) == {}
@@ -163,8 +169,10 @@ def test_cli_peer_lifecycle(tmp_path: Path, cm: Local, cf: Local) -> None:
     assert "peer CF" in added.stdout and "TLP:AMBER" in added.stdout
     assert peers_of(cm) == {"CF": "active"}
 
-    assert kpnet("peer", "suspend", "--data-dir", data_dir, "CF").stdout.strip() == \
-        "peer CF is now suspended"
+    assert (
+        kpnet("peer", "suspend", "--data-dir", data_dir, "CF").stdout.strip()
+        == "peer CF is now suspended"
+    )
     listed = kpnet("peer", "list", "--data-dir", data_dir)
     assert listed.returncode == 0, listed.stderr
     assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [["CF", "suspended"]]
@@ -187,19 +195,25 @@ def test_cli_peer_lifecycle(tmp_path: Path, cm: Local, cf: Local) -> None:
     assert_one_line_error(kpnet("peer", "suspend", "--data-dir", data_dir, "GA"), "ga")
 
 
-@pytest.mark.parametrize("typed", ["as printed", "dashes", "compact", "extra spaces",
-                                   "dashes and spaces"])
+@pytest.mark.parametrize(
+    "typed", ["as printed", "dashes", "compact", "extra spaces", "dashes and spaces"]
+)
 def test_fingerprint_may_be_typed_with_spaces_or_dashes(cm: Local, cf: Local, typed: str) -> None:
     groups = cf.fingerprint.split()
     assert len(groups) == 6 and all(len(g) == 5 and g.isdigit() for g in groups)
-    text = {"as printed": cf.fingerprint, "dashes": "-".join(groups), "compact": "".join(groups),
-            "extra spaces": "  " + "   ".join(groups) + " ",
-            "dashes and spaces": " - ".join(groups)}[typed]
+    text = {
+        "as printed": cf.fingerprint,
+        "dashes": "-".join(groups),
+        "compact": "".join(groups),
+        "extra spaces": "  " + "   ".join(groups) + " ",
+        "dashes and spaces": " - ".join(groups),
+    }[typed]
     runtime = open_node(cm.settings, migrate=False)
     try:
         with runtime.sessions() as session:
-            peer = PeerRegistry(session, Actor("test", "admin"), runtime.now(),
-                                own_node_id="CM").add(cf.card_bytes, fingerprint=text)
+            peer = PeerRegistry(
+                session, Actor("test", "admin"), runtime.now(), own_node_id="CM"
+            ).add(cf.card_bytes, fingerprint=text)
             session.commit()
             assert peer.fingerprint == cf.fingerprint
     finally:
@@ -221,20 +235,27 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
     def call(self, method: str, path: str, role: str = "admin", **kwargs: Any) -> Any:
-        return self.client.request(method, f"/api/v1/peers{path}", headers=self.headers(role),
-                                   **kwargs)
+        return self.client.request(
+            method, f"/api/v1/peers{path}", headers=self.headers(role), **kwargs
+        )
 
     def add_cf(self, **extra: Any) -> Any:
-        return self.call("POST", "", json={"card": self.cf.card, "fingerprint": self.cf.fingerprint,
-                                           **extra})
+        return self.call(
+            "POST", "", json={"card": self.cf.card, "fingerprint": self.cf.fingerprint, **extra}
+        )
 
     def from_cf(self) -> Any:
         """A genuine alert from CF to CM, posted to CM's federation endpoint."""
         cm_card = verify_card(self.cm.card_bytes)
-        raw = seal(self.cf.identity, protocol.Recipient("CM", cm_card.current_key("enc", now())),
-                   alert_payload(), now=now())
-        return self.client.post("/federation/v1/messages", content=raw,
-                                headers={"content-type": "application/json"})
+        raw = seal(
+            self.cf.identity,
+            protocol.Recipient("CM", cm_card.current_key("enc", now())),
+            alert_payload(),
+            now=now(),
+        )
+        return self.client.post(
+            "/federation/v1/messages", content=raw, headers={"content-type": "application/json"}
+        )
 
 
 def now() -> int:
@@ -278,32 +299,61 @@ def test_admin_manages_peers_through_the_api(api: Api) -> None:
     assert readded.json()["status"] == "active"
     assert api.from_cf().json()["status"] == "accepted"
 
-    audit = api.client.get("/api/v1/audit", params={"action": "peer.", "target_id": "CF"},
-                           headers=api.headers("auditor")).json()
+    audit = api.client.get(
+        "/api/v1/audit",
+        params={"action": "peer.", "target_id": "CF"},
+        headers=api.headers("auditor"),
+    ).json()
     assert [e["action"] for e in reversed(audit["items"])] == [
-        "peer.add", "peer.suspend", "peer.resume", "peer.removed", "peer.add"]
+        "peer.add",
+        "peer.suspend",
+        "peer.resume",
+        "peer.removed",
+        "peer.add",
+    ]
 
 
 def test_default_agreement_shares_up_to_amber_and_licensees_only(api: Api) -> None:
     agreement = api.add_cf().json()["agreement"]
-    assert agreement == {"alert_categories": list(ALERT_CATEGORIES), "max_handling": "AMBER",
-                         "kyc_record_kinds": ["licensee"]}
+    assert agreement == {
+        "alert_categories": list(ALERT_CATEGORIES),
+        "max_handling": "AMBER",
+        "kyc_record_kinds": ["licensee"],
+    }
     # "All categories" means every category the protocol defines.
-    assert set(ALERT_CATEGORIES) == set(typing.get_args(
-        protocol.Alert.model_fields["category"].annotation))
+    assert set(ALERT_CATEGORIES) == set(
+        typing.get_args(protocol.Alert.model_fields["category"].annotation)
+    )
 
 
 def test_agreement_given_at_admission_is_kept(api: Api) -> None:
-    wanted = {"alert_categories": ["seizure"], "max_handling": "GREEN",
-              "kyc_record_kinds": ["licensee", "subject"]}
+    wanted = {
+        "alert_categories": ["seizure"],
+        "max_handling": "GREEN",
+        "kyc_record_kinds": ["licensee", "subject"],
+    }
     assert api.add_cf(agreement=wanted).json()["agreement"] == wanted
 
 
-@pytest.mark.parametrize("change", [
-    {"max_handling": "PURPLE"}, {"max_handling": "amber"}, {"alert_categories": ["poaching"]},
-    {"kyc_record_kinds": ["everything"]}, {"share_all": True}, {"max_handling": None},
-], ids=["unknown-handling", "lowercase-handling", "unknown-category", "unknown-kind",
-        "unknown-member", "null-handling"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"max_handling": "PURPLE"},
+        {"max_handling": "amber"},
+        {"alert_categories": ["poaching"]},
+        {"kyc_record_kinds": ["everything"]},
+        {"share_all": True},
+        {"max_handling": None},
+    ],
+    ids=[
+        "unknown-handling",
+        "lowercase-handling",
+        "unknown-category",
+        "unknown-kind",
+        "unknown-member",
+        "null-handling",
+    ],
+)
 def test_put_agreement_validates(api: Api, change: dict[str, Any]) -> None:
     default = api.add_cf().json()["agreement"]
     response = api.call("PUT", "/CF/agreement", json={**default, **change})
@@ -313,15 +363,20 @@ def test_put_agreement_validates(api: Api, change: dict[str, Any]) -> None:
 
 def test_put_agreement_changes_it(api: Api) -> None:
     api.add_cf()
-    wanted = {"alert_categories": ["seizure", "smuggling_route"], "max_handling": "RED",
-              "kyc_record_kinds": []}
+    wanted = {
+        "alert_categories": ["seizure", "smuggling_route"],
+        "max_handling": "RED",
+        "kyc_record_kinds": [],
+    }
     response = api.call("PUT", "/CF/agreement", json=wanted)
     assert response.status_code == 200, response.text
     assert response.json()["agreement"] == wanted
     assert api.call("GET", "/CF").json()["agreement"] == wanted
     # Members left out take their defaults.
-    assert api.call("PUT", "/CF/agreement", json={}).json()["agreement"] == \
-        SharingAgreement().model_dump()
+    assert (
+        api.call("PUT", "/CF/agreement", json={}).json()["agreement"]
+        == SharingAgreement().model_dump()
+    )
     assert api.call("PUT", "/GA/agreement", json=wanted).status_code == 404
 
 
@@ -337,19 +392,34 @@ def test_api_refuses_bad_cards(api: Api, mistake: str) -> None:
     response = api.call("POST", "", json={"card": card, "fingerprint": fingerprint})
     assert response.status_code == 422, response.text
     error = response.json()["detail"][0]
-    assert error["type"] == {"card renamed": "card_invalid", "wrong fingerprint":
-                             "fingerprint_mismatch", "our own card": "value_error"}[mistake]
+    assert (
+        error["type"]
+        == {
+            "card renamed": "card_invalid",
+            "wrong fingerprint": "fingerprint_mismatch",
+            "our own card": "value_error",
+        }[mistake]
+    )
     assert api.call("GET", "").json() == []
 
 
-ROUTES = [("GET", ""), ("POST", ""), ("GET", "/CF"), ("PUT", "/CF/agreement"),
-          ("POST", "/CF/suspend"), ("POST", "/CF/resume"), ("DELETE", "/CF")]
+ROUTES = [
+    ("GET", ""),
+    ("POST", ""),
+    ("GET", "/CF"),
+    ("PUT", "/CF/agreement"),
+    ("POST", "/CF/suspend"),
+    ("POST", "/CF/resume"),
+    ("DELETE", "/CF"),
+]
 
 
 def test_peer_routes_are_for_admins_only(api: Api) -> None:
     api.add_cf()
-    bodies = {"POST": {"card": api.cf.card, "fingerprint": api.cf.fingerprint},
-              "PUT": SharingAgreement(max_handling="RED").model_dump()}
+    bodies = {
+        "POST": {"card": api.cf.card, "fingerprint": api.cf.fingerprint},
+        "PUT": SharingAgreement(max_handling="RED").model_dump(),
+    }
     for method, path in ROUTES:
         body = bodies.get(method) if path in ("", "/CF/agreement") else None
         for role in ROLES_NOT_ADMIN:
@@ -357,8 +427,12 @@ def test_peer_routes_are_for_admins_only(api: Api) -> None:
             assert response.status_code == 403, (method, path, role, response.text)
         anonymous = api.client.request(method, f"/api/v1/peers{path}", json=body)
         assert anonymous.status_code == 401, (method, path)
-        forged = api.client.request(method, f"/api/v1/peers{path}", json=body,
-                                    headers={"Authorization": "Bearer kpnet_not-a-real-token"})
+        forged = api.client.request(
+            method,
+            f"/api/v1/peers{path}",
+            json=body,
+            headers={"Authorization": "Bearer kpnet_not-a-real-token"},
+        )
         assert forged.status_code == 401, (method, path)
     peer = api.call("GET", "/CF").json()
     assert peer["status"] == "active" and peer["agreement"]["max_handling"] == "AMBER"
@@ -391,8 +465,10 @@ def rotation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rotation]:
         new = identity_of(cm)
         wait_healthy(cm.url, cm.start(wait=False), timeout=STARTUP_SECONDS)
         with cf.api("admin") as admin:
-            wait_for(lambda: admin.get("/api/v1/peers/CM").json()["card_serial"] == 2,
-                     timeout=DELIVERY_SECONDS)
+            wait_for(
+                lambda: admin.get("/api/v1/peers/CM").json()["card_serial"] == 2,
+                timeout=DELIVERY_SECONDS,
+            )
         yield Rotation(cm, cf, old, new, rotated.stdout)
     finally:
         cm.stop()
@@ -425,8 +501,15 @@ def outbox_envelopes(node: RunningNode, msg_type: str) -> list[dict[str, Any]]:
     runtime = open_node(load_settings(node.data_dir), migrate=False)
     try:
         with runtime.sessions() as session:
-            rows = session.execute(select(OutboxMessage).where(OutboxMessage.msg_type == msg_type)
-                                   .order_by(OutboxMessage.id)).scalars().all()
+            rows = (
+                session.execute(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.msg_type == msg_type)
+                    .order_by(OutboxMessage.id)
+                )
+                .scalars()
+                .all()
+            )
             return [parse_json(row.envelope) for row in rows]
     finally:
         runtime.close()
@@ -438,11 +521,13 @@ def test_alert_signed_with_the_new_key_is_accepted(rotation: Rotation) -> None:
         created = api.post("/api/v1/alerts", json=alert_json("Après rotation des clés"))
         assert created.status_code == 201, created.text
     alert_id = created.json()["alert_uuid"]
-    wait_for(lambda: alert_id in {a["alert_uuid"] for a in inbound_alerts(cf)},
-             timeout=DELIVERY_SECONDS)
+    wait_for(
+        lambda: alert_id in {a["alert_uuid"] for a in inbound_alerts(cf)}, timeout=DELIVERY_SECONDS
+    )
     sent = outbox_envelopes(cm, "alert")
     assert [(e["sender_sig_kid"], e["sender_enc_kid"]) for e in sent] == [
-        (new.signing_kid, new.encryption_kid)]
+        (new.signing_kid, new.encryption_kid)
+    ]
     # And one built here with the new keys.
     direct = post_envelopes(cf, seal(new, recipient_of(cf), alert_payload(), now=now()))
     assert (direct.status_code, direct.json().get("status")) == (200, "accepted"), direct.text
@@ -454,8 +539,9 @@ def test_peer_seals_to_the_new_encryption_key(rotation: Rotation) -> None:
         created = api.post("/api/v1/alerts", json=alert_json("Retour vers le Cameroun"))
         assert created.status_code == 201, created.text
     alert_id = created.json()["alert_uuid"]
-    wait_for(lambda: alert_id in {a["alert_uuid"] for a in inbound_alerts(cm)},
-             timeout=DELIVERY_SECONDS)
+    wait_for(
+        lambda: alert_id in {a["alert_uuid"] for a in inbound_alerts(cm)}, timeout=DELIVERY_SECONDS
+    )
     sent = outbox_envelopes(cf, "alert")
     assert [e["recipient_enc_kid"] for e in sent] == [rotation.new.encryption_kid]
 
@@ -466,8 +552,9 @@ def test_old_key_is_still_accepted_during_the_grace_period(rotation: Rotation) -
     assert (answer.status_code, answer.json().get("status")) == (200, "accepted"), answer.text
 
 
-def card_update_answer(rotation: Rotation, card: protocol.NodeCard,
-                       signer: NodeIdentity | None = None) -> Any:
+def card_update_answer(
+    rotation: Rotation, card: protocol.NodeCard, signer: NodeIdentity | None = None
+) -> Any:
     raw = seal(signer or rotation.new, recipient_of(rotation.cf), CardUpdate(card=card), now=now())
     return post_envelopes(rotation.cf, raw)
 
@@ -480,15 +567,21 @@ def cf_view_of_cm(rotation: Rotation) -> tuple[int, str]:
 
 @pytest.mark.parametrize("serial", [1, 2])
 def test_card_update_with_a_serial_not_newer_is_refused(rotation: Rotation, serial: int) -> None:
-    card = make_card(rotation.new, name="Cellule nationale CM", endpoints=[rotation.cm.url],
-                     now=now(), serial=serial)
+    card = make_card(
+        rotation.new,
+        name="Cellule nationale CM",
+        endpoints=[rotation.cm.url],
+        now=now(),
+        serial=serial,
+    )
     answer = card_update_answer(rotation, card)
     assert answer.status_code == 403, answer.text
     assert answer.json()["error"] == "not_permitted"
     assert cf_view_of_cm(rotation) == (2, rotation.new.fingerprint)
     with rotation.cf.api("auditor") as auditor:
-        last = auditor.get("/api/v1/audit", params={"action": "message.rejected",
-                                                    "limit": 1}).json()["items"][0]
+        last = auditor.get(
+            "/api/v1/audit", params={"action": "message.rejected", "limit": 1}
+        ).json()["items"][0]
     assert last["detail"]["code"] == "not_permitted"
     assert last["target_id"] == answer.json()["id"]
 
@@ -498,8 +591,13 @@ def test_card_update_carrying_another_nodes_card_is_refused(rotation: Rotation, 
     if whose == "CF's own card":
         card = card_of(rotation.cf)
     else:
-        card = make_card(NodeIdentity.generate("GA"), name="Intrus", endpoints=["http://10.0.0.9"],
-                         now=now(), serial=7)
+        card = make_card(
+            NodeIdentity.generate("GA"),
+            name="Intrus",
+            endpoints=["http://10.0.0.9"],
+            now=now(),
+            serial=7,
+        )
     answer = card_update_answer(rotation, card)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == "schema_invalid"
@@ -510,8 +608,9 @@ def test_retired_key_cannot_replace_the_card(rotation: Rotation) -> None:
     """The old key still verifies messages during the grace period, but whoever holds it
     must not be able to hand CF a new card for CM (keys and endpoint of their choosing)."""
     thief = NodeIdentity.generate("CM")
-    card = make_card(thief, name="Cellule nationale CM", endpoints=["http://10.0.0.9"],
-                     now=now(), serial=99)
+    card = make_card(
+        thief, name="Cellule nationale CM", endpoints=["http://10.0.0.9"], now=now(), serial=99
+    )
     answer = card_update_answer(rotation, card, signer=rotation.old)
     assert answer.status_code == 403, answer.text
     assert answer.json()["error"] == "not_permitted"

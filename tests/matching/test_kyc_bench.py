@@ -14,8 +14,13 @@ def test_small_benchmark_reports_latency_and_recall_of_both_ways():
     lines: list[str] = []
     result = run_kyc_bench(3000, queries=60, bruteforce_queries=10, echo=lines.append)
 
-    assert set(result) >= {"p95_ms", "bruteforce_p95_ms", "speedup", "recall_at_10",
-                           "bruteforce_recall_at_10"}
+    assert set(result) >= {
+        "p95_ms",
+        "bruteforce_p95_ms",
+        "speedup",
+        "recall_at_10",
+        "bruteforce_recall_at_10",
+    }
     assert result["queries"] == 60
     assert result["bruteforce_queries"] == 10
     assert result["records"] >= 3000
@@ -32,10 +37,12 @@ def test_typo_changes_one_letter_but_never_the_first():
 
 
 def test_queries_are_labelled_variants_of_their_targets():
-    people = [(n, Party("person", [name], date_of_birth="1981-03-04", nationality="CF",
-                        origin="central"))
-              for n, name in enumerate(["Jean-Pierre Mbala Ngoy", "Odette Marie Yakité",
-                                        "Mahamat Abakar Issa"] * 20)]
+    people = [
+        (n, Party("person", [name], date_of_birth="1981-03-04", nationality="CF", origin="central"))
+        for n, name in enumerate(
+            ["Jean-Pierre Mbala Ngoy", "Odette Marie Yakité", "Mahamat Abakar Issa"] * 20
+        )
+    ]
     queries = make_queries(random.Random(3), people, 30)
     assert {q.variant for q in queries} <= set(PERSON_VARIANTS)
     for query in queries:

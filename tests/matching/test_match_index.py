@@ -35,13 +35,24 @@ def node(settings) -> Iterator[Node]:
 
 def licensee(number: str = "CF-BA-0001", **fields) -> LicenseeCreate:
     values = {
-        "licence_number": number, "licence_type": "buying_house",
-        "legal_name": "Comptoir Étoile du Sud SARL", "trade_names": ["Diamants de Bria"],
+        "licence_number": number,
+        "licence_type": "buying_house",
+        "legal_name": "Comptoir Étoile du Sud SARL",
+        "trade_names": ["Diamants de Bria"],
         "persons": [
-            {"role": "director", "name": "Jean-Pierre MBALA", "date_of_birth": "1981-03-04",
-             "nationality": "CF", "documents": [{"type": "passport", "number": "CF0123456"}]},
-            {"role": "beneficial_owner", "name": "Mahamat Abakar Issa",
-             "date_of_birth": "1970", "nationality": "TD"},
+            {
+                "role": "director",
+                "name": "Jean-Pierre MBALA",
+                "date_of_birth": "1981-03-04",
+                "nationality": "CF",
+                "documents": [{"type": "passport", "number": "CF0123456"}],
+            },
+            {
+                "role": "beneficial_owner",
+                "name": "Mahamat Abakar Issa",
+                "date_of_birth": "1970",
+                "nationality": "TD",
+            },
         ],
     }
     values.update(fields)
@@ -49,10 +60,15 @@ def licensee(number: str = "CF-BA-0001", **fields) -> LicenseeCreate:
 
 
 def subject(**fields) -> SubjectCreate:
-    values = {"kind": "person", "names": ["Marcel Ngouandjika"], "aliases": ["Le Colonel"],
-              "date_of_birth": "1975-06-12", "nationality": "CF",
-              "documents": [{"type": "id_card", "number": "CF-998877"}],
-              "reason_category": "smuggling"}
+    values = {
+        "kind": "person",
+        "names": ["Marcel Ngouandjika"],
+        "aliases": ["Le Colonel"],
+        "date_of_birth": "1975-06-12",
+        "nationality": "CF",
+        "documents": [{"type": "id_card", "number": "CF-998877"}],
+        "reason_category": "smuggling",
+    }
     values.update(fields)
     return SubjectCreate.model_validate(values)
 
@@ -61,8 +77,9 @@ def create(node: Node, *items):
     refs = []
     with node.sessions() as session:
         for item in items:
-            registry = (LicenseeRegistry if isinstance(item, LicenseeCreate)
-                        else SubjectRegistry)(session, ANALYST, node.now())
+            registry = (LicenseeRegistry if isinstance(item, LicenseeCreate) else SubjectRegistry)(
+                session, ANALYST, node.now()
+            )
             refs.append(registry.create(item).ref)
         session.commit()
     return refs
@@ -76,10 +93,18 @@ def search(node: Node, kind: str, names: list[str], **fields):
 def index_state(node: Node) -> tuple[list[tuple], list[tuple]]:
     with node.sessions() as session:
         records = session.execute(
-            select(MatchRecord.id, MatchRecord.record_kind, MatchRecord.record_id,
-                   MatchRecord.part, MatchRecord.party, MatchRecord.names,
-                   MatchRecord.date_of_birth, MatchRecord.nationality,
-                   MatchRecord.identifiers, MatchRecord.keys).order_by(MatchRecord.id)
+            select(
+                MatchRecord.id,
+                MatchRecord.record_kind,
+                MatchRecord.record_id,
+                MatchRecord.part,
+                MatchRecord.party,
+                MatchRecord.names,
+                MatchRecord.date_of_birth,
+                MatchRecord.nationality,
+                MatchRecord.identifiers,
+                MatchRecord.keys,
+            ).order_by(MatchRecord.id)
         ).all()
         keys = session.execute(
             select(MatchKey.key, MatchKey.match_id).order_by(MatchKey.key, MatchKey.match_id)
@@ -94,13 +119,18 @@ def test_a_new_licensee_is_found_as_organisation_and_by_its_persons(node):
     [ref] = create(node, licensee())
 
     [org] = search(node, "organisation", ["Ets Comptoir Etoile du Sud"])
-    assert (org.record_kind, org.ref, org.person_index, org.party) == ("licensee", ref, None,
-                                                                       "organisation")
+    assert (org.record_kind, org.ref, org.person_index, org.party) == (
+        "licensee",
+        ref,
+        None,
+        "organisation",
+    )
     assert org.score == 600
     assert "legal form ignored: ets" in org.explain()
 
-    hits = search(node, "person", ["MBALA Jeanpierre"], date_of_birth="1981-04-03",
-                  nationality="CF")
+    hits = search(
+        node, "person", ["MBALA Jeanpierre"], date_of_birth="1981-04-03", nationality="CF"
+    )
     assert (hits[0].ref, hits[0].person_index, hits[0].name) == (ref, 0, "Jean-Pierre MBALA")
     details = [f.detail for f in hits[0].features]
     assert any("director" in d for d in details)
@@ -147,7 +177,8 @@ def test_an_update_changes_the_index(node):
     [ref] = create(node, subject())
     with node.sessions() as session:
         SubjectRegistry(session, ANALYST, node.now()).update(
-            ref, SubjectUpdate(names=["Aminata Traoré"], aliases=[], date_of_birth="1990"))
+            ref, SubjectUpdate(names=["Aminata Traoré"], aliases=[], date_of_birth="1990")
+        )
         session.commit()
 
     assert search(node, "person", ["Marcel Ngouandjika"]) == []
@@ -168,11 +199,13 @@ def test_a_licensee_update_drops_removed_persons_and_a_status_change_keeps_the_r
 
     with node.sessions() as session:
         LicenseeRegistry(session, ANALYST, node.now()).update(
-            ref, LicenseeUpdate(persons=[{"name": "Odette Yakité"}], trade_names=[]))
+            ref, LicenseeUpdate(persons=[{"name": "Odette Yakité"}], trade_names=[])
+        )
         session.commit()
     assert search(node, "person", ["Mahamat Abakar Issa"]) == []
-    assert all(h.name != "Diamants de Bria"
-               for h in search(node, "organisation", ["Diamants de Bria"]))
+    assert all(
+        h.name != "Diamants de Bria" for h in search(node, "organisation", ["Diamants de Bria"])
+    )
     assert search(node, "person", ["Odette Yakite"])[0].person_index == 0
     records, _ = index_state(node)
     assert [part for _, _, _, part, *_ in records] == [0, 1]
@@ -237,8 +270,14 @@ def test_kpnet_kyc_reindex(node, settings):
 
     kpnet = Path(sys.executable).parent / "kpnet"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPNET_")}
-    done = subprocess.run([str(kpnet), "kyc", "reindex", "--data-dir", str(settings.data_dir)],
-                          capture_output=True, text=True, timeout=120, check=False, env=env)
+    done = subprocess.run(
+        [str(kpnet), "kyc", "reindex", "--data-dir", str(settings.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
 
     assert done.returncode == 0, done.stderr
     assert "4 persons and organisations" in done.stdout  # the licensee, its 2 persons, 1 subject
@@ -248,12 +287,16 @@ def test_kpnet_kyc_reindex(node, settings):
 def test_a_csv_import_fills_the_index_as_a_rebuild_would(node):
     from node.services.csv_import import import_csv
 
-    licensees = ("licence_number;licence_type;legal_name;trade_names;directors\n"
-                 "CF-BA-1;comptoir;Comptoir Étoile du Sud SARL;Star Diamonds;"
-                 "Jean-Pierre Mbala|Odette Yakité\n"
-                 "CF-BA-2;collecteur;Ets Kalonji et Fils;;Fiston Kalonji\n")
-    subjects = ("kind;names;aliases;date_of_birth;reason_category\n"
-                "personne;Marcel Ngouandjika;Le Colonel;12/06/1975;smuggling\n")
+    licensees = (
+        "licence_number;licence_type;legal_name;trade_names;directors\n"
+        "CF-BA-1;comptoir;Comptoir Étoile du Sud SARL;Star Diamonds;"
+        "Jean-Pierre Mbala|Odette Yakité\n"
+        "CF-BA-2;collecteur;Ets Kalonji et Fils;;Fiston Kalonji\n"
+    )
+    subjects = (
+        "kind;names;aliases;date_of_birth;reason_category\n"
+        "personne;Marcel Ngouandjika;Le Colonel;12/06/1975;smuggling\n"
+    )
     for kind, text in (("licensees", licensees), ("subjects", subjects)):
         report = import_csv(node.sessions, kind, text.encode(), actor=ANALYST, now=node.now())
         assert report.written, report.errors

@@ -50,16 +50,23 @@ def module_postgres_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module",
-                params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def shared_api(request: pytest.FixtureRequest,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedApi]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def shared_api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedApi]:
     """Like ``api``, but one node per module and database: for tests that make their own
     objects and do not count what others made."""
     url = request.getfixturevalue("module_postgres_url") if request.param == "postgres" else None
-    settings = init_node(tmp_path_factory.mktemp("shared") / "node", node_id="CM",
-                         name="Test node CM", url="http://127.0.0.1:8100",
-                         now=datetime.now(UTC), database_url=url)
+    settings = init_node(
+        tmp_path_factory.mktemp("shared") / "node",
+        node_id="CM",
+        name="Test node CM",
+        url="http://127.0.0.1:8100",
+        now=datetime.now(UTC),
+        database_url=url,
+    )
     node = open_node(settings, migrate=False)
     try:
         with node.sessions() as session:
@@ -77,13 +84,21 @@ def shared_api(request: pytest.FixtureRequest,
 
 
 def licensee_body(number: str = "CM-BA-001", **fields: Any) -> dict[str, Any]:
-    return {"licence_number": number, "licence_type": "buying_house",
-            "legal_name": "Comptoir Étoile SARL", **fields}
+    return {
+        "licence_number": number,
+        "licence_type": "buying_house",
+        "legal_name": "Comptoir Étoile SARL",
+        **fields,
+    }
 
 
 def subject_body(**fields: Any) -> dict[str, Any]:
-    return {"kind": "person", "names": ["Jean-Pierre Mbéki"],
-            "reason_category": "smuggling", **fields}
+    return {
+        "kind": "person",
+        "names": ["Jean-Pierre Mbéki"],
+        "reason_category": "smuggling",
+        **fields,
+    }
 
 
 @pytest.fixture
@@ -91,8 +106,11 @@ def make_licensee(api: Any) -> Callable[..., dict[str, Any]]:
     """Create a licensee as the analyst; return the API's answer."""
 
     def make(number: str = "CM-BA-001", **fields: Any) -> dict[str, Any]:
-        response = api.client.post("/api/v1/licensees", json=licensee_body(number, **fields),
-                                   headers=api.as_role("analyst"))
+        response = api.client.post(
+            "/api/v1/licensees",
+            json=licensee_body(number, **fields),
+            headers=api.as_role("analyst"),
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -104,8 +122,9 @@ def make_subject(api: Any) -> Callable[..., dict[str, Any]]:
     """Create a subject as the analyst; return the API's answer."""
 
     def make(**fields: Any) -> dict[str, Any]:
-        response = api.client.post("/api/v1/subjects", json=subject_body(**fields),
-                                   headers=api.as_role("analyst"))
+        response = api.client.post(
+            "/api/v1/subjects", json=subject_body(**fields), headers=api.as_role("analyst")
+        )
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -122,8 +141,14 @@ def db(settings: Settings) -> Iterator[Engine]:
         engine.dispose()
 
 
-WRITTEN_TABLES = ("licensees", "subjects", "record_changes", "licence_status_changes",
-                  "audit_log", "api_tokens")
+WRITTEN_TABLES = (
+    "licensees",
+    "subjects",
+    "record_changes",
+    "licence_status_changes",
+    "audit_log",
+    "api_tokens",
+)
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
@@ -150,11 +175,17 @@ def cli_env(**extra: str) -> dict[str, str]:
 def kpnet() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the ``kpnet`` command; ``env`` entries are added to a clean environment."""
 
-    def run(*args: str | Path, env: dict[str, str] | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str | Path,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(KPNET), *map(str, args)], capture_output=True, text=True, timeout=120,
-            env=cli_env(**(env or {})), check=False,
+            [str(KPNET), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=cli_env(**(env or {})),
+            check=False,
         )
 
     return run

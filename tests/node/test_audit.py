@@ -66,23 +66,41 @@ def swap_contents(db: Engine, middle: int, last: int) -> int:
     rows = {row.seq: row for row in entries(db)}
     for here, there in ((middle, middle + 1), (middle + 1, middle)):
         other = rows[there]
-        set_fields(db, here, actor=other.actor, action=other.action, at=other.at,
-                   target_kind=other.target_kind, target_id=other.target_id, detail=other.detail)
+        set_fields(
+            db,
+            here,
+            actor=other.actor,
+            action=other.action,
+            at=other.at,
+            target_kind=other.target_kind,
+            target_id=other.target_id,
+            detail=other.detail,
+        )
     return middle
 
 
 def edit_and_rehash(db: Engine, middle: int, last: int) -> int:
     """A careful forger recomputes the edited entry's own hash; the next link breaks."""
     row = entries(db)[middle - 1]
-    event = AuditEvent("someone else (admin)", row.action, row.target_kind, row.target_id,
-                       row.detail)
-    set_fields(db, middle, actor=event.actor,
-               hash=entry_hash(row.prev_hash, row.seq, row.at, event))
+    event = AuditEvent(
+        "someone else (admin)", row.action, row.target_kind, row.target_id, row.detail
+    )
+    set_fields(
+        db, middle, actor=event.actor, hash=entry_hash(row.prev_hash, row.seq, row.at, event)
+    )
     return middle + 1
 
 
-TAMPERING = [edit_detail, edit_actor, edit_time, delete_middle, delete_last, swap_seq,
-             swap_contents, edit_and_rehash]
+TAMPERING = [
+    edit_detail,
+    edit_actor,
+    edit_time,
+    delete_middle,
+    delete_last,
+    swap_seq,
+    swap_contents,
+    edit_and_rehash,
+]
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +108,21 @@ def busy_log(shared_api) -> int:
     """The shared node's log with entries of every kind; returns how many."""
     api = shared_api
     analyst = api.as_role("analyst")
-    ref = api.client.post("/api/v1/licensees", headers=analyst, json={
-        "licence_number": "CM-AU-001", "licence_type": "exporter",
-        "legal_name": "Bangui Export"}).json()["ref"]
+    ref = api.client.post(
+        "/api/v1/licensees",
+        headers=analyst,
+        json={
+            "licence_number": "CM-AU-001",
+            "licence_type": "exporter",
+            "legal_name": "Bangui Export",
+        },
+    ).json()["ref"]
     api.client.patch(f"/api/v1/licensees/{ref}", headers=analyst, json={"region": "Est"})
-    subject = api.client.post("/api/v1/subjects", headers=analyst, json={
-        "kind": "person", "names": ["Awa Diallo"], "reason_category": "fraud"}).json()["ref"]
+    subject = api.client.post(
+        "/api/v1/subjects",
+        headers=analyst,
+        json={"kind": "person", "names": ["Awa Diallo"], "reason_category": "fraud"},
+    ).json()["ref"]
     api.client.get(f"/api/v1/subjects/{subject}", headers=api.as_role("officer"))
     api.client.delete(f"/api/v1/licensees/{ref}", headers=analyst)
     verified = api.client.get("/api/v1/audit/verify", headers=api.as_role("auditor")).json()
@@ -109,23 +136,24 @@ def log_copy(shared_api, busy_log) -> Iterator[Engine]:
     """The shared node's log, put back as it was after the test has tampered with it."""
     db = shared_api.db
     with db.connect() as connection:
-        rows = [dict(row._mapping) for row in connection.execute(
-            select(AuditEntry.__table__).order_by(AuditEntry.seq))]
+        rows = [
+            dict(row._mapping)
+            for row in connection.execute(select(AuditEntry.__table__).order_by(AuditEntry.seq))
+        ]
     yield db
     with db.begin() as connection:
         connection.execute(delete(AuditEntry))
         connection.execute(insert(AuditEntry), rows)
-    verified = shared_api.client.get("/api/v1/audit/verify",
-                                     headers=shared_api.as_role("auditor")).json()
-    assert verified == {"ok": True, "entries": busy_log, "first_broken_seq": None,
-                        "problem": None}
+    verified = shared_api.client.get(
+        "/api/v1/audit/verify", headers=shared_api.as_role("auditor")
+    ).json()
+    assert verified == {"ok": True, "entries": busy_log, "first_broken_seq": None, "problem": None}
 
 
 def test_intact_log_verifies_in_api_and_cli(shared_api, busy_log, kpnet):
     api = shared_api
     verified = api.client.get("/api/v1/audit/verify", headers=api.as_role("auditor")).json()
-    assert verified == {"ok": True, "entries": busy_log, "first_broken_seq": None,
-                        "problem": None}
+    assert verified == {"ok": True, "entries": busy_log, "first_broken_seq": None, "problem": None}
 
     result = kpnet("audit", "verify", "--data-dir", api.settings.data_dir)
     assert result.returncode == 0, result.stderr
@@ -133,8 +161,9 @@ def test_intact_log_verifies_in_api_and_cli(shared_api, busy_log, kpnet):
 
 
 @pytest.mark.parametrize("tamper", TAMPERING, ids=lambda f: f.__name__)
-def test_tampering_is_caught_at_the_first_broken_entry(shared_api, busy_log, log_copy, kpnet,
-                                                        tamper):
+def test_tampering_is_caught_at_the_first_broken_entry(
+    shared_api, busy_log, log_copy, kpnet, tamper
+):
     api = shared_api
     broken = tamper(log_copy, busy_log // 2, busy_log)
 
@@ -167,27 +196,68 @@ def test_record_writes_are_audited_with_actor_target_and_fields(api, make_licens
     ref = make_licensee("CM-AU-010")["ref"]
     analyst = api.as_role("analyst")
     api.client.patch(f"/api/v1/licensees/{ref}", headers=analyst, json={"region": "Est"})
-    api.client.post(f"/api/v1/licensees/{ref}/status", headers=analyst,
-                    json={"status": "suspended"})
+    api.client.post(
+        f"/api/v1/licensees/{ref}/status", headers=analyst, json={"status": "suspended"}
+    )
     api.client.delete(f"/api/v1/licensees/{ref}", headers=analyst)
-    subject = api.client.post("/api/v1/subjects", headers=analyst, json={
-        "kind": "person", "names": ["Paul Ndongo"], "reason_category": "fraud"}).json()["ref"]
+    subject = api.client.post(
+        "/api/v1/subjects",
+        headers=analyst,
+        json={"kind": "person", "names": ["Paul Ndongo"], "reason_category": "fraud"},
+    ).json()["ref"]
     api.client.patch(f"/api/v1/subjects/{subject}", headers=analyst, json={"risk_level": "high"})
     api.client.delete(f"/api/v1/subjects/{subject}", headers=analyst)
 
-    written = [(e["action"], e["target_id"], e["detail"]) for e in reversed(audit(api))
-               if e["action"].startswith(("licensee.", "subject."))]
+    written = [
+        (e["action"], e["target_id"], e["detail"])
+        for e in reversed(audit(api))
+        if e["action"].startswith(("licensee.", "subject."))
+    ]
     assert written == [
-        ("licensee.create", ref, {"version": 1, "fields": [
-            "address", "expires_on", "handling", "issued_on", "legal_name", "licence_number",
-            "licence_type", "persons", "region", "status", "trade_names"]}),
+        (
+            "licensee.create",
+            ref,
+            {
+                "version": 1,
+                "fields": [
+                    "address",
+                    "expires_on",
+                    "handling",
+                    "issued_on",
+                    "legal_name",
+                    "licence_number",
+                    "licence_type",
+                    "persons",
+                    "region",
+                    "status",
+                    "trade_names",
+                ],
+            },
+        ),
         ("licensee.update", ref, {"version": 2, "fields": ["region"]}),
         ("licensee.update", ref, {"version": 3, "fields": ["status"]}),
         ("licensee.delete", ref, {"version": 4, "fields": []}),
-        ("subject.create", subject, {"version": 1, "fields": [
-            "aliases", "date_of_birth", "documents", "handling", "kind",
-            "linked_licence_numbers", "names", "narrative", "nationality", "reason_category",
-            "risk_level", "source_agency"]}),
+        (
+            "subject.create",
+            subject,
+            {
+                "version": 1,
+                "fields": [
+                    "aliases",
+                    "date_of_birth",
+                    "documents",
+                    "handling",
+                    "kind",
+                    "linked_licence_numbers",
+                    "names",
+                    "narrative",
+                    "nationality",
+                    "reason_category",
+                    "risk_level",
+                    "source_agency",
+                ],
+            },
+        ),
         ("subject.update", subject, {"version": 2, "fields": ["risk_level"]}),
         ("subject.delete", subject, {"version": 3, "fields": []}),
     ]
@@ -195,18 +265,27 @@ def test_record_writes_are_audited_with_actor_target_and_fields(api, make_licens
 
 
 def test_token_creation_and_revocation_are_audited_without_the_secret(api):
-    created = api.client.post("/api/v1/tokens", headers=api.as_role("admin"), json={
-        "name": "poste frontière Kentzou", "role": "officer", "expires_days": 90})
+    created = api.client.post(
+        "/api/v1/tokens",
+        headers=api.as_role("admin"),
+        json={"name": "poste frontière Kentzou", "role": "officer", "expires_days": 90},
+    )
     token_id = created.json()["id"]
     api.client.delete(f"/api/v1/tokens/{token_id}", headers=api.as_role("admin"))
 
     entries = audit(api, target_id=str(token_id))
     assert [(e["action"], e["actor"]) for e in entries] == [
-        ("token.revoke", "admin-1 (admin)"), ("token.create", "admin-1 (admin)")]
-    assert entries[1]["detail"] == {"name": "poste frontière Kentzou", "role": "officer",
-                                    "expires_days": 90}
-    everything = api.client.get("/api/v1/audit", params={"limit": 1000},
-                                headers=api.as_role("auditor")).text
+        ("token.revoke", "admin-1 (admin)"),
+        ("token.create", "admin-1 (admin)"),
+    ]
+    assert entries[1]["detail"] == {
+        "name": "poste frontière Kentzou",
+        "role": "officer",
+        "expires_days": 90,
+    }
+    everything = api.client.get(
+        "/api/v1/audit", params={"limit": 1000}, headers=api.as_role("auditor")
+    ).text
     assert created.json()["token"] not in everything
     assert all(secret not in everything for secret in api.tokens.values())
 
@@ -215,13 +294,26 @@ def test_refused_writes_leave_no_audit_entry(api, make_licensee):
     make_licensee("CM-AU-020")
     before = len(audit(api, limit=1000))
     analyst = api.as_role("analyst")
-    api.client.post("/api/v1/licensees", headers=analyst, json={
-        "licence_number": "CM-AU-020", "licence_type": "collector", "legal_name": "Dup"})
-    api.client.post("/api/v1/subjects", headers=analyst, json={
-        "kind": "person", "names": ["X"], "reason_category": "fraud",
-        "linked_licence_numbers": ["NOPE"]})
-    api.client.post("/api/v1/licensees", headers=api.as_role("officer"), json={
-        "licence_number": "CM-AU-021", "licence_type": "collector", "legal_name": "Denied"})
+    api.client.post(
+        "/api/v1/licensees",
+        headers=analyst,
+        json={"licence_number": "CM-AU-020", "licence_type": "collector", "legal_name": "Dup"},
+    )
+    api.client.post(
+        "/api/v1/subjects",
+        headers=analyst,
+        json={
+            "kind": "person",
+            "names": ["X"],
+            "reason_category": "fraud",
+            "linked_licence_numbers": ["NOPE"],
+        },
+    )
+    api.client.post(
+        "/api/v1/licensees",
+        headers=api.as_role("officer"),
+        json={"licence_number": "CM-AU-021", "licence_type": "collector", "legal_name": "Denied"},
+    )
     assert len(audit(api, limit=1000)) == before
 
 
@@ -230,12 +322,17 @@ def test_refused_writes_leave_no_audit_entry(api, make_licensee):
 
 @pytest.fixture
 def two_writers(api, make_licensee, make_subject) -> dict[str, str]:
-    mbida = api.client.post("/api/v1/tokens", headers=api.as_role("admin"),
-                            json={"name": "analyste Mbida", "role": "analyst"}).json()["token"]
+    mbida = api.client.post(
+        "/api/v1/tokens",
+        headers=api.as_role("admin"),
+        json={"name": "analyste Mbida", "role": "analyst"},
+    ).json()["token"]
     licensee = make_licensee("CM-AU-030")["ref"]
-    subject = api.client.post("/api/v1/subjects", headers={"Authorization": f"Bearer {mbida}"},
-                              json={"kind": "person", "names": ["Awa Diallo"],
-                                    "reason_category": "smuggling"}).json()["ref"]
+    subject = api.client.post(
+        "/api/v1/subjects",
+        headers={"Authorization": f"Bearer {mbida}"},
+        json={"kind": "person", "names": ["Awa Diallo"], "reason_category": "smuggling"},
+    ).json()["ref"]
     make_subject()
     return {"licensee": licensee, "subject": subject}
 
@@ -253,13 +350,16 @@ def test_audit_filters_by_action_prefix_or_exact_action(api, two_writers):
 def test_audit_filters_by_actor_and_target(api, two_writers):
     by_mbida = audit(api, who="Mbida")
     assert [(e["action"], e["target_id"]) for e in by_mbida] == [
-        ("subject.create", two_writers["subject"])]
+        ("subject.create", two_writers["subject"])
+    ]
     assert {e["actor"] for e in audit(api, who="analyst-1")} == {"analyst-1 (analyst)"}
     assert audit(api, who="%") == []  # a wildcard is a character, not "anyone"
     assert [e["action"] for e in audit(api, action="subject.", who="analyst-1")] == [
-        "subject.create"]
+        "subject.create"
+    ]
     assert [e["action"] for e in audit(api, target_id=two_writers["licensee"])] == [
-        "licensee.create"]
+        "licensee.create"
+    ]
 
 
 def test_audit_is_newest_first_and_paginated(api, two_writers):
@@ -267,8 +367,9 @@ def test_audit_is_newest_first_and_paginated(api, two_writers):
     seqs = [e["seq"] for e in everything["items"]]
     assert seqs == sorted(seqs, reverse=True)
     assert everything["total"] == len(seqs)
-    page = api.client.get("/api/v1/audit", params={"limit": 2, "offset": 1},
-                          headers=api.as_role("auditor")).json()
+    page = api.client.get(
+        "/api/v1/audit", params={"limit": 2, "offset": 1}, headers=api.as_role("auditor")
+    ).json()
     assert [e["seq"] for e in page["items"]] == seqs[1:3]
     assert page["total"] == everything["total"]
 

@@ -75,7 +75,8 @@ def populate(settings: Settings, tmp_path: Path) -> None:
     try:
         with runtime.sessions() as session:
             PeerRegistry(session, ADMIN, runtime.now(), own_node_id="CM").add(
-                peer.card_path.read_bytes(), fingerprint=peer_fingerprint)
+                peer.card_path.read_bytes(), fingerprint=peer_fingerprint
+            )
             session.commit()
     finally:
         runtime.close()
@@ -83,39 +84,72 @@ def populate(settings: Settings, tmp_path: Path) -> None:
     with TestClient(create_app(quiet)) as client:
         analyst = {"Authorization": f"Bearer {tokens['analyst']}"}
         for i in range(3):
-            made = client.post("/api/v1/licensees", headers=analyst, json={
-                "licence_number": f"CM-BA-00{i}", "licence_type": "buying_house",
-                "legal_name": f"Comptoir Étoile n°{i} SARL", "trade_names": ["Étoile"],
-                "persons": [{"name": "Jean-Pierre Mbéki", "role": "director"}],
-                "issued_on": "2024-01-15", "region": "Est"})
+            made = client.post(
+                "/api/v1/licensees",
+                headers=analyst,
+                json={
+                    "licence_number": f"CM-BA-00{i}",
+                    "licence_type": "buying_house",
+                    "legal_name": f"Comptoir Étoile n°{i} SARL",
+                    "trade_names": ["Étoile"],
+                    "persons": [{"name": "Jean-Pierre Mbéki", "role": "director"}],
+                    "issued_on": "2024-01-15",
+                    "region": "Est",
+                },
+            )
             assert made.status_code == 201, made.text
-        changed = client.post(f"/api/v1/licensees/{made.json()['ref']}/status", headers=analyst,
-                              json={"status": "suspended", "reason": "enquête en cours"})
+        changed = client.post(
+            f"/api/v1/licensees/{made.json()['ref']}/status",
+            headers=analyst,
+            json={"status": "suspended", "reason": "enquête en cours"},
+        )
         assert changed.status_code == 200, changed.text
-        subject = client.post("/api/v1/subjects", headers=analyst, json={
-            "kind": "person", "names": ["Amadou Bello"], "aliases": ["Le Diamantaire"],
-            "reason_category": "smuggling", "nationality": "CM", "narrative": NARRATIVE,
-            "documents": [{"type": "passport", "number": "AA123456"}]})
+        subject = client.post(
+            "/api/v1/subjects",
+            headers=analyst,
+            json={
+                "kind": "person",
+                "names": ["Amadou Bello"],
+                "aliases": ["Le Diamantaire"],
+                "reason_category": "smuggling",
+                "nationality": "CM",
+                "narrative": NARRATIVE,
+                "documents": [{"type": "passport", "number": "AA123456"}],
+            },
+        )
         assert subject.status_code == 201, subject.text
         for title in ("Colis saisi à Garoua-Boulaï", "Faux certificat KP"):
-            sent = client.post("/api/v1/alerts", headers=analyst, json={
-                "category": "seizure", "severity": "urgent", "title": title,
-                "body": "Pierres brutes sans certificat", "handling": "AMBER",
-                "place": {"country": "CM", "locality": "Garoua-Boulaï"} if "Colis" in title
-                else None})
+            sent = client.post(
+                "/api/v1/alerts",
+                headers=analyst,
+                json={
+                    "category": "seizure",
+                    "severity": "urgent",
+                    "title": title,
+                    "body": "Pierres brutes sans certificat",
+                    "handling": "AMBER",
+                    "place": {"country": "CM", "locality": "Garoua-Boulaï"}
+                    if "Colis" in title
+                    else None,
+                },
+            )
             assert sent.status_code == 201, sent.text
     runtime = open_node(settings, migrate=False)
     try:
         rotate_keys(runtime, ADMIN, runtime.now())
         with runtime.sessions() as session:
-            first = session.execute(
-                select(OutboxMessage).order_by(OutboxMessage.id)).scalars().first()
+            first = (
+                session.execute(select(OutboxMessage).order_by(OutboxMessage.id)).scalars().first()
+            )
             assert first is not None
             first.leased_until = runtime.now() + timedelta(minutes=5)
             first.leased_by = "CM-deadbeef"
             first.attempts = 1
-            session.execute(update(Peer).values(next_attempt_at=runtime.now() + timedelta(hours=1),
-                                                consecutive_failures=4))
+            session.execute(
+                update(Peer).values(
+                    next_attempt_at=runtime.now() + timedelta(hours=1), consecutive_failures=4
+                )
+            )
             session.commit()
     finally:
         runtime.close()
@@ -151,10 +185,17 @@ def make_backup(settings: Settings, out: Path, passphrase: str = PASSPHRASE):  #
     return create_backup(settings, out, passphrase=lambda: passphrase, now=NOW, actor="test")
 
 
-def restore(archive: Path, data_dir: Path, database_url: str | None = None,
-            passphrase: str = PASSPHRASE):  # type: ignore[no-untyped-def]
-    return restore_archive(archive, data_dir, passphrase=lambda: passphrase, now=NOW,
-                           actor="test", database_url=database_url)
+def restore(
+    archive: Path, data_dir: Path, database_url: str | None = None, passphrase: str = PASSPHRASE
+):  # type: ignore[no-untyped-def]
+    return restore_archive(
+        archive,
+        data_dir,
+        passphrase=lambda: passphrase,
+        now=NOW,
+        actor="test",
+        database_url=database_url,
+    )
 
 
 def all_rows(url: str) -> dict[str, list[dict[str, Any]]]:
@@ -165,9 +206,14 @@ def all_rows(url: str) -> dict[str, list[dict[str, Any]]]:
         with engine.connect() as connection:
             metadata.reflect(bind=connection)
             return {
-                table.name: [dict(row._mapping) for row in connection.execute(
-                    select(table).order_by(*table.primary_key.columns))]
-                for table in metadata.sorted_tables if table.name != "alembic_version"
+                table.name: [
+                    dict(row._mapping)
+                    for row in connection.execute(
+                        select(table).order_by(*table.primary_key.columns)
+                    )
+                ]
+                for table in metadata.sorted_tables
+                if table.name != "alembic_version"
             }
     finally:
         engine.dispose()
@@ -197,14 +243,26 @@ def table_names(url: str) -> list[str]:
 
 
 def test_round_trip_restores_every_row_the_keys_and_a_verifying_audit_chain(
-        source: Settings, target_url: str | None, tmp_path: Path):
+    source: Settings, target_url: str | None, tmp_path: Path
+):
     archive = tmp_path / "cm-backup.tar.gz"
     report = make_backup(source, archive)
     assert mode(archive) == 0o600
     before = all_rows(source.sqlalchemy_url)
     assert report.rows == {name: len(rows) for name, rows in before.items()}
-    assert all(before[name] for name in ("licensees", "subjects", "record_changes", "alerts",
-                                         "outbox", "peers", "match_keys", "audit_log"))
+    assert all(
+        before[name]
+        for name in (
+            "licensees",
+            "subjects",
+            "record_changes",
+            "alerts",
+            "outbox",
+            "peers",
+            "match_keys",
+            "audit_log",
+        )
+    )
 
     restored = restore(archive, tmp_path / "restored", target_url)
 
@@ -221,8 +279,9 @@ def test_round_trip_restores_every_row_the_keys_and_a_verifying_audit_chain(
         if name == "audit_head":  # moved on by that entry
             continue
         skipped = FRESH_START.get(name, ())
-        assert [{k: v for k, v in r.items() if k not in skipped} for r in after[name]] == \
-               [{k: v for k, v in r.items() if k not in skipped} for r in rows], name
+        assert [{k: v for k, v in r.items() if k not in skipped} for r in after[name]] == [
+            {k: v for k, v in r.items() if k not in skipped} for r in rows
+        ], name
     chain = audit_report(settings)
     assert chain.ok and chain.entries == len(before["audit_log"]) + 1
     assert [e["action"] for e in before["audit_log"]][-1] == "backup.started"
@@ -243,9 +302,9 @@ def test_round_trip_restores_every_row_the_keys_and_a_verifying_audit_chain(
     assert mode(settings.data_dir / "config.toml") == 0o600
 
 
-def test_restored_node_sends_at_once_and_allocates_new_ids(source: Settings,
-                                                          target_url: str | None,
-                                                          tmp_path: Path):
+def test_restored_node_sends_at_once_and_allocates_new_ids(
+    source: Settings, target_url: str | None, tmp_path: Path
+):
     archive = tmp_path / "cm.tar.gz"
     make_backup(source, archive)
     restore(archive, tmp_path / "restored", target_url)
@@ -263,11 +322,15 @@ def test_restored_node_sends_at_once_and_allocates_new_ids(source: Settings,
             # sequences were moved past them).
             largest = session.execute(text("SELECT max(id) FROM api_tokens")).scalar_one()
             row, _secret = TokenService(session, ADMIN, runtime.now()).create(
-                name="after-restore", role="officer")
+                name="after-restore", role="officer"
+            )
             session.commit()
             assert row.id == largest + 1
-            last = session.execute(
-                select(AuditEntry).order_by(AuditEntry.seq.desc())).scalars().first()
+            last = (
+                session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()))
+                .scalars()
+                .first()
+            )
             assert last is not None and last.action == "token.create"
         with runtime.sessions() as session:
             assert verify_chain(session).ok
@@ -286,8 +349,9 @@ def test_cli_restores_across_databases(tmp_path: Path, postgres_url: str, kpnet,
     passphrase_file.write_text(PASSPHRASE + "\n")
     archive = tmp_path / "cm.tar.gz"
 
-    made = kpnet("backup", "--data-dir", settings.data_dir, archive,
-                 "--passphrase-file", passphrase_file)
+    made = kpnet(
+        "backup", "--data-dir", settings.data_dir, archive, "--passphrase-file", passphrase_file
+    )
     assert made.returncode == 0, made.stderr
     assert PASSPHRASE not in made.stdout + made.stderr
     assert "node CM backed up to" in made.stdout
@@ -295,16 +359,30 @@ def test_cli_restores_across_databases(tmp_path: Path, postgres_url: str, kpnet,
     if direction == "sqlite-to-postgres":
         with fresh_postgres_database() as target:
             restored_dir = tmp_path / "restored"
-            done = kpnet("restore", archive, "--data-dir", restored_dir, "--database-url", target,
-                         env={"KPNET_BACKUP_PASSPHRASE": PASSPHRASE})
+            done = kpnet(
+                "restore",
+                archive,
+                "--data-dir",
+                restored_dir,
+                "--database-url",
+                target,
+                env={"KPNET_BACKUP_PASSPHRASE": PASSPHRASE},
+            )
             assert done.returncode == 0, done.stderr
             assert load_settings(restored_dir).database_url == target
             check_restored_cli(kpnet, settings, restored_dir)
     else:
         restored_dir = tmp_path / "restored"
         target = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-        done = kpnet("restore", archive, "--data-dir", restored_dir, "--database-url", target,
-                     env={"KPNET_BACKUP_PASSPHRASE": PASSPHRASE})
+        done = kpnet(
+            "restore",
+            archive,
+            "--data-dir",
+            restored_dir,
+            "--database-url",
+            target,
+            env={"KPNET_BACKUP_PASSPHRASE": PASSPHRASE},
+        )
         assert done.returncode == 0, done.stderr
         assert load_settings(restored_dir).sqlalchemy_url == target
         check_restored_cli(kpnet, settings, restored_dir)
@@ -315,8 +393,10 @@ def check_restored_cli(kpnet, source: Settings, restored_dir: Path) -> None:  # 
     verified = kpnet("audit", "verify", "--data-dir", restored_dir)
     assert verified.returncode == 0, verified.stderr
     assert "audit log intact" in verified.stdout
-    assert kpnet("fingerprint", "--data-dir", restored_dir).stdout == \
-        kpnet("fingerprint", "--data-dir", source.data_dir).stdout
+    assert (
+        kpnet("fingerprint", "--data-dir", restored_dir).stdout
+        == kpnet("fingerprint", "--data-dir", source.data_dir).stdout
+    )
     before = all_rows(source.sqlalchemy_url)
     after = all_rows(load_settings(restored_dir).sqlalchemy_url)
     counts = {name: len(rows) for name, rows in before.items()}
@@ -324,8 +404,9 @@ def check_restored_cli(kpnet, source: Settings, restored_dir: Path) -> None:  # 
     assert {name: len(rows) for name, rows in after.items()} == counts
 
 
-def test_a_sqlite_url_of_another_directory_is_not_restored_into(sqlite_source: Settings,
-                                                                tmp_path: Path):
+def test_a_sqlite_url_of_another_directory_is_not_restored_into(
+    sqlite_source: Settings, tmp_path: Path
+):
     """A config naming its SQLite file explicitly would point the restored node at the
     old node's file: the restored node gets its own file in its own directory."""
     config = sqlite_source.data_dir / "config.toml"
@@ -361,7 +442,7 @@ def flip_a_byte(name: str, data: bytes) -> bytes:
     if name != "db/subjects.jsonl.enc":
         return data
     middle = len(data) // 2
-    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
 
 
 def forge_manifest(name: str, data: bytes, members: dict[str, bytes]) -> bytes:
@@ -379,8 +460,9 @@ def forge_manifest(name: str, data: bytes, members: dict[str, bytes]) -> bytes:
 
 def subkeys(manifest: dict[str, Any], passphrase: str = PASSPHRASE):  # type: ignore[no-untyped-def]
     params = manifest["encryption"]
-    return backup_crypto.derive_keys(passphrase, base64.b64decode(params["salt"]), params["opslimit"],
-                          params["memlimit"])
+    return backup_crypto.derive_keys(
+        passphrase, base64.b64decode(params["salt"]), params["opslimit"], params["memlimit"]
+    )
 
 
 def plaintext(archive: Path, passphrase: str = PASSPHRASE) -> dict[str, bytes]:
@@ -395,8 +477,9 @@ def plaintext(archive: Path, passphrase: str = PASSPHRASE) -> dict[str, bytes]:
             opened[name] = data
             continue
         key = keys.keys if name == "keys.enc" else keys.data
-        with backup_crypto.unsealed_reader(io.BytesIO(data), key, name,
-                            manifest["encryption"]["chunk_bytes"]) as plain:
+        with backup_crypto.unsealed_reader(
+            io.BytesIO(data), key, name, manifest["encryption"]["chunk_bytes"]
+        ) as plain:
             opened[name] = plain.read()
     return opened
 
@@ -411,8 +494,9 @@ def forge(archive: Path, out: Path, change: Callable[[dict[str, bytes]], None]) 
         data = members[member["name"]]
         member["size"], member["sha256"] = len(data), hashlib.sha256(data).hexdigest()
     members["manifest.json"] = json.dumps(manifest, indent=2).encode()
-    members["manifest.mac"] = backup_crypto.manifest_mac(subkeys(manifest).mac,
-                                          members["manifest.json"]).encode() + b"\n"
+    members["manifest.mac"] = (
+        backup_crypto.manifest_mac(subkeys(manifest).mac, members["manifest.json"]).encode() + b"\n"
+    )
     with tarfile.open(out, "w:gz") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
@@ -433,17 +517,28 @@ def contents(archive: Path) -> dict[str, bytes]:
         return {info.name: tar.extractfile(info).read() for info in tar}  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("damage", ["altered byte", "truncated member", "missing member",
-                                    "truncated", "not a backup", "forged manifest"])
-def test_damaged_or_altered_archive_is_refused_and_nothing_is_written(archive: Path,
-                                                                      tmp_path: Path, damage):
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "altered byte",
+        "truncated member",
+        "missing member",
+        "truncated",
+        "not a backup",
+        "forged manifest",
+    ],
+)
+def test_damaged_or_altered_archive_is_refused_and_nothing_is_written(
+    archive: Path, tmp_path: Path, damage
+):
     bad = tmp_path / "bad.tar.gz"
     if damage == "altered byte":
         rewrite(archive, bad, flip_a_byte)
         expected = "db/subjects.jsonl.enc does not match its checksum"
     elif damage == "truncated member":
-        rewrite(archive, bad, lambda name, data: data[:-20] if name == "db/outbox.jsonl.enc"
-                else data)
+        rewrite(
+            archive, bad, lambda name, data: data[:-20] if name == "db/outbox.jsonl.enc" else data
+        )
         expected = "db/outbox.jsonl.enc does not match its checksum"
     elif damage == "missing member":
         rewrite(archive, bad, lambda name, data: None if name == "db/outbox.jsonl.enc" else data)
@@ -462,8 +557,13 @@ def test_damaged_or_altered_archive_is_refused_and_nothing_is_written(archive: P
     asked: list[bool] = []
 
     with pytest.raises(BackupError, match=expected) as refused:
-        restore_archive(bad, tmp_path / "restored", now=NOW, actor="test",
-                        passphrase=lambda: asked.append(True) or PASSPHRASE)
+        restore_archive(
+            bad,
+            tmp_path / "restored",
+            now=NOW,
+            actor="test",
+            passphrase=lambda: asked.append(True) or PASSPHRASE,
+        )
 
     if damage != "not a backup":
         assert "nothing was written" in str(refused.value)
@@ -472,9 +572,9 @@ def test_damaged_or_altered_archive_is_refused_and_nothing_is_written(archive: P
     assert asked == ([True] if damage == "forged manifest" else [])  # checked before asking
 
 
-def test_wrong_passphrase_is_refused_and_nothing_is_written(source: Settings,
-                                                            target_url: str | None,
-                                                            tmp_path: Path):
+def test_wrong_passphrase_is_refused_and_nothing_is_written(
+    source: Settings, target_url: str | None, tmp_path: Path
+):
     archive = tmp_path / "cm.tar.gz"
     make_backup(source, archive)
     with pytest.raises(BackupError, match=r"wrong passphrase.*nothing was written"):
@@ -484,11 +584,14 @@ def test_wrong_passphrase_is_refused_and_nothing_is_written(source: Settings,
         assert table_names(target_url) == []
 
 
-@pytest.mark.parametrize("damage", ["final chunk cut off", "one byte changed",
-                                    "tables swapped"])
+@pytest.mark.parametrize("damage", ["final chunk cut off", "one byte changed", "tables swapped"])
 def test_ciphertext_altered_by_a_passphrase_holder_is_refused(
-        source: Settings, target_url: str | None, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, damage: str):
+    source: Settings,
+    target_url: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: str,
+):
     """Checksums and MAC redone to match: decryption itself refuses the member, once the
     schema is made and loading has begun; what was made is removed."""
     monkeypatch.setattr(backup, "CHUNK_BYTES", 256)  # many chunks per table
@@ -501,7 +604,7 @@ def test_ciphertext_altered_by_a_passphrase_holder_is_refused(
         data = members[victim]
         assert len(data) > header + 3 * block
         if damage == "final chunk cut off":
-            members[victim] = data[:header + 2 * block]
+            members[victim] = data[: header + 2 * block]
         elif damage == "one byte changed":
             members[victim] = data[:-5] + bytes([data[-5] ^ 0x80]) + data[-4:]
         else:
@@ -510,9 +613,13 @@ def test_ciphertext_altered_by_a_passphrase_holder_is_refused(
 
     bad = forge(archive, tmp_path / "forged.tar.gz", change)
     reason = {"final chunk cut off": "it is cut short, before its final chunk"}.get(
-        damage, "a chunk does not decrypt")
-    with pytest.raises(BackupError, match=rf"damaged or was altered \(db/\w+\.jsonl\.enc: "
-                                          rf"{reason}\); nothing was written") as refused:
+        damage, "a chunk does not decrypt"
+    )
+    with pytest.raises(
+        BackupError,
+        match=rf"damaged or was altered \(db/\w+\.jsonl\.enc: "
+        rf"{reason}\); nothing was written",
+    ) as refused:
         restore(bad, tmp_path / "restored", target_url)
     assert "\n" not in str(refused.value)
     assert not (tmp_path / "restored").exists()
@@ -521,8 +628,9 @@ def test_ciphertext_altered_by_a_passphrase_holder_is_refused(
 
 
 @pytest.mark.parametrize("version", [1, 3, "2", None])
-def test_older_or_unknown_format_is_refused_in_one_line(archive: Path, tmp_path: Path,
-                                                        version: Any):
+def test_older_or_unknown_format_is_refused_in_one_line(
+    archive: Path, tmp_path: Path, version: Any
+):
     def change(name: str, data: bytes) -> bytes:
         if name != "manifest.json":
             return data
@@ -533,8 +641,13 @@ def test_older_or_unknown_format_is_refused_in_one_line(archive: Path, tmp_path:
     other = rewrite(archive, tmp_path / "other.tar.gz", change)
     asked: list[bool] = []
     with pytest.raises(BackupError) as refused:
-        restore_archive(other, tmp_path / "restored", now=NOW, actor="test",
-                        passphrase=lambda: asked.append(True) or PASSPHRASE)
+        restore_archive(
+            other,
+            tmp_path / "restored",
+            now=NOW,
+            actor="test",
+            passphrase=lambda: asked.append(True) or PASSPHRASE,
+        )
     message = str(refused.value)
     assert "\n" not in message
     assert f"is in backup format {version if version == 1 else repr(version)}" in message
@@ -547,8 +660,7 @@ def test_older_or_unknown_format_is_refused_in_one_line(archive: Path, tmp_path:
     assert not (tmp_path / "restored").exists()
 
 
-def test_non_empty_targets_are_refused(source: Settings, target_url: str | None,
-                                       tmp_path: Path):
+def test_non_empty_targets_are_refused(source: Settings, target_url: str | None, tmp_path: Path):
     archive = tmp_path / "cm.tar.gz"
     make_backup(source, archive)
     occupied = tmp_path / "occupied"
@@ -579,8 +691,9 @@ def test_non_empty_targets_are_refused(source: Settings, target_url: str | None,
     assert (empty / "keys" / "signing.key").is_file()
 
 
-def test_database_url_overridden_by_the_environment_is_refused(archive: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch):
+def test_database_url_overridden_by_the_environment_is_refused(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """The node would run on KPNET_DATABASE_URL, not on the database restored into."""
     monkeypatch.setenv("KPNET_DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
     with pytest.raises(BackupError, match="KPNET_DATABASE_URL is set"):
@@ -588,8 +701,9 @@ def test_database_url_overridden_by_the_environment_is_refused(archive: Path, tm
     assert not (tmp_path / "restored").exists()
 
 
-def test_failed_load_leaves_nothing_behind(archive: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch):
+def test_failed_load_leaves_nothing_behind(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     def broken(table: str, row: dict[str, Any]) -> dict[str, Any]:
         if table == "outbox":
             raise RuntimeError("disk full")
@@ -602,9 +716,9 @@ def test_failed_load_leaves_nothing_behind(archive: Path, tmp_path: Path,
 
 
 @pytest.mark.postgres
-def test_failed_load_into_postgres_drops_what_it_made(archive: Path, tmp_path: Path,
-                                                      postgres_url: str,
-                                                      monkeypatch: pytest.MonkeyPatch):
+def test_failed_load_into_postgres_drops_what_it_made(
+    archive: Path, tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setattr(backup_restore, "fresh_start", lambda table, row: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         restore(archive, tmp_path / "restored", postgres_url)
@@ -615,14 +729,14 @@ def test_failed_load_into_postgres_drops_what_it_made(archive: Path, tmp_path: P
 # -- the command line ---------------------------------------------------------------------
 
 
-def test_cli_round_trip_and_mistakes(sqlite_source: Settings, tmp_path: Path, kpnet,
-                                     user_mistake):
+def test_cli_round_trip_and_mistakes(sqlite_source: Settings, tmp_path: Path, kpnet, user_mistake):
     data_dir = sqlite_source.data_dir
     archive = tmp_path / "cm.tar.gz"
     env = {"KPNET_BACKUP_PASSPHRASE": PASSPHRASE}
 
-    short = user_mistake(kpnet("backup", "--data-dir", data_dir, archive,
-                               env={"KPNET_BACKUP_PASSPHRASE": "short"}))
+    short = user_mistake(
+        kpnet("backup", "--data-dir", data_dir, archive, env={"KPNET_BACKUP_PASSPHRASE": "short"})
+    )
     assert "at least 12 characters" in short
     assert not archive.exists()
 
@@ -635,16 +749,24 @@ def test_cli_round_trip_and_mistakes(sqlite_source: Settings, tmp_path: Path, kp
     assert "already exists" in again
 
     restored = tmp_path / "restored"
-    wrong = user_mistake(kpnet("restore", archive, "--data-dir", restored,
-                               env={"KPNET_BACKUP_PASSPHRASE": "Douala-Bertoua 2025"}))
+    wrong = user_mistake(
+        kpnet(
+            "restore",
+            archive,
+            "--data-dir",
+            restored,
+            env={"KPNET_BACKUP_PASSPHRASE": "Douala-Bertoua 2025"},
+        )
+    )
     assert wrong.startswith("error: wrong passphrase")
     assert not restored.exists()
 
     altered = rewrite(archive, tmp_path / "altered.tar.gz", flip_a_byte)
     refused = user_mistake(kpnet("restore", altered, "--data-dir", restored, env=env))
     assert "altered" in refused and "nothing was written" in refused
-    missing = user_mistake(kpnet("restore", tmp_path / "nope.tar.gz", "--data-dir", restored,
-                                 env=env))
+    missing = user_mistake(
+        kpnet("restore", tmp_path / "nope.tar.gz", "--data-dir", restored, env=env)
+    )
     assert "no archive at" in missing
     assert not restored.exists()
 
@@ -669,8 +791,13 @@ def test_passphrase_is_asked_twice_when_backing_up(sqlite_source: Settings, tmp_
     archive = tmp_path / "typed.tar.gz"
     typed = subprocess.run(
         [str(KPNET), "backup", "--data-dir", str(sqlite_source.data_dir), str(archive)],
-        input=f"{PASSPHRASE}\n{PASSPHRASE}\n", capture_output=True, text=True, timeout=120,
-        env=cli_env(), check=False)
+        input=f"{PASSPHRASE}\n{PASSPHRASE}\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(),
+        check=False,
+    )
     assert typed.returncode == 0, typed.stderr
     assert PASSPHRASE not in typed.stdout + typed.stderr
     assert "Backup passphrase" in typed.stderr
@@ -681,8 +808,13 @@ def test_passphrase_is_asked_twice_when_backing_up(sqlite_source: Settings, tmp_
 def test_archive_layout_and_manifest(archive: Path):
     members = contents(archive)
     names = list(members)
-    assert names[:5] == ["manifest.json", "manifest.mac", "config.toml.enc", "card.json",
-                         "keys.enc"]
+    assert names[:5] == [
+        "manifest.json",
+        "manifest.mac",
+        "config.toml.enc",
+        "card.json",
+        "keys.enc",
+    ]
     manifest = json.loads(members["manifest.json"])
     assert manifest["format"] == "kpnet-backup" and manifest["format_version"] == 2
     assert manifest["node_id"] == "CM"
@@ -705,8 +837,9 @@ def test_archive_layout_and_manifest(archive: Path):
     assert date.fromisoformat(manifest["created_at"][:10]) == NOW.date()
 
 
-def test_backup_of_a_running_sqlite_node_does_not_hold_up_writers(sqlite_source: Settings,
-                                                             tmp_path: Path):
+def test_backup_of_a_running_sqlite_node_does_not_hold_up_writers(
+    sqlite_source: Settings, tmp_path: Path
+):
     """Backing up a SQLite node takes no write lock during the dump: a writer commits
     while a (slow) dump's snapshot is open, and the archive holds the state at its start."""
     written: list[int] = []
@@ -723,8 +856,14 @@ def test_backup_of_a_running_sqlite_node_does_not_hold_up_writers(sqlite_source:
                 engine.dispose()
 
     archive = tmp_path / "during.tar.gz"
-    report = create_backup(sqlite_source, archive, passphrase=lambda: PASSPHRASE, now=NOW,
-                           actor="test", progress=slow_progress)
+    report = create_backup(
+        sqlite_source,
+        archive,
+        passphrase=lambda: PASSPHRASE,
+        now=NOW,
+        actor="test",
+        progress=slow_progress,
+    )
     assert written
     dump = plaintext(archive)["db/api_tokens.jsonl.enc"]
     tokens = [json.loads(line) for line in dump.splitlines()]
@@ -742,9 +881,17 @@ def test_archive_holds_nothing_secret_in_clear(sqlite_source: Settings, tmp_path
     make_backup(settings, archive)
 
     rows = all_rows(settings.sqlalchemy_url)
-    secrets = [NARRATIVE, "Amadou Bello", "Le Diamantaire", "AA123456", "Jean-Pierre Mbéki",
-               "Comptoir Étoile", "Colis saisi à Garoua-Boulaï", "enquête en cours",
-               metrics_token]
+    secrets = [
+        NARRATIVE,
+        "Amadou Bello",
+        "Le Diamantaire",
+        "AA123456",
+        "Jean-Pierre Mbéki",
+        "Comptoir Étoile",
+        "Colis saisi à Garoua-Boulaï",
+        "enquête en cours",
+        metrics_token,
+    ]
     secrets += [token["token_hash"] for token in rows["api_tokens"]]
     assert rows["api_tokens"]
     assert all(len(token["token_hash"]) >= 32 for token in rows["api_tokens"])
@@ -768,8 +915,9 @@ def test_archive_holds_nothing_secret_in_clear(sqlite_source: Settings, tmp_path
     assert load_settings(tmp_path / "restored").metrics_token == metrics_token
 
 
-def test_round_trip_with_many_small_chunks(sqlite_source: Settings, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch):
+def test_round_trip_with_many_small_chunks(
+    sqlite_source: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """Rows spread over chunk boundaries (and lines over chunks) come back whole."""
     monkeypatch.setattr(backup, "CHUNK_BYTES", 256)
     archive = tmp_path / "cm.tar.gz"
@@ -790,20 +938,25 @@ def test_sealed_member_round_trips_at_chunk_boundaries(size: int):
     stored = io.BytesIO()
     sealer = backup_crypto.Sealer(stored, key, "db/x.jsonl.enc", 256)
     for start in range(0, size, 100):
-        sealer.write(data[start:start + 100])
+        sealer.write(data[start : start + 100])
     sha256 = sealer.close()
     assert sha256 == hashlib.sha256(stored.getvalue()).hexdigest()
     assert sealer.size == len(stored.getvalue())
-    with backup_crypto.unsealed_reader(io.BytesIO(stored.getvalue()), key, "db/x.jsonl.enc", 256) as plain:
+    with backup_crypto.unsealed_reader(
+        io.BytesIO(stored.getvalue()), key, "db/x.jsonl.enc", 256
+    ) as plain:
         assert plain.read() == data
     for wrong_key, wrong_name in ((os.urandom(32), "db/x.jsonl.enc"), (key, "db/y.jsonl.enc")):
         with pytest.raises(backup_crypto.Undecryptable, match="does not decrypt"):  # noqa: SIM117
-            with backup_crypto.unsealed_reader(io.BytesIO(stored.getvalue()), wrong_key, wrong_name,
-                                256) as plain:
+            with backup_crypto.unsealed_reader(
+                io.BytesIO(stored.getvalue()), wrong_key, wrong_name, 256
+            ) as plain:
                 plain.read()
     # A byte more: in a short final chunk, or after a full one.
-    with pytest.raises(backup_crypto.Undecryptable,  # noqa: SIM117
-                       match=r"does not decrypt|goes on after its final chunk"):
-        with backup_crypto.unsealed_reader(io.BytesIO(stored.getvalue() + b"x"), key, "db/x.jsonl.enc",
-                            256) as plain:
-            plain.read()
+    with pytest.raises(
+        backup_crypto.Undecryptable,
+        match=r"does not decrypt|goes on after its final chunk",
+    ), backup_crypto.unsealed_reader(
+        io.BytesIO(stored.getvalue() + b"x"), key, "db/x.jsonl.enc", 256
+    ) as plain:
+        plain.read()

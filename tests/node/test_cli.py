@@ -23,8 +23,17 @@ def mode(path: Path) -> int:
 
 
 def init_args(data_dir: Path, node_id: str = "CM") -> list[str | Path]:
-    return ["init", "--data-dir", data_dir, "--node-id", node_id,
-            "--name", "Brigade minière de Bertoua", "--url", "https://kpnet.example.cm"]
+    return [
+        "init",
+        "--data-dir",
+        data_dir,
+        "--node-id",
+        node_id,
+        "--name",
+        "Brigade minière de Bertoua",
+        "--url",
+        "https://kpnet.example.cm",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +115,18 @@ def test_data_dir_from_the_environment(node_dir, kpnet):
 
 def test_token_create_list_revoke(node_dir, kpnet):
     data_dir, _ = node_dir
-    created = kpnet("token", "create", "--data-dir", data_dir, "--role", "analyst",
-                    "--name", "analyste Ngono", "--expires-days", "30")
+    created = kpnet(
+        "token",
+        "create",
+        "--data-dir",
+        data_dir,
+        "--role",
+        "analyst",
+        "--name",
+        "analyste Ngono",
+        "--expires-days",
+        "30",
+    )
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip()
     assert secret.startswith("kpn_")
@@ -117,8 +136,9 @@ def test_token_create_list_revoke(node_dir, kpnet):
     listed = kpnet("token", "list", "--data-dir", data_dir)
     assert listed.returncode == 0
     assert secret not in listed.stdout
-    row = next(line.split("\t") for line in listed.stdout.splitlines()
-               if line.startswith(f"{token_id}\t"))
+    row = next(
+        line.split("\t") for line in listed.stdout.splitlines() if line.startswith(f"{token_id}\t")
+    )
     assert row[1:3] == ["analyst", "analyste Ngono"]
     assert secret.startswith(row[3].rstrip("…"))
     assert row[4].startswith("expires ")
@@ -134,8 +154,9 @@ def test_token_create_list_revoke(node_dir, kpnet):
         assert client.get("/api/v1/licensees", headers=headers).status_code == 401
     listed = kpnet("token", "list", "--data-dir", data_dir)
     assert f"{token_id}\tanalyst\tanalyste Ngono" in listed.stdout
-    assert next(line for line in listed.stdout.splitlines()
-                if line.startswith(f"{token_id}\t")).endswith("revoked")
+    assert next(
+        line for line in listed.stdout.splitlines() if line.startswith(f"{token_id}\t")
+    ).endswith("revoked")
 
 
 def test_init_on_postgresql(tmp_path, postgres_url, kpnet):

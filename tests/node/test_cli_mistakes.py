@@ -12,8 +12,17 @@ from node.bootstrap import init_node
 
 
 def init_args(data_dir: Path, node_id: str = "CM") -> list[str | Path]:
-    return ["init", "--data-dir", data_dir, "--node-id", node_id,
-            "--name", "Brigade minière de Bertoua", "--url", "https://kpnet.example.cm"]
+    return [
+        "init",
+        "--data-dir",
+        data_dir,
+        "--node-id",
+        node_id,
+        "--name",
+        "Brigade minière de Bertoua",
+        "--url",
+        "https://kpnet.example.cm",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -25,23 +34,33 @@ def node_dir(tmp_path_factory) -> Path:
 
 def test_token_mistakes_are_one_line(node_dir, kpnet, user_mistake):
     data_dir = node_dir
-    bad_role = user_mistake(kpnet("token", "create", "--data-dir", data_dir,
-                                    "--role", "root", "--name", "x"))
+    bad_role = user_mistake(
+        kpnet("token", "create", "--data-dir", data_dir, "--role", "root", "--name", "x")
+    )
     assert "unknown role 'root'" in bad_role
     assert "admin, analyst, officer, auditor" in bad_role
     unknown = user_mistake(kpnet("token", "revoke", "--data-dir", data_dir, "424242"))
     assert "424242" in unknown
-    never = kpnet("token", "create", "--data-dir", data_dir, "--role", "officer",
-                  "--name", "x", "--expires-days", "0")
+    never = kpnet(
+        "token",
+        "create",
+        "--data-dir",
+        data_dir,
+        "--role",
+        "officer",
+        "--name",
+        "x",
+        "--expires-days",
+        "0",
+    )
     assert never.returncode == 2
     assert "Traceback" not in never.stderr
 
 
-@pytest.mark.parametrize("command", [["fingerprint"], ["token", "list"], ["audit", "verify"],
-                                     ["serve"]],
-                         ids=" ".join)
-def test_commands_on_a_missing_data_dir_fail_with_one_line(tmp_path, kpnet, user_mistake,
-                                                           command):
+@pytest.mark.parametrize(
+    "command", [["fingerprint"], ["token", "list"], ["audit", "verify"], ["serve"]], ids=" ".join
+)
+def test_commands_on_a_missing_data_dir_fail_with_one_line(tmp_path, kpnet, user_mistake, command):
     missing = tmp_path / "nowhere"
     message = user_mistake(kpnet(*command, "--data-dir", missing))
     assert f"no node in {missing}" in message
@@ -67,8 +86,7 @@ def test_invalid_node_id_is_refused_and_creates_nothing(tmp_path, kpnet, user_mi
 
 def test_unreachable_database_leaves_no_half_made_node(tmp_path, kpnet, user_mistake):
     data_dir = tmp_path / "node"
-    failed = kpnet(*init_args(data_dir), "--database-url",
-                   "postgresql://kpnet@127.0.0.1:1/kpnet")
+    failed = kpnet(*init_args(data_dir), "--database-url", "postgresql://kpnet@127.0.0.1:1/kpnet")
     message = user_mistake(failed)
     assert message.startswith("error: database:")
     assert not (data_dir / "config.toml").exists()
@@ -76,5 +94,3 @@ def test_unreachable_database_leaves_no_half_made_node(tmp_path, kpnet, user_mis
 
     retried = kpnet(*init_args(data_dir))
     assert retried.returncode == 0, retried.stderr
-
-

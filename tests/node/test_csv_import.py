@@ -27,11 +27,22 @@ LICENSEES_CSV = (
 )
 
 
-def post_csv(api: Any, kind: str, body: str | bytes, *, role: str = "analyst",
-             content_type: str = "text/csv", **params: Any) -> Any:
+def post_csv(
+    api: Any,
+    kind: str,
+    body: str | bytes,
+    *,
+    role: str = "analyst",
+    content_type: str = "text/csv",
+    **params: Any,
+) -> Any:
     data = body.encode("utf-8") if isinstance(body, str) else body
-    return api.client.post(f"/api/v1/imports/{kind}", content=data, params=params,
-                           headers={**api.as_role(role), "Content-Type": content_type})
+    return api.client.post(
+        f"/api/v1/imports/{kind}",
+        content=data,
+        params=params,
+        headers={**api.as_role(role), "Content-Type": content_type},
+    )
 
 
 def errors_of(response: Any) -> list[tuple[int, str | None, str]]:
@@ -39,79 +50,122 @@ def errors_of(response: Any) -> list[tuple[int, str | None, str]]:
 
 
 def licensees_by_number(api: Any) -> dict[str, dict[str, Any]]:
-    page = api.client.get("/api/v1/licensees", params={"limit": 500},
-                          headers=api.as_role("analyst")).json()
+    page = api.client.get(
+        "/api/v1/licensees", params={"limit": 500}, headers=api.as_role("analyst")
+    ).json()
     return {item["licence_number"]: item for item in page["items"]}
 
 
 # -- through the API --------------------------------------------------------------------
+
 
 def test_analyst_imports_licensees_with_history_status_and_audit(api, db):
     body = LICENSEES_CSV.encode()
     response = post_csv(api, "licensees", body)
     assert response.status_code == 200, response.text
     assert response.json() == {
-        "kind": "licensees", "sha256": hashlib.sha256(body).hexdigest(), "dry_run": False,
-        "rows_total": 3, "rows_valid": 3, "written": 3, "errors_total": 0, "errors": [],
+        "kind": "licensees",
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "dry_run": False,
+        "rows_total": 3,
+        "rows_valid": 3,
+        "written": 3,
+        "errors_total": 0,
+        "errors": [],
     }
     records = licensees_by_number(api)
     assert sorted(records) == ["CM-BA-101", "CM-CO-102", "CM-EX-103"]
     etoile = records["CM-BA-101"]
     assert etoile["trade_names"] == ["Étoile", "Star Diamonds"]
     assert [(p["role"], p["name"]) for p in etoile["persons"]] == [
-        ("director", "Jean Mvondo"), ("director", "Odette Essomba"),
+        ("director", "Jean Mvondo"),
+        ("director", "Odette Essomba"),
         ("beneficial_owner", "Paul Bebey"),
     ]
     assert (etoile["issued_on"], etoile["status"], etoile["handling"]) == (
-        "2024-03-01", "active", "GREEN")
+        "2024-03-01",
+        "active",
+        "GREEN",
+    )
     assert records["CM-CO-102"]["status"] == "suspended"
 
     analyst = api.as_role("analyst")
     detail = api.client.get(f"/api/v1/licensees/{etoile['ref']}", headers=analyst).json()
     assert [(s["status"], s["reason"]) for s in detail["status_history"]] == [
-        ("active", "imported")]
+        ("active", "imported")
+    ]
     history = api.client.get(f"/api/v1/licensees/{etoile['ref']}/history", headers=analyst)
     assert [(h["version"], h["action"]) for h in history.json()] == [(1, "import")]
     found = api.client.get("/api/v1/licensees", params={"q": "odette etoile"}, headers=analyst)
     assert [i["licence_number"] for i in found.json()["items"]] == ["CM-BA-101"]
 
     with Session(db) as session:
-        entries = session.execute(
-            select(AuditEntry).where(AuditEntry.action.in_(["licensee.create", "import.completed"]))
-            .order_by(AuditEntry.seq)
-        ).scalars().all()
+        entries = (
+            session.execute(
+                select(AuditEntry)
+                .where(AuditEntry.action.in_(["licensee.create", "import.completed"]))
+                .order_by(AuditEntry.seq)
+            )
+            .scalars()
+            .all()
+        )
         assert [e.action for e in entries] == ["licensee.create"] * 3 + ["import.completed"]
         assert {e.target_id for e in entries[:3]} == {r["ref"] for r in records.values()}
         assert all(e.detail == {"version": 1, "source": "import"} for e in entries[:3])
-        assert entries[3].detail == {"kind": "licensee", "rows": 3,
-                                     "sha256": hashlib.sha256(body).hexdigest()}
+        assert entries[3].detail == {
+            "kind": "licensee",
+            "rows": 3,
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }
         assert verify_chain(session).ok
 
 
 def test_imported_record_is_stored_as_the_api_stores_it(api, db, make_licensee):
-    fields = {"trade_names": ["Étoile", "Star Diamonds"], "region": "Est-Cameroun",
-              "issued_on": "2024-03-01",
-              "persons": [{"role": "director", "name": "Jean Mvondo"},
-                          {"role": "beneficial_owner", "name": "Paul Bebey"}]}
+    fields = {
+        "trade_names": ["Étoile", "Star Diamonds"],
+        "region": "Est-Cameroun",
+        "issued_on": "2024-03-01",
+        "persons": [
+            {"role": "director", "name": "Jean Mvondo"},
+            {"role": "beneficial_owner", "name": "Paul Bebey"},
+        ],
+    }
     created = make_licensee("CM-BA-101", **fields)
     index_of_created = match_rows(db, created["ref"])
     assert index_of_created  # the registry indexes it for KYC matching
-    deleted = api.client.delete(f"/api/v1/licensees/{created['ref']}",
-                                headers=api.as_role("analyst"))
+    deleted = api.client.delete(
+        f"/api/v1/licensees/{created['ref']}", headers=api.as_role("analyst")
+    )
     assert deleted.status_code == 204  # the number is free again for a live record
-    response = post_csv(api, "licensees", (
-        "licence_number;licence_type;legal_name;trade_names;region;issued_on;directors;"
-        "beneficial_owners\n"
-        "CM-BA-101;comptoir;Comptoir Étoile SARL;Étoile|Star Diamonds;Est-Cameroun;01/03/2024;"
-        "Jean Mvondo;Paul Bebey\n"))
+    response = post_csv(
+        api,
+        "licensees",
+        (
+            "licence_number;licence_type;legal_name;trade_names;region;issued_on;directors;"
+            "beneficial_owners\n"
+            "CM-BA-101;comptoir;Comptoir Étoile SARL;Étoile|Star Diamonds;Est-Cameroun;01/03/2024;"
+            "Jean Mvondo;Paul Bebey\n"
+        ),
+    )
     assert response.status_code == 200, response.text
     with db.connect() as connection:
-        texts = connection.execute(text(
-            "SELECT search_text FROM licensees WHERE licence_number = 'CM-BA-101' ORDER BY id"
-        )).scalars().all()
-        changes = Session(bind=connection).execute(
-            select(RecordChange).where(RecordChange.version == 1).order_by(RecordChange.id)
-        ).scalars().all()
+        texts = (
+            connection.execute(
+                text(
+                    "SELECT search_text FROM licensees WHERE licence_number = 'CM-BA-101' ORDER BY id"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        changes = (
+            Session(bind=connection)
+            .execute(
+                select(RecordChange).where(RecordChange.version == 1).order_by(RecordChange.id)
+            )
+            .scalars()
+            .all()
+        )
     assert len(texts) == 2 and texts[0] == texts[1]
     api_created, imported = changes
     assert (api_created.action, imported.action) == ("create", "import")
@@ -124,25 +178,41 @@ def test_imported_record_is_stored_as_the_api_stores_it(api, db, make_licensee):
 def match_rows(db: Any, ref: str) -> list[tuple[Any, ...]]:
     """A licensee's match index rows (its KYC identity), without the row ids."""
     with db.connect() as connection:
-        return [tuple(row) for row in connection.execute(text(
-            "SELECT m.part, m.party, m.names, m.identifiers, m.keys FROM match_records m "
-            "JOIN licensees l ON m.record_kind = 'licensee' AND m.record_id = l.id "
-            "WHERE l.ref = :ref ORDER BY m.part"), {"ref": ref})]
+        return [
+            tuple(row)
+            for row in connection.execute(
+                text(
+                    "SELECT m.part, m.party, m.names, m.identifiers, m.keys FROM match_records m "
+                    "JOIN licensees l ON m.record_kind = 'licensee' AND m.record_id = l.id "
+                    "WHERE l.ref = :ref ORDER BY m.part"
+                ),
+                {"ref": ref},
+            )
+        ]
 
 
 def test_invalid_rows_are_reported_by_row_and_column_and_nothing_is_written(api, row_counts):
     before = row_counts()
-    response = post_csv(api, "licensees", (
-        "licence_number,licence_type,legal_name,issued_on,status\n"
-        "CM-BA-201,buying_house,Bon Comptoir,2024-01-01,active\n"
-        "CM-BA-202,diamond_shop,Mauvais Type,2024-01-01,active\n"
-        "CM-BA-203,collector,,32/01/2024,active\n"
-        "CM-BA-204,exporter,Bon Exportateur,,dormant\n"))
+    response = post_csv(
+        api,
+        "licensees",
+        (
+            "licence_number,licence_type,legal_name,issued_on,status\n"
+            "CM-BA-201,buying_house,Bon Comptoir,2024-01-01,active\n"
+            "CM-BA-202,diamond_shop,Mauvais Type,2024-01-01,active\n"
+            "CM-BA-203,collector,,32/01/2024,active\n"
+            "CM-BA-204,exporter,Bon Exportateur,,dormant\n"
+        ),
+    )
     assert response.status_code == 422
     report = response.json()
     assert (report["rows_total"], report["rows_valid"], report["written"]) == (4, 1, 0)
     assert [(row, column) for row, column, _ in errors_of(response)] == [
-        (3, "licence_type"), (4, "legal_name"), (4, "issued_on"), (5, "status")]
+        (3, "licence_type"),
+        (4, "legal_name"),
+        (4, "issued_on"),
+        (5, "status"),
+    ]
     messages = [m for _, _, m in errors_of(response)]
     assert "'diamond_shop' is not one of: buying_house" in messages[0]
     assert "comptoir" in messages[0]  # the French words are offered too
@@ -156,7 +226,7 @@ def test_french_locale_spreadsheet_imports(api):
         "\ufeffLicence_Number;Licence_Type;Legal_Name;Trade_Names;Address;Region;Issued_On;"
         "Expires_On;Status;Handling;Directors;Beneficial_Owners\r\n"
         "CF-BA-2024-0001;Comptoir;Société Minière de Berbérati;SMB|Berbérati Diamants;"
-        "\"BP 12; quartier Poto-Poto, Berbérati\";Mambéré-Kadéï;15/01/2024;14/01/2026;actif;"
+        '"BP 12; quartier Poto-Poto, Berbérati";Mambéré-Kadéï;15/01/2024;14/01/2026;actif;'
         "tlp:amber;Jean-Baptiste Ngaïkoisset|Odette Yakité;Marie-Claire Mbuyi\r\n"
         "CF-CO-2024-0002;COLLECTEUR;Établissements Zoumandé;;;Haute-Kotto;1/2/2024;;Suspendu;;;\r\n"
         "CF-EX-2024-0003;exportateur;Nola Gems International SARL;;;Sangha-Mbaéré;;;révoqué;;;\r\n"
@@ -172,7 +242,10 @@ def test_french_locale_spreadsheet_imports(api):
     assert smb["legal_name"] == "Société Minière de Berbérati"
     assert smb["address"] == "BP 12; quartier Poto-Poto, Berbérati"
     assert (smb["licence_type"], smb["status"], smb["handling"]) == (
-        "buying_house", "active", "AMBER")
+        "buying_house",
+        "active",
+        "AMBER",
+    )
     assert (smb["issued_on"], smb["expires_on"]) == ("2024-01-15", "2026-01-14")
     assert records["CF-CO-2024-0002"]["issued_on"] == "2024-02-01"
     assert {n: (r["licence_type"], r["status"]) for n, r in records.items()} == {
@@ -182,20 +255,25 @@ def test_french_locale_spreadsheet_imports(api):
         "CF-CP-2024-0004": ("cooperative", "expired"),
         "CF-BA-2024-0005": ("buying_house", "active"),
     }
-    found = api.client.get("/api/v1/licensees", params={"q": "miniere berberati"},
-                           headers=api.as_role("officer")).json()
+    found = api.client.get(
+        "/api/v1/licensees", params={"q": "miniere berberati"}, headers=api.as_role("officer")
+    ).json()
     assert [i["licence_number"] for i in found["items"]] == ["CF-BA-2024-0001"]
 
 
-def test_duplicate_licence_numbers_in_the_file_and_in_the_database(api, make_licensee,
-                                                                    row_counts):
+def test_duplicate_licence_numbers_in_the_file_and_in_the_database(api, make_licensee, row_counts):
     make_licensee("CM-BA-001")
     before = row_counts()
-    response = post_csv(api, "licensees", (
-        "licence_number,licence_type,legal_name\n"
-        "CM-BA-001,buying_house,Déjà Enregistré\n"
-        "CM-BA-300,collector,Premier\n"
-        "CM-BA-300,collector,Second\n"))
+    response = post_csv(
+        api,
+        "licensees",
+        (
+            "licence_number,licence_type,legal_name\n"
+            "CM-BA-001,buying_house,Déjà Enregistré\n"
+            "CM-BA-300,collector,Premier\n"
+            "CM-BA-300,collector,Second\n"
+        ),
+    )
     assert response.status_code == 422
     assert errors_of(response) == [
         (2, "licence_number", "licence number CM-BA-001 is already registered"),
@@ -207,10 +285,15 @@ def test_duplicate_licence_numbers_in_the_file_and_in_the_database(api, make_lic
 
 def test_unknown_and_missing_columns_are_reported_once_on_the_header(api, row_counts):
     before = row_counts()
-    unknown = post_csv(api, "licensees", (
-        "licence_number,licence_type,legal_name,Téléphone\n"
-        "CM-BA-401,buying_house,Un,+237 699 00 00 00\n"
-        "CM-BA-402,buying_house,Deux,+237 677 00 00 00\n"))
+    unknown = post_csv(
+        api,
+        "licensees",
+        (
+            "licence_number,licence_type,legal_name,Téléphone\n"
+            "CM-BA-401,buying_house,Un,+237 699 00 00 00\n"
+            "CM-BA-402,buying_house,Deux,+237 677 00 00 00\n"
+        ),
+    )
     assert unknown.status_code == 422
     [(row, column, message)] = errors_of(unknown)
     assert (row, column) == (1, "Téléphone")
@@ -225,14 +308,22 @@ def test_unknown_and_missing_columns_are_reported_once_on_the_header(api, row_co
 
 def test_subjects_import_and_links_only_to_registered_licences(api, make_licensee):
     make_licensee("CM-BA-001")
-    header = ("kind;names;aliases;date_of_birth;nationality;documents;linked_licence_numbers;"
-              "reason_category;risk_level;narrative;source_agency;handling\n")
-    response = post_csv(api, "subjects", header + (
-        "personne;Jean-Pierre Mbéki|J.-P. Mbeki;Le Colonel;12/05/1978;cd;"
-        "passport:OB0123456:CD|carte:123-456;CM-BA-001;contrebande;élevé;"
-        "\"Vu à Kenzou avec des pierres brutes;\ndeux fois en 2024\";Douanes Garoua-Boulaï;"
-        "amber+strict\n"
-        "personne morale;Kasaï Gems Trading;;;;;;faux certificat KP;;;;\n"))
+    header = (
+        "kind;names;aliases;date_of_birth;nationality;documents;linked_licence_numbers;"
+        "reason_category;risk_level;narrative;source_agency;handling\n"
+    )
+    response = post_csv(
+        api,
+        "subjects",
+        header
+        + (
+            "personne;Jean-Pierre Mbéki|J.-P. Mbeki;Le Colonel;12/05/1978;cd;"
+            "passport:OB0123456:CD|carte:123-456;CM-BA-001;contrebande;élevé;"
+            '"Vu à Kenzou avec des pierres brutes;\ndeux fois en 2024";Douanes Garoua-Boulaï;'
+            "amber+strict\n"
+            "personne morale;Kasaï Gems Trading;;;;;;faux certificat KP;;;;\n"
+        ),
+    )
     assert response.status_code == 200, response.text
     items = api.client.get("/api/v1/subjects", headers=api.as_role("analyst")).json()["items"]
     person, organisation = sorted(items, key=lambda s: s["kind"], reverse=True)
@@ -240,26 +331,43 @@ def test_subjects_import_and_links_only_to_registered_licences(api, make_license
     assert (person["date_of_birth"], person["nationality"]) == ("1978-05-12", "CD")
     assert person["documents"] == [
         {"type": "passport", "number": "OB0123456", "country": "CD"},
-        {"type": "carte", "number": "123-456", "country": None}]
+        {"type": "carte", "number": "123-456", "country": None},
+    ]
     assert (person["reason_category"], person["risk_level"], person["handling"]) == (
-        "smuggling", "high", "AMBER+STRICT")
+        "smuggling",
+        "high",
+        "AMBER+STRICT",
+    )
     assert person["narrative"] == "Vu à Kenzou avec des pierres brutes;\ndeux fois en 2024"
     assert person["linked_licence_numbers"] == ["CM-BA-001"]
     assert (organisation["kind"], organisation["reason_category"], organisation["handling"]) == (
-        "organisation", "fake_kp_certificate", "AMBER")
+        "organisation",
+        "fake_kp_certificate",
+        "AMBER",
+    )
 
     # A quoted cell over two lines is still one row: the bad row is row 3.
-    unknown = post_csv(api, "subjects", header + (
-        "person;A;;;;;;fraud;;\"deux\nlignes\";;\n"
-        "person;B;;;;;CM-XX-999|CM-BA-001;fraud;;;;\n"
-        "person;C;;1978-13;ZZZ;passport;;fraud;;;;\n"))
+    unknown = post_csv(
+        api,
+        "subjects",
+        header
+        + (
+            'person;A;;;;;;fraud;;"deux\nlignes";;\n'
+            "person;B;;;;;CM-XX-999|CM-BA-001;fraud;;;;\n"
+            "person;C;;1978-13;ZZZ;passport;;fraud;;;;\n"
+        ),
+    )
     assert unknown.status_code == 422
     assert errors_of(unknown) == [
         (3, "linked_licence_numbers", "unknown licence numbers: CM-XX-999"),
         (4, "date_of_birth", "use YYYY, YYYY-MM or YYYY-MM-DD"),
         (4, "nationality", "use a two-letter country code, e.g. CD or CF"),
-        (4, "documents", "document 1 'passport': use type:number or type:number:country, "
-                         "e.g. passport:OB0123456:CD"),
+        (
+            4,
+            "documents",
+            "document 1 'passport': use type:number or type:number:country, "
+            "e.g. passport:OB0123456:CD",
+        ),
     ]
 
 
@@ -279,16 +387,25 @@ def test_only_analysts_may_import(api, row_counts):
     before = row_counts()
     for role in ("officer", "auditor", "admin"):
         assert post_csv(api, "licensees", LICENSEES_CSV, role=role).status_code == 403
-    assert api.client.post("/api/v1/imports/licensees", content=LICENSEES_CSV.encode(),
-                           headers={"Content-Type": "text/csv"}).status_code == 401
+    assert (
+        api.client.post(
+            "/api/v1/imports/licensees",
+            content=LICENSEES_CSV.encode(),
+            headers={"Content-Type": "text/csv"},
+        ).status_code
+        == 401
+    )
     assert row_counts() == before
 
 
 def test_body_type_size_and_encoding_are_checked(api, monkeypatch):
-    assert post_csv(api, "licensees", LICENSEES_CSV,
-                    content_type="application/json").status_code == 415
-    octets = post_csv(api, "licensees", LICENSEES_CSV, content_type="application/octet-stream",
-                      dry_run="true")
+    assert (
+        post_csv(api, "licensees", LICENSEES_CSV, content_type="application/json").status_code
+        == 415
+    )
+    octets = post_csv(
+        api, "licensees", LICENSEES_CSV, content_type="application/octet-stream", dry_run="true"
+    )
     assert octets.status_code == 200
     monkeypatch.setattr(transfer, "MAX_IMPORT_BYTES", 100)
     assert post_csv(api, "licensees", LICENSEES_CSV).status_code == 413
@@ -299,8 +416,7 @@ def test_body_type_size_and_encoding_are_checked(api, monkeypatch):
     assert (row, column) == (2, None)
     assert "not UTF-8" in message
     empty = post_csv(api, "licensees", b"")
-    assert errors_of(empty) == [(1, None, "the file is empty; its first row must name the "
-                                          "columns")]
+    assert errors_of(empty) == [(1, None, "the file is empty; its first row must name the columns")]
 
 
 def test_error_list_is_capped_but_counted(api, monkeypatch):
@@ -313,6 +429,7 @@ def test_error_list_is_capped_but_counted(api, monkeypatch):
 
 
 # -- the command line -------------------------------------------------------------------
+
 
 def test_cli_imports_a_file(settings, kpnet, tmp_path, row_counts, db):
     path = tmp_path / "comptoirs.csv"
@@ -331,8 +448,11 @@ def test_cli_imports_a_file(settings, kpnet, tmp_path, row_counts, db):
 
 def test_cli_lists_errors_and_writes_nothing(settings, kpnet, tmp_path, row_counts):
     path = tmp_path / "bad.csv"
-    path.write_text("licence_number;licence_type;legal_name\n" + "".join(
-        f"CM-{n};diamond_shop;Nom {n}\n" for n in range(25)), encoding="utf-8")
+    path.write_text(
+        "licence_number;licence_type;legal_name\n"
+        + "".join(f"CM-{n};diamond_shop;Nom {n}\n" for n in range(25)),
+        encoding="utf-8",
+    )
     before = row_counts()
     result = kpnet("import", "licensees", path, "--data-dir", settings.data_dir)
     assert result.returncode == 1
@@ -343,17 +463,22 @@ def test_cli_lists_errors_and_writes_nothing(settings, kpnet, tmp_path, row_coun
     assert "... and 5 more errors" in lines
     assert lines[-1] == f"error: 25 errors in {path} (0 of 25 rows valid); nothing was written"
     assert row_counts() == before
-    missing = kpnet("import", "licensees", tmp_path / "absent.csv", "--data-dir",
-                    settings.data_dir)
+    missing = kpnet("import", "licensees", tmp_path / "absent.csv", "--data-dir", settings.data_dir)
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: ") and "absent.csv" in missing.stderr
 
 
 # -- reading cells (no database) --------------------------------------------------------
 
-@pytest.mark.parametrize(("cell", "expected"), [
-    ("2024-01-15", "2024-01-15"), ("15/01/2024", "2024-01-15"), ("5/1/2024", "2024-01-05"),
-])
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("2024-01-15", "2024-01-15"),
+        ("15/01/2024", "2024-01-15"),
+        ("5/1/2024", "2024-01-05"),
+    ],
+)
 def test_dates_in_iso_and_french_forms(cell, expected):
     assert read_date(cell) == expected
 
@@ -364,8 +489,18 @@ def test_bad_dates_are_refused(cell):
         read_date(cell)
 
 
-@pytest.mark.parametrize("cell", ["=HYPERLINK(\"http://x\")", "+237 699", "-1", "@SUM(A1)",
-                                  "'=already quoted", "plain", "l'Étoile"])
+@pytest.mark.parametrize(
+    "cell",
+    [
+        '=HYPERLINK("http://x")',
+        "+237 699",
+        "-1",
+        "@SUM(A1)",
+        "'=already quoted",
+        "plain",
+        "l'Étoile",
+    ],
+)
 def test_formula_escaping_round_trips(cell):
     assert unescape_formula(escape_formula(cell)) == cell
     assert escape_formula(cell)[:1] not in ("=", "+", "-", "@")

@@ -13,14 +13,29 @@ from node.schemas.agreements import SharingAgreement
 from node.services.kyc_answers import answer_query, resolve_reference
 
 LICENSEE = {
-    "licence_number": "CF-BGF-0117", "licence_type": "collector",
-    "legal_name": "Établissements Ngaïkoumon SARLU", "status": "active", "handling": "GREEN",
-    "persons": [{"role": "beneficial_owner", "name": "NGAÏKOUMON Sylvain", "date_of_birth": "1980"}],
+    "licence_number": "CF-BGF-0117",
+    "licence_type": "collector",
+    "legal_name": "Établissements Ngaïkoumon SARLU",
+    "status": "active",
+    "handling": "GREEN",
+    "persons": [
+        {"role": "beneficial_owner", "name": "NGAÏKOUMON Sylvain", "date_of_birth": "1980"}
+    ],
 }
-SUBJECT = {"kind": "person", "names": ["Sylvain Ngaikoumon"], "date_of_birth": "1980-06-03",
-           "reason_category": "smuggling", "handling": "AMBER", "narrative": "Route via Bouar"}
-RED_SUBJECT = {"kind": "person", "names": ["Sylvain NGAIKOUMON"], "reason_category": "fraud",
-               "handling": "RED"}
+SUBJECT = {
+    "kind": "person",
+    "names": ["Sylvain Ngaikoumon"],
+    "date_of_birth": "1980-06-03",
+    "reason_category": "smuggling",
+    "handling": "AMBER",
+    "narrative": "Route via Bouar",
+}
+RED_SUBJECT = {
+    "kind": "person",
+    "names": ["Sylvain NGAIKOUMON"],
+    "reason_category": "fraud",
+    "handling": "RED",
+}
 PARTY = {"kind": "person", "names": ["Sylvain Ngaikoumon"], "date_of_birth": "1980-06-03"}
 
 
@@ -37,8 +52,11 @@ def seeded(api):
 
 def test_a_local_check_ranks_the_registry_and_subjects_with_explanations(seeded):
     api, refs = seeded
-    response = api.client.post("/api/v1/kyc/checks", headers=api.as_role("officer"), json={
-        "party": PARTY, "purpose": "Parcel release, Bangui M'Poko airport", "scope": "local"})
+    response = api.client.post(
+        "/api/v1/kyc/checks",
+        headers=api.as_role("officer"),
+        json={"party": PARTY, "purpose": "Parcel release, Bangui M'Poko airport", "scope": "local"},
+    )
     assert response.status_code == 201, response.text
     check = response.json()
     assert check["complete"] and check["peers"] == [] and check["scope"] == "local"
@@ -49,7 +67,10 @@ def test_a_local_check_ranks_the_registry_and_subjects_with_explanations(seeded)
     best = hits[0]
     assert best["strength"] == "strong" and best["subject"]["reason_category"] == "smuggling"
     features = {f["feature"]: f for f in best["explanation"]}
-    assert features["date_of_birth"]["score"] > 0 and "1980-06-03" in features["date_of_birth"]["detail"]
+    assert (
+        features["date_of_birth"]["score"] > 0
+        and "1980-06-03" in features["date_of_birth"]["detail"]
+    )
     licensee = next(h for h in hits if h["kind"] == "licensee")
     assert licensee["licensee"]["licence_number"] == "CF-BGF-0117"
     assert licensee["name"] == "NGAÏKOUMON Sylvain"
@@ -58,20 +79,24 @@ def test_a_local_check_ranks_the_registry_and_subjects_with_explanations(seeded)
     assert reopened.json()["local"] == hits
     listed = api.client.get("/api/v1/kyc/checks", headers=api.as_role("officer")).json()
     assert listed[0]["id"] == check["id"] and listed[0]["names"] == PARTY["names"]
-    audit = api.client.get("/api/v1/audit", params={"action": "kyc.check"},
-                           headers=api.as_role("auditor")).json()["items"]
+    audit = api.client.get(
+        "/api/v1/audit", params={"action": "kyc.check"}, headers=api.as_role("auditor")
+    ).json()["items"]
     assert audit[0]["target_id"] == check["id"]
     assert audit[0]["detail"]["purpose"] == "Parcel release, Bangui M'Poko airport"
     assert audit[0]["actor"].startswith("officer-1")
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"party": PARTY, "scope": "local"}, "purpose"),
-    ({"party": PARTY, "purpose": " ", "scope": "local"}, "purpose"),
-    ({"party": {"kind": "person", "names": []}, "purpose": "x"}, "names"),
-    ({"party": PARTY, "purpose": "x", "scope": "federation", "peers": ["ZZ"]}, "peers"),
-    ({"party": PARTY, "purpose": "x", "timeout_seconds": 0}, "timeout_seconds"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"party": PARTY, "scope": "local"}, "purpose"),
+        ({"party": PARTY, "purpose": " ", "scope": "local"}, "purpose"),
+        ({"party": {"kind": "person", "names": []}, "purpose": "x"}, "names"),
+        ({"party": PARTY, "purpose": "x", "scope": "federation", "peers": ["ZZ"]}, "peers"),
+        ({"party": PARTY, "purpose": "x", "timeout_seconds": 0}, "timeout_seconds"),
+    ],
+)
 def test_a_bad_check_is_refused_and_nothing_is_kept(api, body, field):
     response = api.client.post("/api/v1/kyc/checks", json=body, headers=api.as_role("officer"))
     assert response.status_code == 422
@@ -81,17 +106,29 @@ def test_a_bad_check_is_refused_and_nothing_is_kept(api, body, field):
 
 
 def answer(settings, peer_id: str, agreement: SharingAgreement, party=PARTY, min_score=500):
-    query = protocol.KycQuery(query_id="5697ae9f-1c77-43bc-89e9-a776b43bed03",
-                              subject=protocol.Party.model_validate(party),
-                              purpose="test", requesting_role="officer")
+    query = protocol.KycQuery(
+        query_id="5697ae9f-1c77-43bc-89e9-a776b43bed03",
+        subject=protocol.Party.model_validate(party),
+        purpose="test",
+        requesting_role="officer",
+    )
     node = open_node(settings, migrate=False)
     try:
         with node.sessions() as session:
             audit: list = []
-            response = answer_query(session, SimpleNamespace(node_id=peer_id), agreement, query,
-                                    now=node.now(), min_score=min_score, audit=audit)
-            kinds = {h.reference: resolve_reference(session, peer_id, h.reference).record_kind
-                     for h in response.hits}
+            response = answer_query(
+                session,
+                SimpleNamespace(node_id=peer_id),
+                agreement,
+                query,
+                now=node.now(),
+                min_score=min_score,
+                audit=audit,
+            )
+            kinds = {
+                h.reference: resolve_reference(session, peer_id, h.reference).record_kind
+                for h in response.hits
+            }
             session.commit()
             return response, kinds, audit
     finally:
@@ -105,8 +142,11 @@ def test_a_peer_is_answered_only_what_its_agreement_allows(seeded):
     assert licensees_only.hits[0].licensee.licence_number == "CF-BGF-0117"
     assert audit[0].action == "kyc.answered" and audit[0].actor == "CM"
 
-    both, kinds, _ = answer(api.settings, "CM", SharingAgreement(
-        kyc_record_kinds=["licensee", "subject"], max_handling="AMBER"))
+    both, kinds, _ = answer(
+        api.settings,
+        "CM",
+        SharingAgreement(kyc_record_kinds=["licensee", "subject"], max_handling="AMBER"),
+    )
     # The RED subject is not even mentioned: it is above the agreed TLP:AMBER.
     assert sorted(h.kind for h in both.hits) == ["licensee", "subject"]
     assert {h.reference: h.kind for h in both.hits} == kinds  # each reference names its record
@@ -115,8 +155,9 @@ def test_a_peer_is_answered_only_what_its_agreement_allows(seeded):
     assert all(f.detail is None for f in subject.explanation)
     assert "Route via Bouar" not in subject.model_dump_json()
 
-    red, _, _ = answer(api.settings, "CM", SharingAgreement(
-        kyc_record_kinds=["subject"], max_handling="RED"))
+    red, _, _ = answer(
+        api.settings, "CM", SharingAgreement(kyc_record_kinds=["subject"], max_handling="RED")
+    )
     assert sorted(h.handling for h in red.hits) == ["AMBER", "RED"]
 
 

@@ -97,8 +97,16 @@ def test_the_scanner_catches_an_upward_import(tmp_path: Path) -> None:
 
 def test_the_node_package_is_scanned() -> None:
     packages = {module_name(p, NODE_DIR) for p in NODE_DIR.rglob("__init__.py")}
-    assert {"node.services", "node.federation", "node.api", "node.console", "node.web",
-            "node.schemas", "node.matching", "node.db"} <= packages
+    assert {
+        "node.services",
+        "node.federation",
+        "node.api",
+        "node.console",
+        "node.web",
+        "node.schemas",
+        "node.matching",
+        "node.db",
+    } <= packages
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))

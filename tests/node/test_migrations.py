@@ -86,15 +86,23 @@ def test_app_works_on_a_freshly_migrated_database(settings):
         assert is_up_to_date(node.engine)
         with node.sessions() as session:
             _, secret = TokenService(session, Actor("test", "admin"), node.now()).create(
-                name="analyste", role="analyst")
+                name="analyste", role="analyst"
+            )
             session.commit()
     finally:
         node.close()
     headers = {"Authorization": f"Bearer {secret}"}
     with TestClient(create_app(settings)) as client:
-        created = client.post("/api/v1/subjects", headers=headers, json={
-            "kind": "person", "names": ["Ibrahim Ouédraogo"], "reason_category": "smuggling",
-            "date_of_birth": "1971-06"})
+        created = client.post(
+            "/api/v1/subjects",
+            headers=headers,
+            json={
+                "kind": "person",
+                "names": ["Ibrahim Ouédraogo"],
+                "reason_category": "smuggling",
+                "date_of_birth": "1971-06",
+            },
+        )
         assert created.status_code == 201, created.text
         read = client.get(f"/api/v1/subjects/{created.json()['ref']}", headers=headers)
         assert read.status_code == 200

@@ -39,7 +39,8 @@ def signing_key(shared_api) -> Iterator[Path]:
 
 @pytest.mark.parametrize("damage", ["readable by others", "missing"])
 def test_healthz_is_503_when_the_keys_are_unusable_and_the_app_keeps_answering(
-        shared_api, signing_key, damage):
+    shared_api, signing_key, damage
+):
     api = shared_api
     if damage == "readable by others":
         signing_key.chmod(0o644)
@@ -137,14 +138,16 @@ def test_metrics_token_guards_metrics_only(shared_api, monkeypatch, source):
     assert settings.metrics_token == "s3cret-scrape"
 
     with TestClient(create_app(settings)) as client:
-        for headers in ({}, {"Authorization": "Bearer wrong"},
-                        {"Authorization": api.as_role("admin")["Authorization"]}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": api.as_role("admin")["Authorization"]},
+        ):
             refused = client.get("/metrics", headers=headers)
             assert refused.status_code == 401
             assert refused.headers["www-authenticate"] == "Bearer"
             assert "kpnet_" not in refused.text
-        assert "kpnet_records_total_count" in scrape(
-            client, Authorization="Bearer s3cret-scrape")
+        assert "kpnet_records_total_count" in scrape(client, Authorization="Bearer s3cret-scrape")
         assert client.get("/healthz").status_code == 200
         assert client.get("/federation/v1/card").status_code == 200
 
@@ -182,20 +185,31 @@ def test_openapi_lists_the_api_with_a_bearer_scheme(shared_api):
     document = api.client.get("/openapi.json").json()
 
     schemes = document["components"]["securitySchemes"]
-    bearer = [name for name, s in schemes.items() if (s["type"], s.get("scheme")) ==
-              ("http", "bearer")]
+    bearer = [
+        name for name, s in schemes.items() if (s["type"], s.get("scheme")) == ("http", "bearer")
+    ]
     assert len(bearer) == 1
     paths = document["paths"]
-    for path in ("/api/v1/licensees", "/api/v1/licensees/{ref}", "/api/v1/licensees/{ref}/status",
-                 "/api/v1/licensees/{ref}/history", "/api/v1/subjects",
-                 "/api/v1/subjects/{ref}", "/api/v1/subjects/{ref}/history", "/api/v1/tokens",
-                 "/api/v1/tokens/{token_id}", "/api/v1/audit", "/api/v1/audit/verify",
-                 "/api/v1/node"):
+    for path in (
+        "/api/v1/licensees",
+        "/api/v1/licensees/{ref}",
+        "/api/v1/licensees/{ref}/status",
+        "/api/v1/licensees/{ref}/history",
+        "/api/v1/subjects",
+        "/api/v1/subjects/{ref}",
+        "/api/v1/subjects/{ref}/history",
+        "/api/v1/tokens",
+        "/api/v1/tokens/{token_id}",
+        "/api/v1/audit",
+        "/api/v1/audit/verify",
+        "/api/v1/node",
+    ):
         assert path in paths, path
     for path, operations in paths.items():
         for method, operation in operations.items():
-            secured = {name for requirement in operation.get("security", [])
-                       for name in requirement}
+            secured = {
+                name for requirement in operation.get("security", []) for name in requirement
+            }
             if path.startswith("/api/v1"):
                 assert secured == set(bearer), (method, path)
             else:
@@ -203,10 +217,14 @@ def test_openapi_lists_the_api_with_a_bearer_scheme(shared_api):
 
 
 VOCABULARIES = {
-    "TLP levels": protocol.HANDLING_LEVELS, "alert categories": protocol.ALERT_CATEGORIES,
-    "severities": protocol.SEVERITIES, "party kinds": protocol.PARTY_KINDS,
-    "licence types": protocol.LICENCE_TYPES, "licence statuses": protocol.LICENCE_STATUSES,
-    "reason categories": protocol.REASON_CATEGORIES, "risk levels": protocol.RISK_LEVELS,
+    "TLP levels": protocol.HANDLING_LEVELS,
+    "alert categories": protocol.ALERT_CATEGORIES,
+    "severities": protocol.SEVERITIES,
+    "party kinds": protocol.PARTY_KINDS,
+    "licence types": protocol.LICENCE_TYPES,
+    "licence statuses": protocol.LICENCE_STATUSES,
+    "reason categories": protocol.REASON_CATEGORIES,
+    "risk levels": protocol.RISK_LEVELS,
     "roles": ROLES,
 }
 

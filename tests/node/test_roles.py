@@ -111,23 +111,32 @@ class Targets:
 
     def licensee(self) -> dict[str, str]:
         response = self.api.client.post(
-            "/api/v1/licensees", headers=self.api.as_role("analyst"),
-            json={"licence_number": self.licence_number(), "licence_type": "collector",
-                  "legal_name": "Coopérative de Berbérati"})
+            "/api/v1/licensees",
+            headers=self.api.as_role("analyst"),
+            json={
+                "licence_number": self.licence_number(),
+                "licence_type": "collector",
+                "legal_name": "Coopérative de Berbérati",
+            },
+        )
         assert response.status_code == 201, response.text
         return {"ref": response.json()["ref"]}
 
     def subject(self) -> dict[str, str]:
         response = self.api.client.post(
-            "/api/v1/subjects", headers=self.api.as_role("analyst"),
-            json={"kind": "person", "names": ["Alain Kossi"], "reason_category": "fraud"})
+            "/api/v1/subjects",
+            headers=self.api.as_role("analyst"),
+            json={"kind": "person", "names": ["Alain Kossi"], "reason_category": "fraud"},
+        )
         assert response.status_code == 201, response.text
         return {"ref": response.json()["ref"]}
 
     def token(self) -> dict[str, str]:
         response = self.api.client.post(
-            "/api/v1/tokens", headers=self.api.as_role("admin"),
-            json={"name": "target", "role": "officer"})
+            "/api/v1/tokens",
+            headers=self.api.as_role("admin"),
+            json={"name": "target", "role": "officer"},
+        )
         assert response.status_code == 201, response.text
         return {"token_id": str(response.json()["id"])}
 
@@ -157,27 +166,52 @@ def nothing(_: Targets) -> Prepared:
 
 RULES = [
     Rule("GET", "/api/v1/licensees", 200, nothing),
-    Rule("POST", "/api/v1/licensees", 201, lambda t: ({}, {
-        "licence_number": t.licence_number(), "licence_type": "exporter",
-        "legal_name": "Bangui Diamants"})),
+    Rule(
+        "POST",
+        "/api/v1/licensees",
+        201,
+        lambda t: (
+            {},
+            {
+                "licence_number": t.licence_number(),
+                "licence_type": "exporter",
+                "legal_name": "Bangui Diamants",
+            },
+        ),
+    ),
     Rule("GET", "/api/v1/licensees/{ref}", 200, lambda t: (t.licensee(), None)),
-    Rule("PATCH", "/api/v1/licensees/{ref}", 200,
-         lambda t: (t.licensee(), {"legal_name": "Nouveau nom"})),
-    Rule("POST", "/api/v1/licensees/{ref}/status", 200,
-         lambda t: (t.licensee(), {"status": "suspended", "reason": "inspection"})),
+    Rule(
+        "PATCH",
+        "/api/v1/licensees/{ref}",
+        200,
+        lambda t: (t.licensee(), {"legal_name": "Nouveau nom"}),
+    ),
+    Rule(
+        "POST",
+        "/api/v1/licensees/{ref}/status",
+        200,
+        lambda t: (t.licensee(), {"status": "suspended", "reason": "inspection"}),
+    ),
     Rule("DELETE", "/api/v1/licensees/{ref}", 204, lambda t: (t.licensee(), None)),
     Rule("GET", "/api/v1/licensees/{ref}/history", 200, lambda t: (t.licensee(), None)),
     Rule("GET", "/api/v1/subjects", 200, nothing),
-    Rule("POST", "/api/v1/subjects", 201, lambda t: ({}, {
-        "kind": "organisation", "names": ["Sahel Gems Ltd"], "reason_category": "smuggling"})),
+    Rule(
+        "POST",
+        "/api/v1/subjects",
+        201,
+        lambda t: (
+            {},
+            {"kind": "organisation", "names": ["Sahel Gems Ltd"], "reason_category": "smuggling"},
+        ),
+    ),
     Rule("GET", "/api/v1/subjects/{ref}", 200, lambda t: (t.subject(), None)),
-    Rule("PATCH", "/api/v1/subjects/{ref}", 200,
-         lambda t: (t.subject(), {"risk_level": "high"})),
+    Rule("PATCH", "/api/v1/subjects/{ref}", 200, lambda t: (t.subject(), {"risk_level": "high"})),
     Rule("DELETE", "/api/v1/subjects/{ref}", 204, lambda t: (t.subject(), None)),
     Rule("GET", "/api/v1/subjects/{ref}/history", 200, lambda t: (t.subject(), None)),
     Rule("GET", "/api/v1/tokens", 200, nothing),
-    Rule("POST", "/api/v1/tokens", 201,
-         lambda t: ({}, {"name": "Douane Garoua", "role": "officer"})),
+    Rule(
+        "POST", "/api/v1/tokens", 201, lambda t: ({}, {"name": "Douane Garoua", "role": "officer"})
+    ),
     Rule("DELETE", "/api/v1/tokens/{token_id}", 200, lambda t: (t.token(), None)),
     Rule("GET", "/api/v1/audit", 200, nothing),
     Rule("GET", "/api/v1/audit/verify", 200, nothing),
@@ -186,8 +220,9 @@ RULES = [
 
 
 def create_token(api: Any, role: str) -> tuple[int, str]:
-    response = api.client.post("/api/v1/tokens", headers=api.as_role("admin"),
-                               json={"name": f"spare-{role}", "role": role})
+    response = api.client.post(
+        "/api/v1/tokens", headers=api.as_role("admin"), json={"name": f"spare-{role}", "role": role}
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"], response.json()["token"]
 
@@ -200,8 +235,11 @@ def bad_credentials(api: Any, role: str) -> dict[str, dict[str, str]]:
     assert response.status_code == 200
     expired_id, expired = create_token(api, role)
     with api.db.begin() as connection:
-        connection.execute(update(ApiToken).where(ApiToken.id == expired_id)
-                           .values(expires_at=datetime(2020, 1, 1, tzinfo=UTC)))
+        connection.execute(
+            update(ApiToken)
+            .where(ApiToken.id == expired_id)
+            .values(expires_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
     return {
         "no token": {},
         "garbage token": {"Authorization": "Bearer not-a-token"},
@@ -230,14 +268,19 @@ def test_route_admits_exactly_its_roles(shared_api, shared_counts, rule):
         params, body = rule.prepare(targets)
         before = row_counts()
         response = api.client.request(
-            rule.method, rule.path.format(**params), json=body, headers=headers)
+            rule.method, rule.path.format(**params), json=body, headers=headers
+        )
         if who in rule.allowed:
             expected[who], seen[who] = str(rule.success), str(response.status_code)
         else:
-            expected[who] = outcome(403 if who in ROLES else 401,
-                                    None if who in ROLES else "Bearer", wrote=False)
-            seen[who] = outcome(response.status_code, response.headers.get("www-authenticate"),
-                                wrote=row_counts() != before)
+            expected[who] = outcome(
+                403 if who in ROLES else 401, None if who in ROLES else "Bearer", wrote=False
+            )
+            seen[who] = outcome(
+                response.status_code,
+                response.headers.get("www-authenticate"),
+                wrote=row_counts() != before,
+            )
     assert seen == expected
 
 
@@ -245,9 +288,15 @@ def test_route_admits_exactly_its_roles(shared_api, shared_counts, rule):
 # the admitted roles can do; the live alert stream would never end). Unknown objects
 # suffice: the role check comes first.
 REFUSAL_ONLY = sorted(set(ACCESS) - {(r.method, r.path) for r in RULES})
-DUMMY_PARAMS = {"ref": "no-such-ref", "token_id": "999999", "alert_id": "999999",
-                "node_id": "ZZ", "kind": "licensees",
-                "check_id": "no-such-check", "disclosure_id": "999999"}
+DUMMY_PARAMS = {
+    "ref": "no-such-ref",
+    "token_id": "999999",
+    "alert_id": "999999",
+    "node_id": "ZZ",
+    "kind": "licensees",
+    "check_id": "no-such-check",
+    "disclosure_id": "999999",
+}
 
 
 @pytest.mark.parametrize("route", REFUSAL_ONLY, ids=" ".join)
@@ -260,12 +309,17 @@ def test_route_refuses_other_roles_and_bad_credentials(shared_api, shared_counts
     expected, seen = {}, {}
     for who, headers in credentials.items():
         before = row_counts()
-        response = api.client.request(method, path.format(**DUMMY_PARAMS), headers=headers,
-                                      content=b"licence_number\r\nX\r\n")
-        expected[who] = outcome(403 if who in ROLES else 401,
-                                None if who in ROLES else "Bearer", wrote=False)
-        seen[who] = outcome(response.status_code, response.headers.get("www-authenticate"),
-                            wrote=row_counts() != before)
+        response = api.client.request(
+            method, path.format(**DUMMY_PARAMS), headers=headers, content=b"licence_number\r\nX\r\n"
+        )
+        expected[who] = outcome(
+            403 if who in ROLES else 401, None if who in ROLES else "Bearer", wrote=False
+        )
+        seen[who] = outcome(
+            response.status_code,
+            response.headers.get("www-authenticate"),
+            wrote=row_counts() != before,
+        )
     assert seen == expected
 
 
@@ -291,8 +345,14 @@ def declared_roles(dependant: Any) -> list[frozenset[str]]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The app, not started: enough to look at its routes."""
-    return create_app(Settings(data_dir=tmp_path_factory.mktemp("routes"), node_id="CM",
-                               node_name="x", public_url="http://x"))
+    return create_app(
+        Settings(
+            data_dir=tmp_path_factory.mktemp("routes"),
+            node_id="CM",
+            node_name="x",
+            public_url="http://x",
+        )
+    )
 
 
 def test_every_api_route_has_a_role_rule(app):
@@ -304,12 +364,14 @@ def test_every_api_route_has_a_role_rule(app):
     # every /console route declares its roles (tests/console/test_auth.py).
     console_routes = {(m, p) for m, p in served if p.startswith("/console")}
     assert served - api_routes - console_routes - PUBLIC_ROUTES == set(), (
-        "route outside /api/v1 answers without a token: protect it or add it to PUBLIC_ROUTES")
+        "route outside /api/v1 answers without a token: protect it or add it to PUBLIC_ROUTES"
+    )
     assert len({(r.method, r.path) for r in RULES}) == len(RULES), "a route twice in RULES"
 
     documented = {
         (method.upper(), path)
-        for path, operations in app.openapi()["paths"].items() if path.startswith("/api/v1")
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/v1")
         for method in operations
     }
     assert documented == set(ACCESS)
@@ -318,7 +380,8 @@ def test_every_api_route_has_a_role_rule(app):
 def test_every_api_route_declares_the_roles_of_the_table(app):
     declared = {
         key: declared_roles(route.dependant)
-        for key, route in served_routes(app).items() if key[1].startswith("/api/v1")
+        for key, route in served_routes(app).items()
+        if key[1].startswith("/api/v1")
     }
     assert declared == {key: [roles] for key, roles in ACCESS.items()}
 
@@ -342,8 +405,11 @@ def test_revoked_token_is_refused_at_once(shared_api):
 
 def test_token_expires_at_the_end_of_its_lifetime(shared_api):
     api = shared_api
-    created = api.client.post("/api/v1/tokens", headers=api.as_role("admin"),
-                              json={"name": "mission Bouar", "role": "officer", "expires_days": 1})
+    created = api.client.post(
+        "/api/v1/tokens",
+        headers=api.as_role("admin"),
+        json={"name": "mission Bouar", "role": "officer", "expires_days": 1},
+    )
     assert created.status_code == 201
     headers = {"Authorization": f"Bearer {created.json()['token']}"}
     issued = datetime.fromisoformat(created.json()["created_at"])
@@ -382,8 +448,9 @@ def test_token_list_never_shows_secrets(shared_api):
 
 def test_token_rejects_unknown_role(shared_api):
     api = shared_api
-    response = api.client.post("/api/v1/tokens", headers=api.as_role("admin"),
-                               json={"name": "x", "role": "superuser"})
+    response = api.client.post(
+        "/api/v1/tokens", headers=api.as_role("admin"), json={"name": "x", "role": "superuser"}
+    )
     assert response.status_code == 422
     assert any(e["loc"][-1] == "role" for e in response.json()["detail"])
 

@@ -262,14 +262,22 @@ disclosed_details = model(
 disclosure_responses = st.one_of(
     model(
         p.DisclosureResponse,
-        {"request_id": uuids, "reference": references, "decision": st.just("granted"),
-         "details": disclosed_details},
+        {
+            "request_id": uuids,
+            "reference": references,
+            "decision": st.just("granted"),
+            "details": disclosed_details,
+        },
         {"handling": opt(handling)},
     ),
     model(
         p.DisclosureResponse,
-        {"request_id": uuids, "reference": references, "decision": st.just("denied"),
-         "reason": text(1, 1000)},
+        {
+            "request_id": uuids,
+            "reference": references,
+            "decision": st.just("denied"),
+            "reason": text(1, 1000),
+        },
         {"handling": opt(handling)},
     ),
 )

@@ -18,7 +18,9 @@ def _identity(node_id: str, seed: str, secret: str) -> p.NodeIdentity:
 
 @pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: c["name"])
 def test_vector(case: dict) -> None:
-    sender = _identity(case["sender_node_id"], case["sender_ed25519_seed"], case["sender_x25519_secret"])
+    sender = _identity(
+        case["sender_node_id"], case["sender_ed25519_seed"], case["sender_x25519_secret"]
+    )
     recipient = _identity(
         case["recipient_node_id"], case["recipient_ed25519_seed"], case["recipient_x25519_secret"]
     )

@@ -28,8 +28,12 @@ def _out(alert: Any) -> AlertOut:
     return AlertOut.model_validate(alert)
 
 
-@router.post("", response_model=AlertCreated, status_code=status.HTTP_201_CREATED,
-             summary="Create and send an alert")
+@router.post(
+    "",
+    response_model=AlertCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create and send an alert",
+)
 def create_alert(work: AsWriter, body: AlertCreate) -> Any:
     alert = work.alerts().create(body)
     work.commit()
@@ -48,13 +52,18 @@ def list_alerts(
     return [_out(a) for a in work.alerts().recent(direction=direction, limit=limit, offset=offset)]
 
 
-@router.get("/stream", summary="Server-Sent Events: each new inbound alert as it arrives",
-            response_class=StreamingResponse)
+@router.get(
+    "/stream",
+    summary="Server-Sent Events: each new inbound alert as it arrives",
+    response_class=StreamingResponse,
+)
 async def stream_alerts(work: AsReader) -> StreamingResponse:
     return alert_stream(work.request, work.node, work.actor)
 
 
-@router.get("/{alert_id}", response_model=AlertOut, summary="An alert, with per-recipient delivery state")
+@router.get(
+    "/{alert_id}", response_model=AlertOut, summary="An alert, with per-recipient delivery state"
+)
 def read_alert(work: AsReader, alert_id: int) -> Any:
     return _out(work.alerts().get(alert_id))
 
@@ -73,8 +82,11 @@ def retract_alert(work: AsWriter, alert_id: int, body: Retraction) -> Any:
     return _out(alert)
 
 
-@router.post("/{alert_id}/ack", response_model=AlertOut,
-             summary="Mark a received alert read or acted upon (the sender is told)")
+@router.post(
+    "/{alert_id}/ack",
+    response_model=AlertOut,
+    summary="Mark a received alert read or acted upon (the sender is told)",
+)
 def acknowledge_alert(work: AsReader, alert_id: int, body: Acknowledgement) -> Any:
     alert = work.alerts().acknowledge(alert_id, body.status)
     work.commit()

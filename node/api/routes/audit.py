@@ -17,7 +17,9 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 @router.get("", response_model=AuditPage, summary="Read the audit log, newest first")
 def list_audit(
     work: AsAuditor,
-    action: Annotated[str | None, Query(max_length=60, description="Exact action, or a prefix ending in '.'")] = None,
+    action: Annotated[
+        str | None, Query(max_length=60, description="Exact action, or a prefix ending in '.'")
+    ] = None,
     who: Annotated[str | None, Query(max_length=100, description="Actor name contains")] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,
     since: datetime | None = None,
@@ -25,8 +27,16 @@ def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
-    rows, total = search_entries(work.session, action=action, who=who, target_id=target_id,
-                                 since=since, until=until, limit=limit, offset=offset)
+    rows, total = search_entries(
+        work.session,
+        action=action,
+        who=who,
+        target_id=target_id,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
     return {"items": rows, "total": total, "limit": limit, "offset": offset}
 
 

@@ -17,8 +17,12 @@ from ..deps import AsReader, AsWriter
 router = APIRouter(prefix="/disclosures", tags=["disclosures"])
 
 
-@router.post("", response_model=DisclosureOut, status_code=status.HTTP_201_CREATED,
-             summary="Ask a peer for the details behind a reference in its KYC answer")
+@router.post(
+    "",
+    response_model=DisclosureOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask a peer for the details behind a reference in its KYC answer",
+)
 def request_disclosure(work: AsReader, body: DisclosureCreate) -> Any:
     service = work.disclosures()
     disclosure, sent = service.request(body)
@@ -26,8 +30,11 @@ def request_disclosure(work: AsReader, body: DisclosureCreate) -> Any:
     return service.view(disclosure)
 
 
-@router.get("", response_model=list[DisclosureOut],
-            summary="Disclosure requests, newest first: ours (outbound) and peers' (inbound)")
+@router.get(
+    "",
+    response_model=list[DisclosureOut],
+    summary="Disclosure requests, newest first: ours (outbound) and peers' (inbound)",
+)
 def list_disclosures(
     work: AsReader,
     direction: Literal["inbound", "outbound"] | None = None,
@@ -38,14 +45,20 @@ def list_disclosures(
     return work.disclosures().recent(direction=direction, status=status, limit=limit, offset=offset)
 
 
-@router.get("/{disclosure_id}", response_model=DisclosureOut,
-            summary="One request; a pending inbound one shows the fields that could be released")
+@router.get(
+    "/{disclosure_id}",
+    response_model=DisclosureOut,
+    summary="One request; a pending inbound one shows the fields that could be released",
+)
 def read_disclosure(work: AsReader, disclosure_id: int) -> Any:
     return work.disclosures().get(disclosure_id)
 
 
-@router.post("/{disclosure_id}/decision", response_model=DisclosureOut,
-             summary="Grant (releasing the chosen fields) or deny (with a reason) a peer's request")
+@router.post(
+    "/{disclosure_id}/decision",
+    response_model=DisclosureOut,
+    summary="Grant (releasing the chosen fields) or deny (with a reason) a peer's request",
+)
 def decide_disclosure(work: AsWriter, disclosure_id: int, body: DisclosureDecision) -> Any:
     service = work.disclosures()
     disclosure, sent = service.decide(disclosure_id, body)

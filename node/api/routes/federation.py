@@ -45,8 +45,9 @@ async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
     body = await read_body(request, settings.max_message_bytes * MAX_BATCH)
     if body is None:
         declared = request.headers.get("content-length", "")
-        return await _refuse_unread(node, "request body too large",
-                                    int(declared) if declared.isdigit() else None)
+        return await _refuse_unread(
+            node, "request body too large", int(declared) if declared.isdigit() else None
+        )
     batch = _split(body)
     envelopes = batch if batch is not None else [body]
     if len(envelopes) > MAX_BATCH:
@@ -57,8 +58,11 @@ async def receive_messages(request: Request, node: NodeDep) -> JSONResponse:
     bucket = await run_in_threadpool(_rate_bucket, node, envelopes[0])
     wait = limiter.take(bucket, len(envelopes))
     if wait > 0:
-        return JSONResponse({"error": "rate_limited", "detail": "slow down"}, 429,
-                            headers={"Retry-After": str(math.ceil(wait))})
+        return JSONResponse(
+            {"error": "rate_limited", "detail": "slow down"},
+            429,
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     results = await run_in_threadpool(InboundProcessor(node).process_batch, envelopes)
     if any(r.new_alert for r in results):
         request.app.state.alert_feed.notify()

@@ -21,23 +21,37 @@ from ..deps import AsReader
 router = APIRouter(prefix="/kyc", tags=["kyc"])
 
 
-@router.post("/checks", response_model=CheckOut, status_code=status.HTTP_201_CREATED,
-             summary="Run a KYC check; federation scope asks peers and waits for them")
+@router.post(
+    "/checks",
+    response_model=CheckOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Run a KYC check; federation scope asks peers and waits for them",
+)
 async def create_check(work: AsReader, body: CheckCreate) -> Any:
     request = work.request
-    return await run_check(work.node, work.actor, body, sender=outbox_sender(request),
-                           answers=request.app.state.answer_feed)
+    return await run_check(
+        work.node,
+        work.actor,
+        body,
+        sender=outbox_sender(request),
+        answers=request.app.state.answer_feed,
+    )
 
 
 @router.get("/checks", response_model=list[CheckSummary], summary="Checks, newest first")
-def list_checks(work: AsReader,
-                limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+def list_checks(
+    work: AsReader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
     return work.kyc().recent(limit=limit, offset=offset)
 
 
-@router.get("/checks/{check_id}", response_model=CheckOut,
-            summary="A check as it stands now, late answers included")
+@router.get(
+    "/checks/{check_id}",
+    response_model=CheckOut,
+    summary="A check as it stands now, late answers included",
+)
 def read_check(work: AsReader, check_id: str) -> Any:
     service = work.kyc()
     return service.view(service.get(check_id))

@@ -16,7 +16,9 @@ router = APIRouter(tags=["node"])
 def node_info(work: AsAnyRole) -> Any:
     node = work.node
     return NodeInfo(
-        node_id=node.settings.node_id, name=node.settings.node_name,
-        public_url=node.settings.public_url, fingerprint=node.identity.fingerprint,
+        node_id=node.settings.node_id,
+        name=node.settings.node_name,
+        public_url=node.settings.public_url,
+        fingerprint=node.identity.fingerprint,
         role=work.actor.role,
     )

@@ -28,7 +28,7 @@ def healthz(node: NodeDep) -> JSONResponse:
         with node.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+    except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
         identity = load_identity(node.settings.keys_dir, node.settings.node_id)
@@ -49,8 +49,9 @@ def metrics(node: NodeDep, request: Request) -> Response:
     if expected:
         given = request.headers.get("authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), expected.encode()):
-            return Response("metrics token required\n", status_code=401,
-                            headers={"WWW-Authenticate": "Bearer"})
+            return Response(
+                "metrics token required\n", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
     return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

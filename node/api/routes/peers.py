@@ -19,11 +19,16 @@ def list_peers(work: AsAdmin) -> Any:
     return work.peers().all()
 
 
-@router.post("", response_model=PeerOut, status_code=status.HTTP_201_CREATED,
-             summary="Admit a peer whose fingerprint was verified in person")
+@router.post(
+    "",
+    response_model=PeerOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Admit a peer whose fingerprint was verified in person",
+)
 def add_peer(work: AsAdmin, body: PeerAdd) -> Any:
     peer = work.peers().add(
-        body.card, fingerprint=body.fingerprint, name=body.name, agreement=body.agreement)
+        body.card, fingerprint=body.fingerprint, name=body.name, agreement=body.agreement
+    )
     work.commit()
     return peer
 
@@ -41,8 +46,9 @@ def set_agreement(work: AsAdmin, node_id: str, body: SharingAgreement) -> Any:
 
 
 def _status_route(path: str, new_status: str, summary: str) -> None:
-    @router.post(f"/{{node_id}}/{path}", response_model=PeerOut, summary=summary,
-                 name=f"{path}_peer")
+    @router.post(
+        f"/{{node_id}}/{path}", response_model=PeerOut, summary=summary, name=f"{path}_peer"
+    )
     def change(work: AsAdmin, node_id: str) -> Any:
         peer = work.peers().set_status(node_id, new_status)
         work.commit()

@@ -2,7 +2,6 @@
 alike: list with filters, search and pagination; create; read; update; soft-delete;
 history. Writes are for analysts; reads for officers and analysts."""
 
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
@@ -39,11 +38,16 @@ def make_record_router(
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> Any:
         items, total = work.registry(registry).search(
-            q=q, limit=limit, offset=offset, **where.model_dump())
+            q=q, limit=limit, offset=offset, **where.model_dump()
+        )
         return {"items": [out(r) for r in items], "total": total, "limit": limit, "offset": offset}
 
-    @router.post("", status_code=status.HTTP_201_CREATED, response_model=out_model,
-                 summary=f"Create a {kind}")
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        response_model=out_model,
+        summary=f"Create a {kind}",
+    )
     def create_record(work: AsWriter, body: create_model) -> Any:  # type: ignore[valid-type]
         record = work.registry(registry).create(body)
         work.commit()
@@ -56,25 +60,29 @@ def make_record_router(
         return out(record)
 
     @router.patch("/{ref}", response_model=out_model, summary=f"Update a {kind}")
-    def update_record(work: AsWriter, ref: str,
-                      body: update_model) -> Any:  # type: ignore[valid-type]
+    def update_record(work: AsWriter, ref: str, body: update_model) -> Any:  # type: ignore[valid-type]
         record = work.registry(registry).update(ref, body)
         work.commit()
         return out(record)
 
-    @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT,
-                   summary=f"Delete a {kind} (kept in history)")
+    @router.delete(
+        "/{ref}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        summary=f"Delete a {kind} (kept in history)",
+    )
     def delete_record(
-        work: AsWriter, ref: str,
+        work: AsWriter,
+        ref: str,
         version: Annotated[int | None, Query(description="Expected current version")] = None,
     ) -> None:
         work.registry(registry).delete(ref, version)
         work.commit()
 
-    @router.get("/{ref}/history", response_model=list[HistoryEntry],
-                summary=f"History of a {kind}")
+    @router.get("/{ref}/history", response_model=list[HistoryEntry], summary=f"History of a {kind}")
     def record_history(work: AsReader, ref: str) -> Any:
-        return [HistoryEntry.model_validate(change, from_attributes=True)
-                for change in work.registry(registry).history(ref)]
+        return [
+            HistoryEntry.model_validate(change, from_attributes=True)
+            for change in work.registry(registry).history(ref)
+        ]
 
     return router

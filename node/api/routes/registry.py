@@ -23,20 +23,27 @@ from ..deps import AsWriter
 from .records import make_record_router
 
 licensees = make_record_router(
-    prefix="/licensees", tag="licensees", registry=LicenseeRegistry,
-    create_model=LicenseeCreate, update_model=LicenseeUpdate, out_model=LicenseeOut,
+    prefix="/licensees",
+    tag="licensees",
+    registry=LicenseeRegistry,
+    create_model=LicenseeCreate,
+    update_model=LicenseeUpdate,
+    out_model=LicenseeOut,
     filters=LicenseeFilters,
 )
 subjects = make_record_router(
-    prefix="/subjects", tag="subjects", registry=SubjectRegistry,
-    create_model=SubjectCreate, update_model=SubjectUpdate, out_model=SubjectOut,
+    prefix="/subjects",
+    tag="subjects",
+    registry=SubjectRegistry,
+    create_model=SubjectCreate,
+    update_model=SubjectUpdate,
+    out_model=SubjectOut,
     filters=SubjectFilters,
 )
 
 
 @licensees.post("/{ref}/status", response_model=LicenseeOut, summary="Change a licence's status")
-def change_status(work: AsWriter, ref: str, body: StatusChange,
-                  version: int | None = None) -> Any:
+def change_status(work: AsWriter, ref: str, body: StatusChange, version: int | None = None) -> Any:
     record = work.licensees().set_status(ref, body, version)
     work.commit()
     return LicenseeOut.model_validate(record, from_attributes=True)

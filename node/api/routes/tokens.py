@@ -17,14 +17,17 @@ def list_tokens(work: AsAdmin) -> Any:
     return work.tokens().all()
 
 
-@router.post("", response_model=TokenCreated, status_code=status.HTTP_201_CREATED,
-             summary="Create a token")
+@router.post(
+    "", response_model=TokenCreated, status_code=status.HTTP_201_CREATED, summary="Create a token"
+)
 def create_token(work: AsAdmin, body: TokenCreate) -> Any:
     row, secret = work.tokens().create(
-        name=body.name, role=body.role, expires_days=body.expires_days)
+        name=body.name, role=body.role, expires_days=body.expires_days
+    )
     work.commit()
-    created = TokenCreated.model_validate({"token": secret, **TokenOut.model_validate(
-        row, from_attributes=True).model_dump()})
+    created = TokenCreated.model_validate(
+        {"token": secret, **TokenOut.model_validate(row, from_attributes=True).model_dump()}
+    )
     return created
 
 

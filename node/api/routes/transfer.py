@@ -25,11 +25,14 @@ async def csv_body(request: Request) -> bytes:
     """The raw request body, refused if it is not CSV or is larger than the limit."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in CSV_MEDIA_TYPES:
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                            "send the file as text/csv (or application/octet-stream)")
-    too_large = HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                              f"files over {MAX_IMPORT_BYTES // (1024 * 1024)} MB are refused; "
-                              "split the file")
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "send the file as text/csv (or application/octet-stream)",
+        )
+    too_large = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        f"files over {MAX_IMPORT_BYTES // (1024 * 1024)} MB are refused; split the file",
+    )
     body = await read_body(request, MAX_IMPORT_BYTES)
     if body is None:
         raise too_large
@@ -39,20 +42,25 @@ async def csv_body(request: Request) -> bytes:
 CSV_REQUEST_BODY = {
     "requestBody": {
         "required": True,
-        "content": {t: {"schema": {"type": "string", "format": "binary"}}
-                    for t in sorted(CSV_MEDIA_TYPES)},
+        "content": {
+            t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(CSV_MEDIA_TYPES)
+        },
     }
 }
 
 
 @router.post(
-    "/imports/{kind}", response_model=ImportReport, summary="Import records from a CSV file",
+    "/imports/{kind}",
+    response_model=ImportReport,
+    summary="Import records from a CSV file",
     responses={
         413: {"description": "The file is larger than 50 MB"},
         415: {"description": "The body is not CSV"},
-        422: {"model": ImportReport,
-              "description": "Some rows are invalid (errors name row and column); "
-                             "nothing was written"},
+        422: {
+            "model": ImportReport,
+            "description": "Some rows are invalid (errors name row and column); "
+            "nothing was written",
+        },
     },
     openapi_extra=CSV_REQUEST_BODY,
 )
@@ -72,20 +80,34 @@ def import_records(
 
 
 @router.get(
-    "/exports/{kind}", summary="Export all records as CSV or JSON",
+    "/exports/{kind}",
+    summary="Export all records as CSV or JSON",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}, "application/json": {}},
-                     "description": "The records (CSV: UTF-8 with BOM, `,` separated)"}},
+    responses={
+        200: {
+            "content": {"text/csv": {}, "application/json": {}},
+            "description": "The records (CSV: UTF-8 with BOM, `,` separated)",
+        }
+    },
 )
 def export_records(
     work: AsWriter,
     kind: Kind,
     format: Annotated[Literal["csv", "json"], Query()] = "csv",
 ) -> StreamingResponse:
-    export = start_export(work.node.sessions, kind, format, actor=work.actor, now=work.now,
-                          node_id=work.node.settings.node_id)
+    export = start_export(
+        work.node.sessions,
+        kind,
+        format,
+        actor=work.actor,
+        now=work.now,
+        node_id=work.node.settings.node_id,
+    )
     return StreamingResponse(
-        export.chunks, media_type=export.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{export.filename}"',
-                 "X-Record-Count": str(export.count)},
+        export.chunks,
+        media_type=export.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{export.filename}"',
+            "X-Record-Count": str(export.count),
+        },
     )

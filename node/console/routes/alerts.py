@@ -42,8 +42,9 @@ def _alert(service: AlertService, viewer: Viewer, alert_id: int) -> Alert:
         raise Missing(viewer) from None
 
 
-def refusal_text(t: Translator, agreement: SharingAgreement, category: str, handling: str
-                 ) -> str | None:
+def refusal_text(
+    t: Translator, agreement: SharingAgreement, category: str, handling: str
+) -> str | None:
     """Why an alert may not go to a peer, in words, or None: the service's own
     ``alert_refusal`` decides; this only says it in the user's language."""
     if agreement.alert_refusal(category, handling) is None:
@@ -53,26 +54,37 @@ def refusal_text(t: Translator, agreement: SharingAgreement, category: str, hand
     return t.gettext(REFUSAL_HANDLING) % {"level": handling, "max": agreement.max_handling}
 
 
-def recipient_preview(t: Translator, peers: list[Peer], category: str, handling: str,
-                      chosen: list[str] | None) -> list[dict[str, Any]]:
+def recipient_preview(
+    t: Translator, peers: list[Peer], category: str, handling: str, chosen: list[str] | None
+) -> list[dict[str, Any]]:
     rows = []
     for peer in peers:
         if chosen is not None and peer.node_id not in chosen:
             continue
-        rows.append({"peer": peer, "refusal": refusal_text(t, agreement_of(peer), category, handling)})
+        rows.append(
+            {"peer": peer, "refusal": refusal_text(t, agreement_of(peer), category, handling)}
+        )
     return rows
 
 
 # -- reading -----------------------------------------------------------------------------
+
 
 @router.get("", include_in_schema=False)
 def inbox(work: ReaderWork, direction: str = "inbound", offset: int = 0) -> Response:
     direction = "outbound" if direction == "outbound" else "inbound"
     offset = max(0, offset)
     alerts = work.alerts().recent(direction=direction, limit=PAGE_SIZE + 1, offset=offset)
-    return page(work.request, work.viewer, "alerts/list.html", alerts=alerts[:PAGE_SIZE],
-                direction=direction, offset=offset, more=len(alerts) > PAGE_SIZE,
-                page_size=PAGE_SIZE)
+    return page(
+        work.request,
+        work.viewer,
+        "alerts/list.html",
+        alerts=alerts[:PAGE_SIZE],
+        direction=direction,
+        offset=offset,
+        more=len(alerts) > PAGE_SIZE,
+        page_size=PAGE_SIZE,
+    )
 
 
 @router.get("/stream", include_in_schema=False)
@@ -95,8 +107,9 @@ def compose(work: WriterWork) -> Response:
 
 
 @router.get("/recipients", include_in_schema=False)
-def preview_fragment(work: WriterWork, category: str = "seizure",
-                     handling: str = "AMBER") -> Response:
+def preview_fragment(
+    work: WriterWork, category: str = "seizure", handling: str = "AMBER"
+) -> Response:
     chosen = work.request.query_params.getlist("recipients") or None
     rows = _preview(work, category, handling, chosen)
     return page(work.request, work.viewer, "alerts/_recipients.html", rows=rows)
@@ -109,6 +122,7 @@ def detail(work: ReaderWork, alert_id: int) -> Response:
 
 
 # -- writing -----------------------------------------------------------------------------
+
 
 @router.post("", include_in_schema=False)
 def send(posted: WriterForm) -> Response:
@@ -124,16 +138,19 @@ def send(posted: WriterForm) -> Response:
     if not chosen:
         errors["recipients"] = viewer.t.gettext(N_("Choose at least one recipient."))
     if errors or data is None or posted.text("action") == "preview":
-        return _compose_page(work, values=values, chosen=chosen,
-                             errors=errors, status_code=422 if errors else 200)
+        return _compose_page(
+            work, values=values, chosen=chosen, errors=errors, status_code=422 if errors else 200
+        )
     try:
         alert = work.alerts().create(data)
     except InvalidInput as exc:
         work.rollback()
-        errors = {"recipients": viewer.t.gettext(N_("Some recipients are no longer active peers."))
-                  if exc.field == "recipients" else str(exc)}
-        return _compose_page(work, values=values, chosen=chosen, errors=errors,
-                             status_code=422)
+        errors = {
+            "recipients": viewer.t.gettext(N_("Some recipients are no longer active peers."))
+            if exc.field == "recipients"
+            else str(exc)
+        }
+        return _compose_page(work, values=values, chosen=chosen, errors=errors, status_code=422)
     work.commit()
     return redirect(f"/console/alerts/{alert.id}?sent=1")
 
@@ -141,8 +158,15 @@ def send(posted: WriterForm) -> Response:
 @router.get("/{alert_id}/edit", include_in_schema=False)
 def edit(work: WriterWork, alert_id: int) -> Response:
     alert = _own(work.alerts(), work.viewer, alert_id)
-    return page(work.request, work.viewer, "alerts/edit.html", alert=alert, values=_values_of(alert),
-                errors={}, **_choices())
+    return page(
+        work.request,
+        work.viewer,
+        "alerts/edit.html",
+        alert=alert,
+        values=_values_of(alert),
+        errors={},
+        **_choices(),
+    )
 
 
 @router.post("/{alert_id}/update", include_in_schema=False)
@@ -154,9 +178,16 @@ def update(posted: WriterForm, alert_id: int) -> Response:
     try:
         data = AlertEdit.model_validate(_content(values, keep=alert.subjects))
     except ValidationError as exc:
-        return page(work.request, viewer, "alerts/edit.html", status_code=422, alert=alert,
-                    values=values, errors=field_errors(exc, viewer.t, _alert_field),
-                    **_choices())
+        return page(
+            work.request,
+            viewer,
+            "alerts/edit.html",
+            status_code=422,
+            alert=alert,
+            values=values,
+            errors=field_errors(exc, viewer.t, _alert_field),
+            **_choices(),
+        )
     try:
         service.update(alert_id, data)
     except Conflict:
@@ -173,8 +204,14 @@ def retract(posted: WriterForm, alert_id: int) -> Response:
     alert = _own(service, viewer, alert_id)
     reason = posted.text("reason")
     if not reason or len(reason) > 1000:
-        return page(work.request, viewer, "alerts/detail.html", status_code=422, alert=alert,
-                    errors={"reason": viewer.t.gettext(N_("Say why the alert is withdrawn."))})
+        return page(
+            work.request,
+            viewer,
+            "alerts/detail.html",
+            status_code=422,
+            alert=alert,
+            errors={"reason": viewer.t.gettext(N_("Say why the alert is withdrawn."))},
+        )
     try:
         service.retract(alert_id, reason)
     except Conflict:
@@ -199,6 +236,7 @@ def acknowledge(posted: ReaderForm, alert_id: int) -> Response:
 
 # -- helpers -----------------------------------------------------------------------------
 
+
 def _own(service: AlertService, viewer: Viewer, alert_id: int) -> Alert:
     alert = _alert(service, viewer, alert_id)
     if alert.direction != "outbound" or alert.status == "retracted":
@@ -207,33 +245,63 @@ def _own(service: AlertService, viewer: Viewer, alert_id: int) -> Alert:
 
 
 def _choices() -> dict[str, Any]:
-    return {"categories": ALERT_CATEGORIES, "severities": SEVERITIES,
-            "handlings": HANDLING_LEVELS}
+    return {"categories": ALERT_CATEGORIES, "severities": SEVERITIES, "handlings": HANDLING_LEVELS}
 
 
-def _preview(work: ConsoleWork, category: str, handling: str,
-             chosen: list[str] | None) -> list[dict[str, Any]]:
+def _preview(
+    work: ConsoleWork, category: str, handling: str, chosen: list[str] | None
+) -> list[dict[str, Any]]:
     if category not in ALERT_CATEGORIES or handling not in HANDLING_LEVELS:
         return []
     return recipient_preview(work.viewer.t, work.peers().active(), category, handling, chosen)
 
 
-def _compose_page(work: ConsoleWork, *, values: dict[str, str], errors: dict[str, str],
-                  chosen: list[str] | None = None, status_code: int = 200) -> Response:
+def _compose_page(
+    work: ConsoleWork,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    chosen: list[str] | None = None,
+    status_code: int = 200,
+) -> Response:
     peers = work.peers().active()
     chosen = [p.node_id for p in peers] if chosen is None else chosen
     preview = _preview(work, values["category"], values["handling"], chosen)
-    return page(work.request, work.viewer, "alerts/compose.html", status_code=status_code, values=values,
-                errors=errors, peers=peers, chosen=chosen, preview=preview, **_choices())
+    return page(
+        work.request,
+        work.viewer,
+        "alerts/compose.html",
+        status_code=status_code,
+        values=values,
+        errors=errors,
+        peers=peers,
+        chosen=chosen,
+        preview=preview,
+        **_choices(),
+    )
 
 
-FORM_FIELDS = ("category", "severity", "title", "body", "handling", "country", "locality",
-               "expires_at", "references", "subjects")
+FORM_FIELDS = (
+    "category",
+    "severity",
+    "title",
+    "body",
+    "handling",
+    "country",
+    "locality",
+    "expires_at",
+    "references",
+    "subjects",
+)
 
 
 def _blank_values() -> dict[str, str]:
-    return {**dict.fromkeys(FORM_FIELDS, ""), "category": "seizure", "severity": "warning",
-            "handling": "AMBER"}
+    return {
+        **dict.fromkeys(FORM_FIELDS, ""),
+        "category": "seizure",
+        "severity": "warning",
+        "handling": "AMBER",
+    }
 
 
 def _values_from(form: Any) -> dict[str, str]:
@@ -248,9 +316,13 @@ def _values_from(form: Any) -> dict[str, str]:
 def _values_of(alert: Alert) -> dict[str, str]:
     place = alert.place or {}
     return {
-        "category": alert.category, "severity": alert.severity, "title": alert.title,
-        "body": alert.body, "handling": alert.handling,
-        "country": str(place.get("country") or ""), "locality": str(place.get("locality") or ""),
+        "category": alert.category,
+        "severity": alert.severity,
+        "title": alert.title,
+        "body": alert.body,
+        "handling": alert.handling,
+        "country": str(place.get("country") or ""),
+        "locality": str(place.get("locality") or ""),
         "expires_at": alert.expires_at.strftime("%Y-%m-%dT%H:%M") if alert.expires_at else "",
         "references": "\n".join(alert.references),
         "subjects": "\n".join(" / ".join(s.get("names", [])) for s in alert.subjects),
@@ -261,15 +333,21 @@ def _content(values: dict[str, str], keep: list[dict[str, Any]] | None = None) -
     """The API body of an alert from the form. Subjects are one person a line (names
     separated by ' / '); a line unchanged from the alert keeps the subject's details."""
     known = {" / ".join(s.get("names", [])): s for s in keep or []}
-    subjects = [known.get(line) or {"kind": "person", "names": [n.strip() for n in line.split("/")
-                                                                if n.strip()]}
-                for line in lines(values["subjects"])]
+    subjects = [
+        known.get(line)
+        or {"kind": "person", "names": [n.strip() for n in line.split("/") if n.strip()]}
+        for line in lines(values["subjects"])
+    ]
     country, locality = blank_to_none(values["country"]), blank_to_none(values["locality"])
     expires = blank_to_none(values["expires_at"])
     return {
-        "category": values["category"], "severity": values["severity"],
-        "title": values["title"], "body": values["body"], "handling": values["handling"],
-        "references": lines(values["references"]), "subjects": subjects,
+        "category": values["category"],
+        "severity": values["severity"],
+        "title": values["title"],
+        "body": values["body"],
+        "handling": values["handling"],
+        "references": lines(values["references"]),
+        "subjects": subjects,
         "place": {"country": country, "locality": locality} if country or locality else None,
         "expires_at": _utc(expires) if expires else None,
     }
@@ -289,4 +367,3 @@ def _alert_field(loc: tuple[Any, ...]) -> str:
     if loc[0] == "place":
         return "locality" if "locality" in loc else "country"
     return str(loc[0])
-

@@ -31,18 +31,35 @@ def _day(text: str | None, *, end: bool = False) -> datetime | None:
 @router.get("", include_in_schema=False)
 def audit_log(work: AuditorWork) -> Response:
     params, session = work.request.query_params, work.session
-    filters = {name: (params.get(name) or "").strip()[:100]
-               for name in ("action", "who", "target_id", "since", "until")}
+    filters = {
+        name: (params.get(name) or "").strip()[:100]
+        for name in ("action", "who", "target_id", "since", "until")
+    }
     try:
         offset = max(0, int(params.get("offset") or 0))
     except ValueError:
         offset = 0
     rows, total = search_entries(
-        session, action=filters["action"] or None, who=filters["who"] or None,
-        target_id=filters["target_id"] or None, since=_day(filters["since"]),
-        until=_day(filters["until"], end=True), limit=PAGE_SIZE, offset=offset)
+        session,
+        action=filters["action"] or None,
+        who=filters["who"] or None,
+        target_id=filters["target_id"] or None,
+        since=_day(filters["since"]),
+        until=_day(filters["until"], end=True),
+        limit=PAGE_SIZE,
+        offset=offset,
+    )
     query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
     report = verify_chain(session) if params.get("verify") else None
-    return page(work.request, work.viewer, "audit.html", rows=rows, total=total, offset=offset,
-                limit=PAGE_SIZE, filters=filters, report=report,
-                base=f"/console/audit?{query}{'&' if query else ''}")
+    return page(
+        work.request,
+        work.viewer,
+        "audit.html",
+        rows=rows,
+        total=total,
+        offset=offset,
+        limit=PAGE_SIZE,
+        filters=filters,
+        report=report,
+        base=f"/console/audit?{query}{'&' if query else ''}",
+    )

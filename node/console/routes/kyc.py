@@ -26,10 +26,20 @@ from ..i18n import N_
 from ..pages import Missing, page, redirect
 
 router = APIRouter(prefix="/console")
-FORM_FIELDS = ("kind", "names", "aliases", "date_of_birth", "nationality", "documents",
-               "licence_numbers", "purpose", "scope")
-BAD_DOCUMENT = N_("Write each document as type:number or type:number:country, "
-                  "for example passport:OB0123456:CD.")
+FORM_FIELDS = (
+    "kind",
+    "names",
+    "aliases",
+    "date_of_birth",
+    "nationality",
+    "documents",
+    "licence_numbers",
+    "purpose",
+    "scope",
+)
+BAD_DOCUMENT = N_(
+    "Write each document as type:number or type:number:country, for example passport:OB0123456:CD."
+)
 
 
 def _values(form: Any = None) -> dict[str, str]:
@@ -40,11 +50,19 @@ def _values(form: Any = None) -> dict[str, str]:
     return values
 
 
-def _check_page(work: ConsoleWork, values: dict[str, str], errors: dict[str, str],
-                status_code: int = 200) -> Response:
+def _check_page(
+    work: ConsoleWork, values: dict[str, str], errors: dict[str, str], status_code: int = 200
+) -> Response:
     checks = work.kyc().recent(limit=20, offset=0)
-    return page(work.request, work.viewer, "kyc/index.html", status_code=status_code, values=values,
-                errors=errors, checks=checks)
+    return page(
+        work.request,
+        work.viewer,
+        "kyc/index.html",
+        status_code=status_code,
+        values=values,
+        errors=errors,
+        checks=checks,
+    )
 
 
 @router.get("/kyc", include_in_schema=False)
@@ -61,24 +79,37 @@ async def run_check(posted: ReaderForm) -> Response:
         documents = read_documents("|".join(lines(values["documents"])))
     except ValueError:
         documents, errors["documents"] = [], t.gettext(BAD_DOCUMENT)
-    party = {"kind": values["kind"], "names": lines(values["names"]),
-             "aliases": lines(values["aliases"]),
-             "date_of_birth": blank_to_none(values["date_of_birth"]),
-             "nationality": blank_to_none(values["nationality"]), "documents": documents,
-             "licence_numbers": lines(values["licence_numbers"])}
+    party = {
+        "kind": values["kind"],
+        "names": lines(values["names"]),
+        "aliases": lines(values["aliases"]),
+        "date_of_birth": blank_to_none(values["date_of_birth"]),
+        "nationality": blank_to_none(values["nationality"]),
+        "documents": documents,
+        "licence_numbers": lines(values["licence_numbers"]),
+    }
     body = None
     try:
-        body = CheckCreate.model_validate({"party": party, "purpose": values["purpose"],
-                                           "scope": values["scope"]})
+        body = CheckCreate.model_validate(
+            {"party": party, "purpose": values["purpose"], "scope": values["scope"]}
+        )
     except ValidationError as exc:
-        errors = {**field_errors(exc, t, lambda loc: str(loc[1] if loc[0] == "party" and len(loc) > 1
-                                                         else loc[0])), **errors}
+        errors = {
+            **field_errors(
+                exc, t, lambda loc: str(loc[1] if loc[0] == "party" and len(loc) > 1 else loc[0])
+            ),
+            **errors,
+        }
     if errors or body is None:
         return await run_in_threadpool(_check_page, work, values, errors, 422)
     request = work.request
-    check = await kyc_checks.run_check(work.node, viewer.actor, body,
-                                       sender=outbox_sender(request),
-                                       answers=request.app.state.answer_feed)
+    check = await kyc_checks.run_check(
+        work.node,
+        viewer.actor,
+        body,
+        sender=outbox_sender(request),
+        answers=request.app.state.answer_feed,
+    )
     return redirect(f"/console/kyc/{check.id}")
 
 
@@ -89,8 +120,11 @@ def check_page(work: ReaderWork, check_id: str) -> Response:
         check = service.view(service.get(check_id))
     except NotFound:
         raise Missing(viewer) from None
-    asked = {(d.peer, d.reference): d for d in work.disclosures().recent(
-        direction="outbound", status=None, limit=500, offset=0) if d.check_id == check.id}
+    asked = {
+        (d.peer, d.reference): d
+        for d in work.disclosures().recent(direction="outbound", status=None, limit=500, offset=0)
+        if d.check_id == check.id
+    }
     return page(work.request, viewer, "kyc/check.html", check=check, asked=asked, errors={})
 
 
@@ -99,9 +133,14 @@ def request_disclosure(posted: ReaderForm) -> Response:
     work = posted.work
     check_id = posted.text("check_id")
     try:
-        body = DisclosureCreate.model_validate({
-            "check_id": check_id, "peer": posted.text("peer"),
-            "reference": posted.text("reference"), "justification": posted.text("justification")})
+        body = DisclosureCreate.model_validate(
+            {
+                "check_id": check_id,
+                "peer": posted.text("peer"),
+                "reference": posted.text("reference"),
+                "justification": posted.text("justification"),
+            }
+        )
         disclosure, sent = work.disclosures().request(body)
     except (ValidationError, InvalidInput, Conflict, NotFound):
         work.rollback()
@@ -123,8 +162,14 @@ def disclosure(work: ReaderWork, disclosure_id: int) -> Response:
         item = work.disclosures().get(disclosure_id)
     except NotFound:
         raise Missing(work.viewer) from None
-    return page(work.request, work.viewer, "kyc/disclosure.html", item=item, fields=DISCLOSABLE_FIELDS,
-                errors={})
+    return page(
+        work.request,
+        work.viewer,
+        "kyc/disclosure.html",
+        item=item,
+        fields=DISCLOSABLE_FIELDS,
+        errors={},
+    )
 
 
 @router.post("/disclosures/{disclosure_id}/decision", include_in_schema=False)
@@ -133,19 +178,32 @@ def decide(posted: WriterForm, disclosure_id: int) -> Response:
     service = work.disclosures()
     decision = posted.text("decision")
     try:
-        body = DisclosureDecision.model_validate({
-            "decision": decision,
-            "fields": posted.texts("fields") if decision == "grant" else [],
-            "reason": (posted.text("reason") or None) if decision == "deny" else None})
+        body = DisclosureDecision.model_validate(
+            {
+                "decision": decision,
+                "fields": posted.texts("fields") if decision == "grant" else [],
+                "reason": (posted.text("reason") or None) if decision == "deny" else None,
+            }
+        )
         _, sent = service.decide(disclosure_id, body)
     except NotFound:
         raise Missing(viewer) from None
     except (ValidationError, InvalidInput, Conflict):
         work.rollback()
         item = service.get(disclosure_id)
-        message = (N_("Choose at least one field to release.") if decision == "grant"
-                   else N_("Say why the request is denied."))
-        return page(work.request, viewer, "kyc/disclosure.html", status_code=422, item=item,
-                    fields=DISCLOSABLE_FIELDS, errors={decision: viewer.t.gettext(message)})
+        message = (
+            N_("Choose at least one field to release.")
+            if decision == "grant"
+            else N_("Say why the request is denied.")
+        )
+        return page(
+            work.request,
+            viewer,
+            "kyc/disclosure.html",
+            status_code=422,
+            item=item,
+            fields=DISCLOSABLE_FIELDS,
+            errors={decision: viewer.t.gettext(message)},
+        )
     work.commit(deliver=[sent.message_id])
     return redirect(f"/console/disclosures/{disclosure_id}?decided=1")

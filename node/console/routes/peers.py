@@ -19,9 +19,21 @@ router = APIRouter(prefix="/console/peers")
 def peers(work: AdminWork) -> Response:
     registry, node = work.peers(), work.node
     depths = registry.outbox_depths()
-    rows = [{"peer": peer, "agreement": agreement_of(peer),
-             "pending": depths.get(peer.node_id, (0, None))[0],
-             "oldest": depths.get(peer.node_id, (0, None))[1]}
-            for peer in registry.all()]
-    return page(work.request, work.viewer, "peers.html", rows=rows, fingerprint=node.identity.fingerprint,
-                public_url=node.settings.public_url, category_count=len(ALERT_CATEGORIES))
+    rows = [
+        {
+            "peer": peer,
+            "agreement": agreement_of(peer),
+            "pending": depths.get(peer.node_id, (0, None))[0],
+            "oldest": depths.get(peer.node_id, (0, None))[1],
+        }
+        for peer in registry.all()
+    ]
+    return page(
+        work.request,
+        work.viewer,
+        "peers.html",
+        rows=rows,
+        fingerprint=node.identity.fingerprint,
+        public_url=node.settings.public_url,
+        category_count=len(ALERT_CATEGORIES),
+    )

@@ -48,11 +48,13 @@ router = APIRouter(prefix="/console")
 PAGE_SIZE = 50
 
 DUPLICATE_LICENCE = N_("This licence number is already registered.")
-STALE_VERSION = N_("Someone changed this record while you were editing it. "
-                   "Reload it and make your change again.")
+STALE_VERSION = N_(
+    "Someone changed this record while you were editing it. Reload it and make your change again."
+)
 UNKNOWN_LICENCES = N_("Unknown licence numbers: %(numbers)s")
-BAD_DOCUMENT = N_("Write each document as type:number or type:number:country, "
-                  "for example passport:OB0123456:CD.")
+BAD_DOCUMENT = N_(
+    "Write each document as type:number or type:number:country, for example passport:OB0123456:CD."
+)
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,29 @@ class Kind:
     label_groups: dict[str, str]  # field -> labels group
 
 
-LICENSEES = Kind("licensees", LicenseeRegistry, LicenseeFilters, {
-    "status": LICENCE_STATUSES, "licence_type": LICENCE_TYPES, "handling": HANDLING_LEVELS,
-}, {"status": "licence_status", "licence_type": "licence_type"})
-SUBJECTS = Kind("subjects", SubjectRegistry, SubjectFilters, {
-    "kind": PARTY_KINDS, "reason_category": REASON_CATEGORIES, "risk_level": RISK_LEVELS,
-    "handling": HANDLING_LEVELS,
-}, {"kind": "party_kind", "reason_category": "reason_category", "risk_level": "risk_level"})
+LICENSEES = Kind(
+    "licensees",
+    LicenseeRegistry,
+    LicenseeFilters,
+    {
+        "status": LICENCE_STATUSES,
+        "licence_type": LICENCE_TYPES,
+        "handling": HANDLING_LEVELS,
+    },
+    {"status": "licence_status", "licence_type": "licence_type"},
+)
+SUBJECTS = Kind(
+    "subjects",
+    SubjectRegistry,
+    SubjectFilters,
+    {
+        "kind": PARTY_KINDS,
+        "reason_category": REASON_CATEGORIES,
+        "risk_level": RISK_LEVELS,
+        "handling": HANDLING_LEVELS,
+    },
+    {"kind": "party_kind", "reason_category": "reason_category", "risk_level": "risk_level"},
+)
 KINDS = {k.path: k for k in (LICENSEES, SUBJECTS)}
 
 
@@ -85,12 +103,36 @@ def _get(registry: RecordRegistry[Any], viewer: Viewer, ref: str, *, read: bool 
 
 # -- form values <-> API bodies ----------------------------------------------------------
 
-LICENSEE_TEXT = ("licence_number", "licence_type", "legal_name", "trade_names", "address",
-                 "region", "issued_on", "expires_on", "status", "handling", "directors",
-                 "beneficial_owners", "version")
-SUBJECT_TEXT = ("kind", "names", "aliases", "date_of_birth", "nationality", "documents",
-                "linked_licence_numbers", "reason_category", "risk_level", "narrative",
-                "source_agency", "handling", "version")
+LICENSEE_TEXT = (
+    "licence_number",
+    "licence_type",
+    "legal_name",
+    "trade_names",
+    "address",
+    "region",
+    "issued_on",
+    "expires_on",
+    "status",
+    "handling",
+    "directors",
+    "beneficial_owners",
+    "version",
+)
+SUBJECT_TEXT = (
+    "kind",
+    "names",
+    "aliases",
+    "date_of_birth",
+    "nationality",
+    "documents",
+    "linked_licence_numbers",
+    "reason_category",
+    "risk_level",
+    "narrative",
+    "source_agency",
+    "handling",
+    "version",
+)
 
 
 def _form_values(posted: Posted, names: tuple[str, ...]) -> dict[str, str]:
@@ -99,18 +141,28 @@ def _form_values(posted: Posted, names: tuple[str, ...]) -> dict[str, str]:
 
 def licensee_values(record: Any | None) -> dict[str, str]:
     if record is None:
-        return {**dict.fromkeys(LICENSEE_TEXT, ""), "licence_type": "buying_house",
-                "status": "active", "handling": "GREEN"}
+        return {
+            **dict.fromkeys(LICENSEE_TEXT, ""),
+            "licence_type": "buying_house",
+            "status": "active",
+            "handling": "GREEN",
+        }
     persons = record.persons or []
     return {
-        "licence_number": record.licence_number, "licence_type": record.licence_type,
-        "legal_name": record.legal_name, "trade_names": "\n".join(record.trade_names),
-        "address": record.address or "", "region": record.region or "",
-        "issued_on": str(record.issued_on or ""), "expires_on": str(record.expires_on or ""),
-        "status": record.status, "handling": record.handling,
+        "licence_number": record.licence_number,
+        "licence_type": record.licence_type,
+        "legal_name": record.legal_name,
+        "trade_names": "\n".join(record.trade_names),
+        "address": record.address or "",
+        "region": record.region or "",
+        "issued_on": str(record.issued_on or ""),
+        "expires_on": str(record.expires_on or ""),
+        "status": record.status,
+        "handling": record.handling,
         "directors": "\n".join(p["name"] for p in persons if p.get("role") == "director"),
-        "beneficial_owners": "\n".join(p["name"] for p in persons
-                                       if p.get("role") == "beneficial_owner"),
+        "beneficial_owners": "\n".join(
+            p["name"] for p in persons if p.get("role") == "beneficial_owner"
+        ),
         "version": str(record.version),
     }
 
@@ -119,17 +171,26 @@ def licensee_body(values: dict[str, str], record: Any | None) -> dict[str, Any]:
     """The API body; persons keep their details (birth date, documents) when their name
     is unchanged, and persons of other roles are kept as they are."""
     existing = {(p.get("role"), p.get("name")): p for p in (record.persons if record else [])}
-    persons = [existing.get((role, name)) or {"role": role, "name": name}
-               for field, role in (("directors", "director"), ("beneficial_owners", "beneficial_owner"))
-               for name in lines(values[field])]
-    persons += [p for p in (record.persons if record else [])
-                if p.get("role") not in ("director", "beneficial_owner")]
+    persons = [
+        existing.get((role, name)) or {"role": role, "name": name}
+        for field, role in (("directors", "director"), ("beneficial_owners", "beneficial_owner"))
+        for name in lines(values[field])
+    ]
+    persons += [
+        p
+        for p in (record.persons if record else [])
+        if p.get("role") not in ("director", "beneficial_owner")
+    ]
     body: dict[str, Any] = {
-        "licence_type": values["licence_type"], "legal_name": values["legal_name"],
-        "trade_names": lines(values["trade_names"]), "persons": persons,
-        "address": blank_to_none(values["address"]), "region": blank_to_none(values["region"]),
+        "licence_type": values["licence_type"],
+        "legal_name": values["legal_name"],
+        "trade_names": lines(values["trade_names"]),
+        "persons": persons,
+        "address": blank_to_none(values["address"]),
+        "region": blank_to_none(values["region"]),
         "issued_on": blank_to_none(values["issued_on"]),
-        "expires_on": blank_to_none(values["expires_on"]), "handling": values["handling"],
+        "expires_on": blank_to_none(values["expires_on"]),
+        "handling": values["handling"],
     }
     if record is None:
         body.update(licence_number=values["licence_number"], status=values["status"])
@@ -140,36 +201,54 @@ def licensee_body(values: dict[str, str], record: Any | None) -> dict[str, Any]:
 
 def subject_values(record: Any | None) -> dict[str, str]:
     if record is None:
-        return {**dict.fromkeys(SUBJECT_TEXT, ""), "kind": "person", "reason_category": "smuggling",
-                "risk_level": "medium", "handling": "AMBER"}
+        return {
+            **dict.fromkeys(SUBJECT_TEXT, ""),
+            "kind": "person",
+            "reason_category": "smuggling",
+            "risk_level": "medium",
+            "handling": "AMBER",
+        }
     return {
-        "kind": record.kind, "names": "\n".join(record.names),
-        "aliases": "\n".join(record.aliases), "date_of_birth": record.date_of_birth or "",
+        "kind": record.kind,
+        "names": "\n".join(record.names),
+        "aliases": "\n".join(record.aliases),
+        "date_of_birth": record.date_of_birth or "",
         "nationality": record.nationality or "",
-        "documents": "\n".join(":".join(filter(None, (d.get("type"), d.get("number"), d.get("country"))))
-                               for d in record.documents),
+        "documents": "\n".join(
+            ":".join(filter(None, (d.get("type"), d.get("number"), d.get("country"))))
+            for d in record.documents
+        ),
         "linked_licence_numbers": "\n".join(record.linked_licence_numbers),
-        "reason_category": record.reason_category, "risk_level": record.risk_level,
-        "narrative": record.narrative or "", "source_agency": record.source_agency or "",
-        "handling": record.handling, "version": str(record.version),
+        "reason_category": record.reason_category,
+        "risk_level": record.risk_level,
+        "narrative": record.narrative or "",
+        "source_agency": record.source_agency or "",
+        "handling": record.handling,
+        "version": str(record.version),
     }
 
 
-def subject_body(values: dict[str, str], record: Any | None) -> tuple[dict[str, Any], dict[str, str]]:
+def subject_body(
+    values: dict[str, str], record: Any | None
+) -> tuple[dict[str, Any], dict[str, str]]:
     errors: dict[str, str] = {}
     try:
         documents = read_documents("|".join(lines(values["documents"])))
     except ValueError:
         documents, errors["documents"] = [], BAD_DOCUMENT
     body: dict[str, Any] = {
-        "kind": values["kind"], "names": lines(values["names"]),
+        "kind": values["kind"],
+        "names": lines(values["names"]),
         "aliases": lines(values["aliases"]),
         "date_of_birth": blank_to_none(values["date_of_birth"]),
-        "nationality": blank_to_none(values["nationality"]), "documents": documents,
+        "nationality": blank_to_none(values["nationality"]),
+        "documents": documents,
         "linked_licence_numbers": lines(values["linked_licence_numbers"]),
-        "reason_category": values["reason_category"], "risk_level": values["risk_level"],
+        "reason_category": values["reason_category"],
+        "risk_level": values["risk_level"],
         "narrative": blank_to_none(values["narrative"]),
-        "source_agency": blank_to_none(values["source_agency"]), "handling": values["handling"],
+        "source_agency": blank_to_none(values["source_agency"]),
+        "handling": values["handling"],
     }
     if record is not None:
         body["version"] = values["version"] or None
@@ -188,6 +267,7 @@ def _subject_field(loc: tuple[Any, ...]) -> str:
 
 # -- pages -------------------------------------------------------------------------------
 
+
 def _list(kind: Kind, work: ConsoleWork) -> Response:
     params = work.request.query_params
     wanted = {name: params.get(name) or None for name in kind.filters.model_fields}
@@ -201,11 +281,22 @@ def _list(kind: Kind, work: ConsoleWork) -> Response:
     except ValueError:
         offset = 0
     items, total = work.registry(kind.registry).search(
-        q=q or None, limit=PAGE_SIZE, offset=offset, **filters)
+        q=q or None, limit=PAGE_SIZE, offset=offset, **filters
+    )
     query = "&".join(f"{k}={v}" for k, v in {"q": q, **filters}.items() if v)
-    return page(work.request, work.viewer, f"records/{kind.path}.html", items=items, total=total,
-                offset=offset, limit=PAGE_SIZE, q=q, filters=filters, kind=kind,
-                base=f"/console/{kind.path}?{query}{'&' if query else ''}")
+    return page(
+        work.request,
+        work.viewer,
+        f"records/{kind.path}.html",
+        items=items,
+        total=total,
+        offset=offset,
+        limit=PAGE_SIZE,
+        q=q,
+        filters=filters,
+        kind=kind,
+        base=f"/console/{kind.path}?{query}{'&' if query else ''}",
+    )
 
 
 @router.get("/licensees", include_in_schema=False)
@@ -233,8 +324,15 @@ def licensee(work: ReaderWork, ref: str) -> Response:
     registry = work.licensees()
     record = _get(registry, work.viewer, ref, read=True)
     work.commit()
-    return page(work.request, work.viewer, "records/licensee.html", record=record,
-                history=registry.history(ref), statuses=LICENSEES.choices["status"], errors={})
+    return page(
+        work.request,
+        work.viewer,
+        "records/licensee.html",
+        record=record,
+        history=registry.history(ref),
+        statuses=LICENSEES.choices["status"],
+        errors={},
+    )
 
 
 @router.get("/subjects/{ref}", include_in_schema=False)
@@ -242,8 +340,13 @@ def subject(work: ReaderWork, ref: str) -> Response:
     registry = work.subjects()
     record = _get(registry, work.viewer, ref, read=True)
     work.commit()  # the read is audited
-    return page(work.request, work.viewer, "records/subject.html", record=record,
-                history=registry.history(ref))
+    return page(
+        work.request,
+        work.viewer,
+        "records/subject.html",
+        record=record,
+        history=registry.history(ref),
+    )
 
 
 @router.get("/licensees/{ref}/edit", include_in_schema=False)
@@ -258,13 +361,29 @@ def edit_subject(work: WriterWork, ref: str) -> Response:
     return _form(work.request, work.viewer, SUBJECTS, record, subject_values(record), {})
 
 
-def _form(request: Request, viewer: Viewer, kind: Kind, record: Any | None,
-          values: dict[str, str], errors: dict[str, str], status_code: int = 200) -> Response:
-    return page(request, viewer, f"records/{kind.path}_form.html", status_code=status_code,
-                record=record, values=values, errors=errors, kind=kind)
+def _form(
+    request: Request,
+    viewer: Viewer,
+    kind: Kind,
+    record: Any | None,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    return page(
+        request,
+        viewer,
+        f"records/{kind.path}_form.html",
+        status_code=status_code,
+        record=record,
+        values=values,
+        errors=errors,
+        kind=kind,
+    )
 
 
 # -- writing -----------------------------------------------------------------------------
+
 
 def _save(kind: Kind, posted: Posted, ref: str | None) -> Response:
     work, viewer, t = posted.work, posted.viewer, posted.viewer.t
@@ -291,13 +410,19 @@ def _save(kind: Kind, posted: Posted, ref: str | None) -> Response:
             saved = registry.create(data) if record is None else registry.update(ref or "", data)
         except Conflict:
             work.rollback()
-            errors = ({"licence_number": t.gettext(DUPLICATE_LICENCE)} if record is None
-                      else {"form": t.gettext(STALE_VERSION)})
+            errors = (
+                {"licence_number": t.gettext(DUPLICATE_LICENCE)}
+                if record is None
+                else {"form": t.gettext(STALE_VERSION)}
+            )
         except InvalidInput as exc:
             work.rollback()
             numbers = exc.message.partition(":")[2].strip()
-            errors = {exc.field: t.gettext(UNKNOWN_LICENCES) % {"numbers": numbers}
-                      if exc.field == "linked_licence_numbers" else t.gettext(N_("This value is not valid."))}
+            errors = {
+                exc.field: t.gettext(UNKNOWN_LICENCES) % {"numbers": numbers}
+                if exc.field == "linked_licence_numbers"
+                else t.gettext(N_("This value is not valid."))
+            }
         else:
             work.commit()
             return redirect(f"/console/{kind.path}/{saved.ref}?saved=1")
@@ -331,8 +456,9 @@ def change_status(posted: WriterForm, ref: str) -> Response:
     record = _get(registry, viewer, ref)
     error = None
     try:
-        change = StatusChange.model_validate({"status": posted.text("status"),
-                                              "reason": posted.text("reason") or None})
+        change = StatusChange.model_validate(
+            {"status": posted.text("status"), "reason": posted.text("reason") or None}
+        )
         version = int(posted.text("version") or record.version)
         registry.set_status(ref, change, version)
     except (ValidationError, ValueError):
@@ -342,8 +468,15 @@ def change_status(posted: WriterForm, ref: str) -> Response:
     if error is not None:
         work.rollback()
         record = _get(registry, viewer, ref)
-        return page(work.request, viewer, "records/licensee.html", status_code=422, record=record,
-                    history=registry.history(ref), statuses=LICENSEES.choices["status"],
-                    errors={"status": viewer.t.gettext(error)})
+        return page(
+            work.request,
+            viewer,
+            "records/licensee.html",
+            status_code=422,
+            record=record,
+            history=registry.history(ref),
+            statuses=LICENSEES.choices["status"],
+            errors={"status": viewer.t.gettext(error)},
+        )
     work.commit()
     return redirect(f"/console/licensees/{ref}?saved=1")

@@ -50,8 +50,13 @@ SIGN_IN_REFUSED = {
 
 
 def _safe_next(value: object) -> str | None:
-    if isinstance(value, str) and value.startswith("/console/") and "//" not in value \
-            and "\\" not in value and len(value) < 300:
+    if (
+        isinstance(value, str)
+        and value.startswith("/console/")
+        and "//" not in value
+        and "\\" not in value
+        and len(value) < 300
+    ):
         return value
     return None
 
@@ -61,9 +66,11 @@ def static_file(name: str) -> Response:
     if name not in STATIC_FILES:
         return Response(status_code=404)
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return Response((STATIC_DIR / name).read_bytes(), media_type=media_type,
-                    headers={"Cache-Control": "public, max-age=300",
-                             "X-Content-Type-Options": "nosniff"})
+    return Response(
+        (STATIC_DIR / name).read_bytes(),
+        media_type=media_type,
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get("/console", include_in_schema=False)
@@ -72,14 +79,27 @@ def home(viewer: AnyViewer) -> Response:
     return redirect(home_path(viewer.role))
 
 
-def _login_page(request: Request, *, lang: str | None = None, error: str | None = None,
-                username: str = "", next_path: str | None = None,
-                status_code: int = 200) -> Response:
+def _login_page(
+    request: Request,
+    *,
+    lang: str | None = None,
+    error: str | None = None,
+    username: str = "",
+    next_path: str | None = None,
+    status_code: int = 200,
+) -> Response:
     t = translator(lang) if lang else anonymous_translator(request)
     token = new_login_token()
-    response = render(request, t, "login.html", status_code=status_code, login_token=token,
-                      error=t.gettext(error) if error else None, username=username,
-                      next_path=next_path or "")
+    response = render(
+        request,
+        t,
+        "login.html",
+        status_code=status_code,
+        login_token=token,
+        error=t.gettext(error) if error else None,
+        username=username,
+        next_path=next_path or "",
+    )
     set_cookie(request, response, LOGIN_COOKIE, token, path="/console/login")
     if lang:
         set_cookie(request, response, LANGUAGE_COOKIE, lang, max_age=LANGUAGE_COOKIE_AGE)
@@ -87,17 +107,23 @@ def _login_page(request: Request, *, lang: str | None = None, error: str | None 
 
 
 @router.get("/console/login", include_in_schema=False)
-def login_page(request: Request, node: NodeDep, lang: str | None = None,
-               next: str | None = None) -> Response:
+def login_page(
+    request: Request, node: NodeDep, lang: str | None = None, next: str | None = None
+) -> Response:
     if resolve_viewer(request, node) is not None and lang is None:
         return redirect(_safe_next(next) or "/console/")
-    return _login_page(request, lang=lang if lang in LANGUAGES else None,
-                       next_path=_safe_next(next))
+    return _login_page(
+        request, lang=lang if lang in LANGUAGES else None, next_path=_safe_next(next)
+    )
 
 
 @router.post("/console/login", include_in_schema=False)
-def sign_in(request: Request, node: NodeDep, session: SessionDep,
-            form: Annotated[FormData, Depends(login_form)]) -> Response:
+def sign_in(
+    request: Request,
+    node: NodeDep,
+    session: SessionDep,
+    form: Annotated[FormData, Depends(login_form)],
+) -> Response:
     username = str(form.get("username") or "")[:200]
     password = str(form.get("password") or "")
     next_path = _safe_next(form.get("next"))
@@ -105,13 +131,20 @@ def sign_in(request: Request, node: NodeDep, session: SessionDep,
     result = work.users().sign_in(username, password)
     if result.user is None:
         work.commit()  # the failure and any lock-out are recorded
-        return _login_page(request, error=SIGN_IN_REFUSED[result.outcome],
-                           username=username.strip()[:64], next_path=next_path,
-                           status_code=401 if result.outcome == "invalid" else 403)
+        return _login_page(
+            request,
+            error=SIGN_IN_REFUSED[result.outcome],
+            username=username.strip()[:64],
+            next_path=next_path,
+            status_code=401 if result.outcome == "invalid" else 403,
+        )
     secret = sessions_for(node, session).open(result.user)
     work.commit()
-    target = "/console/account/password" if result.user.must_change_password else (
-        next_path or "/console/")
+    target = (
+        "/console/account/password"
+        if result.user.must_change_password
+        else (next_path or "/console/")
+    )
     response = redirect(target)
     set_cookie(request, response, SESSION_COOKIE, secret)
     response.delete_cookie(LOGIN_COOKIE, path="/console/login")
@@ -124,8 +157,9 @@ def sign_out(posted: AnyForm) -> Response:
     sessions_for(work.node, work.session).close(work.request.cookies.get(SESSION_COOKIE))
     accounts = work.users()
     user = accounts.get(posted.viewer.session.user_id)
-    accounts.audit.record(str(work.actor), "user.sign_out", now=work.now,
-                          target_kind="user", target_id=user.username)
+    accounts.audit.record(
+        str(work.actor), "user.sign_out", now=work.now, target_kind="user", target_id=user.username
+    )
     work.commit()
     response = redirect("/console/login")
     response.delete_cookie(SESSION_COOKIE, path="/console")
@@ -154,8 +188,9 @@ def choose_language(request: Request, posted: AnyForm) -> Response:
 def account(work: AnyWork) -> Response:
     viewer = work.viewer
     user = work.users().get(viewer.session.user_id)
-    return page(work.request, viewer, "account.html", user=user,
-                fingerprint=work.node.identity.fingerprint)
+    return page(
+        work.request, viewer, "account.html", user=user, fingerprint=work.node.identity.fingerprint
+    )
 
 
 @router.get("/console/account/password", include_in_schema=False)
@@ -166,8 +201,10 @@ def password_page(request: Request, viewer: AnyViewer) -> Response:
 @router.post("/console/account/password", include_in_schema=False)
 def change_password(posted: AnyForm) -> Response:
     work, viewer = posted.work, posted.viewer
-    current, new = str(posted.form.get("current_password") or ""), str(
-        posted.form.get("new_password") or "")
+    current, new = (
+        str(posted.form.get("current_password") or ""),
+        str(posted.form.get("new_password") or ""),
+    )
     errors: dict[str, str] = {}
     if new != str(posted.form.get("confirm_password") or ""):
         errors["confirm_password"] = N_("The two new passwords differ.")
@@ -178,12 +215,19 @@ def change_password(posted: AnyForm) -> Response:
         except WeakPassword as exc:
             errors["new_password"] = WEAK_PASSWORD[exc.code]
         except InvalidInput as exc:
-            errors[exc.field] = (N_("Wrong password.") if exc.field == "current_password"
-                                 else N_("Choose a password different from the current one."))
+            errors[exc.field] = (
+                N_("Wrong password.")
+                if exc.field == "current_password"
+                else N_("Choose a password different from the current one.")
+            )
     if errors:
         work.rollback()
-        return page(work.request, viewer, "password.html", status_code=422,
-                    errors={k: viewer.t.gettext(v) for k, v in errors.items()})
+        return page(
+            work.request,
+            viewer,
+            "password.html",
+            status_code=422,
+            errors={k: viewer.t.gettext(v) for k, v in errors.items()},
+        )
     work.commit()
     return redirect("/console/account?changed=1")
-

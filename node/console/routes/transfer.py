@@ -20,8 +20,15 @@ KINDS = ("licensees", "subjects")
 
 @router.get("", include_in_schema=False)
 def import_page(request: Request, viewer: Writer) -> Response:
-    return page(request, viewer, "records/import.html", kinds=KINDS, kind="licensees",
-                report=None, errors={})
+    return page(
+        request,
+        viewer,
+        "records/import.html",
+        kinds=KINDS,
+        kind="licensees",
+        report=None,
+        errors={},
+    )
 
 
 @router.post("", include_in_schema=False)
@@ -43,8 +50,16 @@ async def import_file(request: Request, posted: WriterForm) -> Response:
             errors["file"] = viewer.t.gettext(N_("This file is empty."))
     await posted.form.close()  # uploaded files are spooled to disk: remove them now
     if errors:
-        return page(request, viewer, "records/import.html", status_code=422, kinds=KINDS,
-                    kind=kind, report=None, errors=errors)
+        return page(
+            request,
+            viewer,
+            "records/import.html",
+            status_code=422,
+            kinds=KINDS,
+            kind=kind,
+            report=None,
+            errors=errors,
+        )
     dry_run = posted.text("dry_run") == "1"
 
     def run() -> ImportReport:
@@ -56,5 +71,13 @@ async def import_file(request: Request, posted: WriterForm) -> Response:
         return report
 
     report = await run_in_threadpool(run)
-    return page(request, viewer, "records/import.html", kinds=KINDS, kind=kind, report=report,
-                errors={}, status_code=422 if report.errors_total else 200)
+    return page(
+        request,
+        viewer,
+        "records/import.html",
+        kinds=KINDS,
+        kind=kind,
+        report=report,
+        errors={},
+        status_code=422 if report.errors_total else 200,
+    )

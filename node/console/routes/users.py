@@ -55,10 +55,23 @@ def new_user(request: Request, viewer: AdminViewer) -> Response:
     return _new_page(request, viewer, {"role": "officer", "language": ""}, {})
 
 
-def _new_page(request: Request, viewer: Viewer, values: dict[str, str], errors: dict[str, str],
-              status_code: int = 200) -> Response:
-    return page(request, viewer, "users/new.html", status_code=status_code, values=values,
-                errors=errors, roles=ROLES, languages=LANGUAGES)
+def _new_page(
+    request: Request,
+    viewer: Viewer,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status_code: int = 200,
+) -> Response:
+    return page(
+        request,
+        viewer,
+        "users/new.html",
+        status_code=status_code,
+        values=values,
+        errors=errors,
+        roles=ROLES,
+        languages=LANGUAGES,
+    )
 
 
 def _password_error(posted: Posted, password: str) -> str | None:
@@ -87,10 +100,17 @@ def create_user(posted: AdminForm) -> Response:
     if not errors:
         try:
             user = work.users().create(
-                values["username"], values["role"], password, full_name=values["full_name"],
-                language=values["language"] or None, must_change_password=True)
+                values["username"],
+                values["role"],
+                password,
+                full_name=values["full_name"],
+                language=values["language"] or None,
+                must_change_password=True,
+            )
         except InvalidInput as exc:
-            errors[exc.field] = t.gettext(USER_ERRORS.get(exc.field, N_("This value is not valid.")))
+            errors[exc.field] = t.gettext(
+                USER_ERRORS.get(exc.field, N_("This value is not valid."))
+            )
         except Conflict:
             errors["username"] = t.gettext(TAKEN)
     if errors:
@@ -106,10 +126,19 @@ def user_page(work: AdminWork, user_id: int) -> Response:
     return _user_page(work, user, {})
 
 
-def _user_page(work: ConsoleWork, user: Any, errors: dict[str, str],
-               status_code: int = 200) -> Response:
-    return page(work.request, work.viewer, "users/edit.html", status_code=status_code,
-                user=user, state=state_of(user, work.now), errors=errors, roles=ROLES)
+def _user_page(
+    work: ConsoleWork, user: Any, errors: dict[str, str], status_code: int = 200
+) -> Response:
+    return page(
+        work.request,
+        work.viewer,
+        "users/edit.html",
+        status_code=status_code,
+        user=user,
+        state=state_of(user, work.now),
+        errors=errors,
+        roles=ROLES,
+    )
 
 
 def _change(posted: Posted, user_id: int, action: str) -> Response:
@@ -136,8 +165,11 @@ def _change(posted: Posted, user_id: int, action: str) -> Response:
     except WeakPassword as exc:
         errors["password"] = t.gettext(WEAK_PASSWORD[exc.code])
     except InvalidInput as exc:
-        message = LAST_ADMIN if "admin" in exc.message else USER_ERRORS.get(
-            exc.field, N_("This value is not valid."))
+        message = (
+            LAST_ADMIN
+            if "admin" in exc.message
+            else USER_ERRORS.get(exc.field, N_("This value is not valid."))
+        )
         errors["role" if action == "role" else "form"] = t.gettext(message)
     if errors:
         work.rollback()

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0003'
-down_revision: str | None = '0002'
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -25,27 +25,29 @@ def _match_id() -> sa.types.TypeEngine[int]:
 
 
 def upgrade() -> None:
-    op.create_table('match_records',
-    sa.Column('id', _match_id(), autoincrement=False, nullable=False),
-    sa.Column('record_kind', sa.String(length=10), nullable=False),
-    sa.Column('record_id', sa.Integer(), nullable=False),
-    sa.Column('part', sa.Integer(), nullable=False),
-    sa.Column('party', sa.String(length=12), nullable=False),
-    sa.Column('names', sa.JSON(), nullable=False),
-    sa.Column('date_of_birth', sa.String(length=10), nullable=True),
-    sa.Column('nationality', sa.String(length=2), nullable=True),
-    sa.Column('identifiers', sa.JSON(), nullable=False),
-    sa.Column('keys', sa.JSON(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_match_records'))
+    op.create_table(
+        "match_records",
+        sa.Column("id", _match_id(), autoincrement=False, nullable=False),
+        sa.Column("record_kind", sa.String(length=10), nullable=False),
+        sa.Column("record_id", sa.Integer(), nullable=False),
+        sa.Column("part", sa.Integer(), nullable=False),
+        sa.Column("party", sa.String(length=12), nullable=False),
+        sa.Column("names", sa.JSON(), nullable=False),
+        sa.Column("date_of_birth", sa.String(length=10), nullable=True),
+        sa.Column("nationality", sa.String(length=2), nullable=True),
+        sa.Column("identifiers", sa.JSON(), nullable=False),
+        sa.Column("keys", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_match_records")),
     )
-    op.create_table('match_keys',
-    sa.Column('key', sa.String(length=100), nullable=False),
-    sa.Column('match_id', _match_id(), autoincrement=False, nullable=False),
-    sa.PrimaryKeyConstraint('key', 'match_id', name=op.f('pk_match_keys')),
-    sqlite_with_rowid=False,
+    op.create_table(
+        "match_keys",
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("match_id", _match_id(), autoincrement=False, nullable=False),
+        sa.PrimaryKeyConstraint("key", "match_id", name=op.f("pk_match_keys")),
+        sqlite_with_rowid=False,
     )
 
 
 def downgrade() -> None:
-    op.drop_table('match_keys')
-    op.drop_table('match_records')
+    op.drop_table("match_keys")
+    op.drop_table("match_records")
