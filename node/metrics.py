@@ -126,7 +126,7 @@ class NodeMetrics:
 def route_template(scope: Scope) -> str:
     """The matched route as a template (``/api/v1/subjects/{ref}``), so labels stay few."""
     own = getattr(scope.get("route"), "path_format", None)
-    if not own:
+    if not isinstance(own, str) or not own:
         return "unmatched"
     # A route of an included router knows only its own part of the path; the part in
     # front of it (the including routers' prefixes, which hold no parameters) is read

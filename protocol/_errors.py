@@ -6,11 +6,11 @@ nodes send back to peers and count in metrics. The hierarchy::
     ProtocolError                      (base; never raised itself)
     ├── EnvelopeError                  opening an envelope failed; roughly in the order checked
     │   │                              (docs/protocol.md has the exact step list):
-    │   ├── TooLarge                   too_large            body over the size limit (before parsing)
+    │   ├── TooLarge                   too_large            body over the size limit (unparsed)
     │   ├── Malformed                  malformed            not JSON, wrong fields or types
     │   ├── UnsupportedVersion         unsupported_version  protocol version not spoken here
     │   ├── UnknownSender              unknown_sender       sender node id not in the directory
-    │   ├── SenderInactive             sender_inactive      sender known but suspended (raised by a directory)
+    │   ├── SenderInactive             sender_inactive      sender suspended (by a directory)
     │   ├── UnknownKey                 unknown_key          key id not among the sender's keys
     │   ├── KeyExpired                 key_expired          the sender's key is outside its validity
     │   ├── BadSignature               bad_signature        Ed25519 signature does not verify
@@ -23,7 +23,7 @@ nodes send back to peers and count in metrics. The hierarchy::
     │   └── HeaderMismatch             header_mismatch      encrypted copy of the header differs
     └── CardError                      node cards
         ├── CardInvalid                card_invalid         malformed card or bad self-signature
-        └── FingerprintMismatch        fingerprint_mismatch card does not match the fingerprint read aloud
+        └── FingerprintMismatch        fingerprint_mismatch card differs from the fingerprint read
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ micro-degrees: the protocol carries no floating-point numbers.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +28,7 @@ from ._vocabulary import (
     LicenceType,
     PartyKind,
     ReasonCategory,
+    RecordKind,
     RiskLevel,
     Severity,
 )
@@ -58,10 +59,7 @@ PartialDate = Annotated[
 Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Timestamp = Annotated[int, Field(ge=0, le=2**53 - 1)]
 Score = Annotated[int, Field(ge=0, le=1000)]
-
-
-def _list(item: Any, most: int) -> Any:
-    return Annotated[list[item], Field(default_factory=list, max_length=most)]
+LicenceNumber = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class Payload(BaseModel):
@@ -79,11 +77,13 @@ class Party(Payload):
 
     kind: PartyKind
     names: Annotated[list[Text], Field(min_length=1, max_length=20)]
-    aliases: _list(Text, 20)
+    aliases: Annotated[list[Text], Field(max_length=20)] = Field(default_factory=list)
     date_of_birth: PartialDate | None = None
     nationality: Country | None = None
-    documents: _list(IdentityDocument, 10)
-    licence_numbers: _list(Annotated[str, StringConstraints(min_length=1, max_length=64)], 10)
+    documents: Annotated[list[IdentityDocument], Field(max_length=10)] = Field(default_factory=list)
+    licence_numbers: Annotated[list[LicenceNumber], Field(max_length=10)] = Field(
+        default_factory=list
+    )
     role: Text | None = None
 
 
@@ -103,11 +103,11 @@ class Alert(Payload):
     severity: Severity
     title: Text
     body: LongText
-    subjects: _list(Party, 50)
+    subjects: Annotated[list[Party], Field(max_length=50)] = Field(default_factory=list)
     place: Place | None = None
     handling: Handling
     expires_at: Timestamp | None = None
-    references: _list(Text, 20)
+    references: Annotated[list[Text], Field(max_length=20)] = Field(default_factory=list)
     issued_at: Timestamp
 
 
@@ -152,19 +152,19 @@ class SharedLicensee(Payload):
 
 
 class KycHit(Payload):
-    kind: Literal["licensee", "subject"]
+    kind: RecordKind
     score: Score
     reference: Reference
     handling: Handling
     licensee: SharedLicensee | None = None
-    explanation: _list(MatchFeature, 20)
+    explanation: Annotated[list[MatchFeature], Field(max_length=20)] = Field(default_factory=list)
 
 
 class KycResponse(Payload):
     """``kyc.response``: the answer to one query; ``hits`` is empty for "no hit"."""
 
     query_id: Uuid
-    hits: _list(KycHit, 50)
+    hits: Annotated[list[KycHit], Field(max_length=50)] = Field(default_factory=list)
 
 
 class DisclosureRequest(Payload):
@@ -181,16 +181,18 @@ class DisclosedDetails(Payload):
     """Subject fields an analyst chose to release; every field is optional."""
 
     kind: PartyKind | None = None
-    names: _list(Text, 20)
-    aliases: _list(Text, 20)
+    names: Annotated[list[Text], Field(max_length=20)] = Field(default_factory=list)
+    aliases: Annotated[list[Text], Field(max_length=20)] = Field(default_factory=list)
     date_of_birth: PartialDate | None = None
     nationality: Country | None = None
-    documents: _list(IdentityDocument, 10)
+    documents: Annotated[list[IdentityDocument], Field(max_length=10)] = Field(default_factory=list)
     reason_category: ReasonCategory | None = None
     risk_level: RiskLevel | None = None
     narrative: LongText | None = None
     source_agency: Text | None = None
-    linked_licences: _list(Annotated[str, StringConstraints(min_length=1, max_length=64)], 10)
+    linked_licences: Annotated[list[LicenceNumber], Field(max_length=10)] = Field(
+        default_factory=list
+    )
 
 
 class DisclosureResponse(Payload):

@@ -43,6 +43,10 @@ ReasonCategory = Literal[
 ]
 REASON_CATEGORIES: tuple[ReasonCategory, ...] = get_args(ReasonCategory)
 
+# What a KYC hit is found in: the registry of licensed buyers or the subjects of interest.
+RecordKind = Literal["licensee", "subject"]
+RECORD_KINDS: tuple[RecordKind, ...] = get_args(RecordKind)
+
 RiskLevel = Literal["low", "medium", "high"]
 RISK_LEVELS: tuple[RiskLevel, ...] = get_args(RiskLevel)
 

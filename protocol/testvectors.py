@@ -1,4 +1,6 @@
-"""Generate the protocol test vectors: ``python -m protocol.testvectors > docs/protocol/test-vectors.json``.
+"""Generate the protocol test vectors.
+
+Run ``python -m protocol.testvectors > docs/protocol/test-vectors.json``.
 
 Everything derives from fixed seeds (SHA-256 of a label), fixed nonces, fixed message
 ids and a fixed clock, so the output is byte-for-byte reproducible; the test suite
@@ -133,7 +135,9 @@ def _payloads() -> list[tuple[str, str, Payload]]:
                 request_id=_uuid(300),
                 query_id=_uuid(200),
                 reference="sub:91be04",
-                justification="Subject presents himself as exporter at Douala; need identity confirmation.",
+                justification=(
+                    "Subject presents himself as exporter at Douala; need identity confirmation."
+                ),
                 requested_by_role="analyst",
             ),
         ),

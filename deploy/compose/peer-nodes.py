@@ -41,7 +41,7 @@ class Node:
     def kpnet(self, *args: str) -> str:
         """Run a ``kpnet`` command on this node; return its standard output."""
         env = {**os.environ, "KPNET_DATABASE_URL": self.database_url}
-        result = subprocess.run(  # noqa: S603 - our own arguments; kpnet is the image's
+        result = subprocess.run(
             ["kpnet", *args, "--data-dir", self.data_dir],  # noqa: S607
             env=env,
             capture_output=True,

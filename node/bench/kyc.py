@@ -27,6 +27,8 @@ from typing import Any
 from rapidfuzz import fuzz, process
 from sqlalchemy.engine import make_url
 
+from protocol import RecordKind
+
 from ..bootstrap import init_node
 from ..matching import MatchQuery, find_candidates, index_rows, normalise_name
 from ..matching.index import match_id
@@ -57,7 +59,7 @@ _RECORD_SQL = (
 
 def _records(
     rng: random.Random, parties: int
-) -> Iterator[tuple[str, int, dict[str, Any], list[Party]]]:
+) -> Iterator[tuple[RecordKind, int, dict[str, Any], list[Party]]]:
     """(record kind, id, fields, parties) until ``parties`` persons and organisations:
     about a third of them in licensees, the rest subjects (one in ten an organisation)."""
     made = licensee_id = subject_id = 0
@@ -66,7 +68,7 @@ def _records(
             licensee_id += 1
             org = organisation(rng)
             staff = [person(rng) for _ in range(rng.randint(1, 3))]
-            fields = {
+            fields: dict[str, Any] = {
                 "licence_number": f"{rng.choice(('CF', 'CD', 'CM', 'AO'))}-BA-{licensee_id:07d}",
                 "legal_name": org.names[0],
                 "trade_names": [organisation(rng).names[0]] if rng.random() < 0.2 else [],

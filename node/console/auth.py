@@ -29,7 +29,7 @@ from .i18n import Translator, negotiate, translator
 SESSION_COOKIE = "kpnet_session"
 LANGUAGE_COOKIE = "kpnet_lang"
 COOKIE_PATH = "/console"
-PASSWORD_PAGE = "/console/account/password"
+PASSWORD_PAGE = "/console/account/password"  # noqa: S105 (a page, not a password)
 # What a user whose password was reset may still reach.
 ALLOWED_BEFORE_PASSWORD_CHANGE = frozenset({PASSWORD_PAGE, "/console/logout"})
 

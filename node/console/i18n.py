@@ -15,11 +15,12 @@ Refresh the catalog after changing texts (the tests fail until it is done)::
 
 from __future__ import annotations
 
+import datetime as dt
 import gettext as gettext_module
 import io
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC
 from functools import cache
 from pathlib import Path
 
@@ -94,21 +95,22 @@ class Translator:
     def locale(self) -> Locale:
         return Locale.parse(self.language)
 
-    def datetime(self, value: datetime | None, format: str = "medium") -> str:
+    def datetime(self, value: dt.datetime | None, format: str = "medium") -> str:
         if value is None:
             return ""
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return f"{format_datetime(value, format, tzinfo=UTC, locale=self.language)} UTC"
 
-    def date(self, value: date | datetime | str | None, format: str = "medium") -> str:
+    def date(self, value: dt.date | str | None, format: str = "medium") -> str:
         if value is None or value == "":
             return ""
         if isinstance(value, str):
             try:
-                value = date.fromisoformat(value)
+                parsed = dt.date.fromisoformat(value)
             except ValueError:
                 return value  # partial dates of birth (YYYY, YYYY-MM) are shown as given
+            value = parsed
         return format_date(value, format, locale=self.language)
 
     def country(self, code: str | None) -> str:

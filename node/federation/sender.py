@@ -10,13 +10,14 @@ A message counts as delivered only when the peer's signed receipt for it verifie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -42,12 +43,13 @@ RETRYABLE_CODES = frozenset(
         "not_yet_valid",
     }
 )
+T = TypeVar("T")
 FEDERATION_PATH = "/federation/v1/messages"
 # How often a sender forgets expired received messages (``inbound.forget_expired``).
 FORGET_EVERY = timedelta(minutes=10)
 
 
-async def in_thread(step: Any, *args: Any) -> Any:
+async def in_thread(step: Callable[..., T], *args: Any) -> T:
     """Run a database step in a worker thread. If the sender is cancelled meanwhile (the
     app shutting down), wait for the step to end first: the node then closes its
     database after the step, not under it (which leaked the step's connection)."""
@@ -128,10 +130,8 @@ class OutboxSender:
                 raise
             except Exception:  # keep delivering whatever one round did
                 log.exception("outbox round failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def run_once(self) -> int:

@@ -19,11 +19,14 @@ from pydantic import BaseModel
 from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from protocol import RECORD_KINDS, RecordKind
+
 from ..db.models import Licensee, MatchKey, MatchRecord, Subject
+from ..db.tables import table_of
 from .keys import birth_year, record_keys
 from .normalise import ORGANISATION, PARTIES, normalise_identifier, normalise_name
 
-KIND_CODES = {"licensee": 0, "subject": 1}
+KIND_CODES = {kind: code for code, kind in enumerate(RECORD_KINDS)}
 PARTS = 64  # part 0 and at most 63 persons of a licensee (the schema allows 50)
 RECORD_FIELDS = {
     "licensee": ("licence_number", "legal_name", "trade_names", "persons"),
@@ -41,22 +44,22 @@ CHUNK = 2000
 
 Progress = Callable[[str, int, int], None]
 
-_keys = MatchKey.__table__
-_records = MatchRecord.__table__
+_keys = table_of(MatchKey)
+_records = table_of(MatchRecord)
 _delete_key = _keys.delete().where(
     _keys.c.key == bindparam("k"), _keys.c.match_id == bindparam("m")
 )
 
 
-def match_id(record_kind: str, record_id: int, part: int = 0) -> int:
+def match_id(record_kind: RecordKind, record_id: int, part: int = 0) -> int:
     return record_id * 2 * PARTS + KIND_CODES[record_kind] * PARTS + part
 
 
-def parse_match_id(value: int) -> tuple[str, int, int]:
+def parse_match_id(value: int) -> tuple[RecordKind, int, int]:
     """(record kind, record id, part) of a match record id."""
     record_id, rest = divmod(value, 2 * PARTS)
     kind, part = divmod(rest, PARTS)
-    return ("licensee", "subject")[kind], record_id, part
+    return RECORD_KINDS[kind], record_id, part
 
 
 @dataclass
@@ -73,7 +76,7 @@ def _identifiers(prefix: str, numbers: Iterable[str]) -> list[str]:
 
 
 def _part(
-    record_kind: str,
+    record_kind: RecordKind,
     record_id: int,
     part: int,
     party: str,
@@ -106,7 +109,9 @@ def _documents(documents: Iterable[Any]) -> list[str]:
     return [d["number"] if isinstance(d, Mapping) else d.number for d in documents or ()]
 
 
-def entries(record_kind: str, record_id: int, fields: Mapping[str, Any]) -> list[dict[str, Any]]:
+def entries(
+    record_kind: RecordKind, record_id: int, fields: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """The ``match_records`` rows (with their ``keys``) of one licensee or subject."""
     parts: list[dict[str, Any] | None] = []
     if record_kind == "licensee":
@@ -146,7 +151,7 @@ def entries(record_kind: str, record_id: int, fields: Mapping[str, Any]) -> list
                 names,
                 fields.get("date_of_birth"),
                 fields.get("nationality"),
-                _identifiers("d", _documents(fields.get("documents")))
+                _identifiers("d", _documents(fields.get("documents") or ()))
                 + _identifiers("l", fields.get("linked_licence_numbers") or ()),
             )
         )
@@ -167,7 +172,7 @@ def index_rows(items: Iterable[Mapping[str, Any]]) -> IndexRows:
     return rows
 
 
-def fields_of(record_kind: str, record: Any) -> dict[str, Any]:
+def fields_of(record_kind: RecordKind, record: Any) -> dict[str, Any]:
     """The fields the index reads, from an ORM record, a namespace or a pydantic model."""
     if isinstance(record, BaseModel):
         dumped = record.model_dump(mode="json")
@@ -179,7 +184,7 @@ class MatchIndex:
     """Writes to the match index; callers commit (it runs inside their transaction)."""
 
     @staticmethod
-    def update(session: Session, record_kind: str, record: Any) -> None:
+    def update(session: Session, record_kind: RecordKind, record: Any) -> None:
         """Index a new or changed record (removing what it no longer gives)."""
         if getattr(record, "deleted_at", None) is not None:
             MatchIndex.remove(session, record_kind, record.id)
@@ -205,7 +210,7 @@ class MatchIndex:
             session.execute(insert(_keys), added)
 
     @staticmethod
-    def remove(session: Session, record_kind: str, record_id: int) -> None:
+    def remove(session: Session, record_kind: RecordKind, record_id: int) -> None:
         """Take a record (deleted) out of the index."""
         old = MatchIndex._current(session, record_kind, record_id)
         gone = [{"k": key, "m": mid} for mid, keys in old.items() for key in keys]
@@ -222,7 +227,7 @@ class MatchIndex:
         # plain tuples (SQLAlchemy's per-row parameter processing would double the cost).
         connection = session.connection()
         mark = "%s" if connection.dialect.paramstyle in ("format", "pyformat") else "?"
-        sql = f"INSERT INTO match_keys (key, match_id) VALUES ({mark}, {mark})"
+        sql = f"INSERT INTO match_keys (key, match_id) VALUES ({mark}, {mark})"  # noqa: S608
         # In key order, so the clustered key index is written page by page, not at random.
         pairs = sorted((k["key"], k["match_id"]) for k in rows.keys)
         for start in range(0, len(pairs), CHUNK * 10):
@@ -267,7 +272,7 @@ class MatchIndex:
         return records, keys
 
     @staticmethod
-    def _current(session: Session, record_kind: str, record_id: int) -> dict[int, list[str]]:
+    def _current(session: Session, record_kind: RecordKind, record_id: int) -> dict[int, list[str]]:
         low = match_id(record_kind, record_id)
         return dict(
             session.execute(

@@ -25,6 +25,8 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from protocol import RECORD_KINDS, RecordKind
+
 from .index import parse_match_id
 from .keys import birth_year, record_keys
 from .normalise import PARTIES, normalise_identifier, normalise_name
@@ -72,7 +74,7 @@ class MatchQuery:
     nationality: str | None = None
     documents: Sequence[str] = ()
     licence_numbers: Sequence[str] = ()
-    record_kinds: Sequence[str] = ("licensee", "subject")
+    record_kinds: Sequence[RecordKind] = RECORD_KINDS
 
     def __post_init__(self) -> None:
         if self.kind not in PARTIES:
@@ -82,7 +84,7 @@ class MatchQuery:
     def from_party(
         cls,
         party: Any,
-        record_kinds: Sequence[str] = ("licensee", "subject"),
+        record_kinds: Sequence[RecordKind] = RECORD_KINDS,
     ) -> MatchQuery:
         """From anything shaped like ``protocol.Party`` (documents with a ``number``)."""
         return cls(
@@ -102,7 +104,7 @@ class Hit:
     """One candidate: which record (and, for a licensee's person, which one), its score
     0-1000 and the features that make it up."""
 
-    record_kind: str
+    record_kind: RecordKind
     record_id: int
     ref: str | None
     person_index: int | None

@@ -7,13 +7,11 @@ queries from the licensee registry only.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol import ALERT_CATEGORIES, AlertCategory, Handling, handling_rank
+from protocol import ALERT_CATEGORIES, AlertCategory, Handling, RecordKind, handling_rank
 
-RecordKind = Literal["licensee", "subject"]
+DEFAULT_KYC_RECORD_KINDS: tuple[RecordKind, ...] = ("licensee",)
 
 
 class SharingAgreement(BaseModel):
@@ -27,7 +25,7 @@ class SharingAgreement(BaseModel):
         default="AMBER", description="Highest TLP level of anything sent to this peer"
     )
     kyc_record_kinds: list[RecordKind] = Field(
-        default_factory=lambda: ["licensee"],
+        default_factory=lambda: list(DEFAULT_KYC_RECORD_KINDS),
         description="Record kinds this peer's KYC queries may be answered from",
     )
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 import protocol
-from protocol import Handling
+from protocol import Handling, RecordKind
 
 from .common import Strict
 
@@ -63,7 +63,7 @@ class FeatureOut(BaseModel):
 
 
 class HitOut(BaseModel):
-    kind: Literal["licensee", "subject"]
+    kind: RecordKind
     reference: str
     score: int
     strength: Strength
@@ -76,9 +76,12 @@ class HitOut(BaseModel):
     )
 
 
+PeerState = Literal["answered", "waiting", "no_answer", "refused", "expired"]
+
+
 class PeerAnswerOut(BaseModel):
     peer: str
-    state: Literal["answered", "waiting", "no_answer", "refused", "expired"]
+    state: PeerState
     asked_at: datetime
     answered_at: datetime | None
     late: bool = Field(description="The answer came after the check's deadline")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from protocol import canonical_json
 
 from ..db.models import AuditEntry, AuditHead
+from ..db.tables import table_of
 
 GENESIS_HASH = "0" * 64
 
@@ -96,7 +97,7 @@ class AuditLog:
             )
             prev = digest
         if rows:
-            self._session.execute(insert(AuditEntry.__table__), rows)  # Core: no ORM bookkeeping
+            self._session.execute(insert(table_of(AuditEntry)), rows)  # Core: no ORM bookkeeping
             head.seq, head.hash = seq, prev
             self._session.flush()
         return len(rows)

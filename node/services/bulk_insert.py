@@ -14,14 +14,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Date, Table, insert, select
+from sqlalchemy import Date, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db.models import LicenceStatusChange, Licensee, RecordChange
+from ..db.tables import table_of
 from ..matching.index import MatchIndex, index_rows
 from .actors import Actor
 from .errors import Conflict
@@ -31,8 +32,8 @@ CHUNK = 2000
 HISTORY_ACTION = "import"
 STATUS_REASON = "imported"
 SQLITE_IMPORT_CACHE_KIB = 256 * 1024
-_HISTORY = cast(Table, RecordChange.__table__)
-_STATUS_CHANGES = cast(Table, LicenceStatusChange.__table__)
+_HISTORY = table_of(RecordChange)
+_STATUS_CHANGES = table_of(LicenceStatusChange)
 
 
 @contextmanager
@@ -86,7 +87,7 @@ class BulkInsert:
 
     def _chunk(self, registry: RecordRegistry[Any], items: Sequence[BaseModel]) -> list[str]:
         model, kind, who = registry.model, registry.kind, self.actor.name
-        table = model.__table__
+        table = table_of(model)
         date_fields = [name for name in registry.fields if isinstance(table.c[name].type, Date)]
         rows: list[dict[str, Any]] = []
         snapshots: list[dict[str, Any]] = []

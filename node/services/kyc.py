@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 import protocol
+from protocol import RecordKind
 
 from ..db.models import KycCheck, KycPeerAnswer, Licensee, OutboxMessage, Subject
 from ..matching.search import Hit, MatchQuery, find_candidates
@@ -29,6 +30,7 @@ from ..schemas.kyc import (
     FeatureOut,
     HitOut,
     PeerAnswerOut,
+    PeerState,
     strength,
 )
 from .actors import Actor
@@ -56,10 +58,17 @@ def best_per_record(hits: Iterable[Hit]) -> list[Hit]:
 def load_records(session: Session, hits: Sequence[Hit]) -> dict[tuple[str, int], Any]:
     """The licensee and subject rows behind ``hits``, by (kind, id)."""
     found: dict[tuple[str, int], Any] = {}
-    for kind, model in (("licensee", Licensee), ("subject", Subject)):
+    models: tuple[tuple[RecordKind, type[Licensee] | type[Subject]], ...] = (
+        ("licensee", Licensee),
+        ("subject", Subject),
+    )
+    for kind, model in models:
         ids = [h.record_id for h in hits if h.record_kind == kind]
         if ids:
-            for row in session.execute(select(model).where(model.id.in_(ids))).scalars():
+            rows: Iterable[Licensee | Subject] = session.scalars(
+                select(model).where(model.id.in_(ids))
+            )
+            for row in rows:
                 found[(kind, row.id)] = row
     return found
 
@@ -84,7 +93,7 @@ def _local_hit(hit: Hit, record: Any) -> HitOut:
     out = HitOut(
         kind=hit.record_kind,
         reference=record.ref,
-        score=hit.score,  # type: ignore[arg-type]
+        score=hit.score,
         strength=strength(hit.score),
         handling=record.handling,
         name=hit.name,
@@ -253,34 +262,27 @@ class KycService:
     def _peer_view(
         self, check: KycCheck, answer: KycPeerAnswer, sent: OutboxMessage | None
     ) -> PeerAnswerOut:
-        common = {
-            "peer": answer.peer,
-            "asked_at": answer.asked_at,
-            "answered_at": answer.answered_at,
-        }
+        def view(
+            state: PeerState, late: bool = False, hits: Sequence[HitOut] = ()
+        ) -> PeerAnswerOut:
+            return PeerAnswerOut(
+                peer=answer.peer,
+                asked_at=answer.asked_at,
+                answered_at=answer.answered_at,
+                state=state,
+                late=late,
+                error=sent.last_error if sent is not None and state != "answered" else None,
+                hits=list(hits),
+            )
+
         if answer.answered_at is not None:
-            return PeerAnswerOut(
-                **common,
-                state="answered",
-                late=answer.answered_at > check.deadline_at,
-                hits=[_peer_hit(h) for h in answer.hits or []],
-            )
+            late = answer.answered_at > check.deadline_at
+            return view("answered", late, [_peer_hit(h) for h in answer.hits or []])
         if sent is not None and sent.status == "failed":
-            return PeerAnswerOut(
-                **common, state="refused", late=False, error=sent.last_error, hits=[]
-            )
+            return view("refused")
         if sent is not None and sent.status == "expired":
-            return PeerAnswerOut(
-                **common, state="expired", late=False, error=sent.last_error, hits=[]
-            )
-        state = "waiting" if self.now < check.deadline_at else "no_answer"
-        return PeerAnswerOut(
-            **common,
-            state=state,
-            late=False,  # type: ignore[arg-type]
-            error=sent.last_error if sent is not None else None,
-            hits=[],
-        )
+            return view("expired")
+        return view("waiting" if self.now < check.deadline_at else "no_answer")
 
 
 def record_answer(

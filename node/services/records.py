@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from protocol import RecordKind
+
 from ..db.models import RecordChange, RecordMixin
 from ..matching.index import MatchIndex
 from .actors import Actor
@@ -47,7 +49,7 @@ M = TypeVar("M", bound=RecordMixin)
 
 class RecordRegistry(Generic[M]):
     model: ClassVar[type[Any]]
-    kind: ClassVar[str]
+    kind: ClassVar[RecordKind]
     fields: ClassVar[tuple[str, ...]]
     filters: ClassVar[tuple[str, ...]] = ()
 
@@ -69,7 +71,7 @@ class RecordRegistry(Generic[M]):
 
     # -- reading ---------------------------------------------------------------------
     def get(self, ref: str) -> M:
-        record = self.session.execute(
+        record: M | None = self.session.execute(
             select(self.model).where(self.model.ref == ref, self.model.deleted_at.is_(None))
         ).scalar_one_or_none()
         if record is None:
@@ -123,7 +125,7 @@ class RecordRegistry(Generic[M]):
         return {name: json_value(getattr(record, name)) for name in self.fields}
 
     def new_record(self, values: dict[str, Any]) -> M:
-        record = self.model(
+        record: M = self.model(
             ref=str(uuid.uuid4()),
             version=1,
             created_at=self.now,

@@ -15,7 +15,7 @@ from .actors import Actor
 from .audit import AuditLog
 from .errors import NotFound
 
-TOKEN_PREFIX = "kpn_"
+TOKEN_PREFIX = "kpn_"  # noqa: S105 (the public prefix, not a secret)
 
 
 def hash_token(token: str) -> str:

@@ -46,7 +46,9 @@ VISIBLE_TEXT_JS = """() => {
     for (const attr of ['placeholder', 'aria-label', 'title']) {
       if (node.getAttribute(attr)) parts.push(node.getAttribute(attr));
     }
-    if (node.tagName === 'INPUT' && ['submit', 'button'].includes(node.type)) parts.push(node.value);
+    if (node.tagName === 'INPUT' && ['submit', 'button'].includes(node.type)) {
+      parts.push(node.value);
+    }
     for (const child of node.childNodes) walk(child);
   };
   walk(document.body);

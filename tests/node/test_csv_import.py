@@ -152,7 +152,8 @@ def test_imported_record_is_stored_as_the_api_stores_it(api, db, make_licensee):
         texts = (
             connection.execute(
                 text(
-                    "SELECT search_text FROM licensees WHERE licence_number = 'CM-BA-101' ORDER BY id"
+                    "SELECT search_text FROM licensees"
+                    " WHERE licence_number = 'CM-BA-101' ORDER BY id"
                 )
             )
             .scalars()

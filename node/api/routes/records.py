@@ -38,7 +38,7 @@ def make_record_router(
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> Any:
         items, total = work.registry(registry).search(
-            q=q, limit=limit, offset=offset, **where.model_dump()
+            q=q, limit=limit, offset=offset, **BaseModel.model_dump(where)
         )
         return {"items": [out(r) for r in items], "total": total, "limit": limit, "offset": offset}
 

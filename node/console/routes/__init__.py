@@ -1,1 +1,5 @@
-"""Console routes, one module per area; each route declares its permission by the viewer or unit of work it takes (``node.console.auth``)."""
+"""Console routes, one module per area.
+
+Each route declares its permission by the viewer or unit of work it takes
+(``node.console.auth``).
+"""
