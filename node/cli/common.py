@@ -3,15 +3,16 @@ act as, one-line user errors, and opening the node of a data directory."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from .config import Settings, load_settings
-from .runtime import open_node
-from .services.actors import Actor
+from ..config import Settings, load_settings
+from ..runtime import Node, open_node
+from ..services.actors import Actor
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
@@ -34,7 +35,7 @@ def settings_for(data_dir: Path) -> Settings:
 
 
 @contextmanager
-def opened(data_dir: Path, *, migrate: bool = True):  # type: ignore[no-untyped-def]
+def opened(data_dir: Path, *, migrate: bool = True) -> Iterator[Node]:
     node = open_node(settings_for(data_dir), migrate=migrate)
     try:
         yield node

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import CLI_ACTOR, DataDir, fail, opened
-from .roles import ROLES
+from ..roles import ROLES
+from .common import CLI_ACTOR, DataDir, fail, opened
 
 user_app = typer.Typer(no_args_is_help=True, help="Web console accounts.")
 
@@ -46,8 +46,8 @@ def user_create(
     ] = None,
 ) -> None:
     """Create a web console account (the first admin is made this way)."""
-    from .services.passwords import WeakPassword
-    from .services.users import UserAccounts
+    from ..services.passwords import WeakPassword
+    from ..services.users import UserAccounts
 
     if role not in ROLES:
         fail(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
@@ -76,7 +76,7 @@ def user_create(
 @user_app.command("list")
 def user_list(data_dir: DataDir) -> None:
     """List console accounts."""
-    from .services.users import UserAccounts, is_locked
+    from ..services.users import UserAccounts, is_locked
 
     with opened(data_dir) as node, node.sessions() as session:
         for user in UserAccounts(session, CLI_ACTOR, node.now()).all():
@@ -93,7 +93,7 @@ def user_list(data_dir: DataDir) -> None:
 @user_app.command("unlock")
 def user_unlock(data_dir: DataDir, username: str) -> None:
     """Lift a lock-out (after too many failed sign-ins)."""
-    from .services.users import UserAccounts
+    from ..services.users import UserAccounts
 
     with opened(data_dir) as node, node.sessions() as session:
         accounts = UserAccounts(session, CLI_ACTOR, node.now())

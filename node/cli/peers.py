@@ -11,10 +11,10 @@ import typer
 
 from protocol import ALERT_CATEGORIES
 
-from .cli_common import CLI_ACTOR, DataDir, fail, opened
-from .runtime import Node
-from .schemas.agreements import SharingAgreement
-from .services.peers import PeerRegistry
+from ..runtime import Node
+from ..schemas.agreements import SharingAgreement
+from ..services.peers import PeerRegistry
+from .common import CLI_ACTOR, DataDir, fail, opened
 
 peer_app = typer.Typer(no_args_is_help=True, help="Peers (other countries' nodes).")
 
