@@ -1,5 +1,6 @@
 """What every ``kpnet`` command shares: the ``--data-dir`` option, the actor commands
-act as, one-line user errors, and opening the node of a data directory."""
+act as, one-line user errors, and opening the node of a data directory (alone, or with
+the command's unit of work)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import typer
 from ..config import Settings, load_settings
 from ..runtime import Node, open_node
 from ..services.actors import Actor
+from ..services.work import UnitOfWork
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
@@ -41,3 +43,11 @@ def opened(data_dir: Path, *, migrate: bool = True) -> Iterator[Node]:
         yield node
     finally:
         node.close()
+
+
+@contextmanager
+def unit_of_work(data_dir: Path) -> Iterator[UnitOfWork]:
+    """The node of ``data_dir``, one database session and the CLI's actor, from which a
+    command takes its services; the command commits (or lets it roll back)."""
+    with opened(data_dir) as node, node.sessions() as session:
+        yield UnitOfWork(node, session, CLI_ACTOR)

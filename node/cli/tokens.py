@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from ..roles import ROLES
-from ..services.tokens import TokenService
-from .common import CLI_ACTOR, DataDir, fail, opened
+from .common import DataDir, fail, unit_of_work
 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 
@@ -23,11 +22,9 @@ def token_create(
     """Create an API token and print it once."""
     if role not in ROLES:
         fail(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
-    with opened(data_dir) as node, node.sessions() as session:
-        row, secret = TokenService(session, CLI_ACTOR, node.now()).create(
-            name=name, role=role, expires_days=expires_days
-        )
-        session.commit()
+    with unit_of_work(data_dir) as work:
+        row, secret = work.tokens().create(name=name, role=role, expires_days=expires_days)
+        work.session.commit()
         typer.echo(secret)
         typer.echo(f"token {row.id} ({role}, {name}); it will not be shown again", err=True)
 
@@ -35,8 +32,8 @@ def token_create(
 @token_app.command("list")
 def token_list(data_dir: DataDir) -> None:
     """List tokens (never their secrets)."""
-    with opened(data_dir) as node, node.sessions() as session:
-        for row in TokenService(session, CLI_ACTOR, node.now()).all():
+    with unit_of_work(data_dir) as work:
+        for row in work.tokens().all():
             state = (
                 "revoked"
                 if row.revoked_at
@@ -50,7 +47,7 @@ def token_revoke(
     data_dir: DataDir, token_id: Annotated[int, typer.Argument(help="Token id.")]
 ) -> None:
     """Revoke a token at once."""
-    with opened(data_dir) as node, node.sessions() as session:
-        TokenService(session, CLI_ACTOR, node.now()).revoke(token_id)
-        session.commit()
+    with unit_of_work(data_dir) as work:
+        work.tokens().revoke(token_id)
+        work.session.commit()
         typer.echo(f"token {token_id} revoked")
