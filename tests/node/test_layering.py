@@ -3,8 +3,9 @@
 Surfaces (``cli``, ``api``, ``console``) sit on what the two web surfaces share
 (``web``), which sits on ``federation``, which sits on ``services``, which sit on
 ``schemas``, ``matching`` and storage (``db``, settings, keys). A layer never imports a
-layer above it, and the API and the console never import each other. (That
-``protocol/`` never imports ``node`` is checked by tests/protocol/test_layering.py.)
+layer above it, the API and the console never import each other, and the CLI imports
+neither. (That ``protocol/`` never imports ``node`` is checked by
+tests/protocol/test_layering.py.)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "node.web": SURFACES,
     "node.api": ("node.console", "node.cli"),
     "node.console": ("node.api", "node.cli"),
+    "node.cli": ("node.api", "node.console"),
     "node.schemas": ("node.services", "node.matching", "node.db", *ABOVE_SERVICES),
     "node.matching": ("node.services", "node.schemas", *ABOVE_SERVICES),
     "node.db": ("node.services", "node.schemas", "node.matching", *ABOVE_SERVICES),
@@ -102,6 +104,7 @@ def test_the_node_package_is_scanned() -> None:
         "node.federation",
         "node.api",
         "node.console",
+        "node.cli",
         "node.web",
         "node.schemas",
         "node.matching",

@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import CLI_ACTOR, DataDir, fail, opened
-from .roles import ROLES
+from ..roles import ROLES
+from ..services.passwords import WeakPassword
+from ..services.users import is_locked
+from .common import DataDir, fail, unit_of_work
 
 user_app = typer.Typer(no_args_is_help=True, help="Web console accounts.")
 
@@ -46,15 +48,12 @@ def user_create(
     ] = None,
 ) -> None:
     """Create a web console account (the first admin is made this way)."""
-    from .services.passwords import WeakPassword
-    from .services.users import UserAccounts
-
     if role not in ROLES:
         fail(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
     password = _read_password(password_file)
-    with opened(data_dir) as node, node.sessions() as session:
+    with unit_of_work(data_dir) as work:
         try:
-            user = UserAccounts(session, CLI_ACTOR, node.now()).create(
+            user = work.users().create(
                 username, role, password, full_name=full_name, language=language
             )
         except WeakPassword as exc:
@@ -66,25 +65,23 @@ def user_create(
                     "too_simple": "the password needs more different characters",
                 }[exc.code]
             )
-        session.commit()
+        work.session.commit()
         typer.echo(
             f"user {user.username} ({user.role}) created; sign in at "
-            f"{node.settings.public_url.rstrip('/')}/console/"
+            f"{work.node.settings.public_url.rstrip('/')}/console/"
         )
 
 
 @user_app.command("list")
 def user_list(data_dir: DataDir) -> None:
     """List console accounts."""
-    from .services.users import UserAccounts, is_locked
-
-    with opened(data_dir) as node, node.sessions() as session:
-        for user in UserAccounts(session, CLI_ACTOR, node.now()).all():
+    with unit_of_work(data_dir) as work:
+        for user in work.users().all():
             state = (
                 "disabled"
                 if user.disabled_at
                 else "locked"
-                if is_locked(user, node.now())
+                if is_locked(user, work.now)
                 else "active"
             )
             typer.echo(f"{user.username}\t{user.role}\t{state}\t{user.full_name or ''}")
@@ -93,13 +90,11 @@ def user_list(data_dir: DataDir) -> None:
 @user_app.command("unlock")
 def user_unlock(data_dir: DataDir, username: str) -> None:
     """Lift a lock-out (after too many failed sign-ins)."""
-    from .services.users import UserAccounts
-
-    with opened(data_dir) as node, node.sessions() as session:
-        accounts = UserAccounts(session, CLI_ACTOR, node.now())
+    with unit_of_work(data_dir) as work:
+        accounts = work.users()
         user = accounts.find(username)
         if user is None:
             fail(f"no user {username}")
         accounts.unlock(user.id)
-        session.commit()
+        work.session.commit()
         typer.echo(f"user {user.username} unlocked")

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from protocol import ALERT_CATEGORIES
 
-from .cli_common import CLI_ACTOR, DataDir, fail, opened
-from .runtime import Node
-from .schemas.agreements import SharingAgreement
-from .services.peers import PeerRegistry
+from ..schemas.agreements import SharingAgreement
+from .common import DataDir, fail, unit_of_work
 
 peer_app = typer.Typer(no_args_is_help=True, help="Peers (other countries' nodes).")
-
-
-def _peers(node: Node, session: Any) -> PeerRegistry:
-    return PeerRegistry(session, CLI_ACTOR, node.now(), own_node_id=node.identity.node_id)
 
 
 @peer_app.command("add")
@@ -37,9 +31,9 @@ def peer_add(
         card_bytes = card_file.read_bytes()
     except OSError as exc:
         fail(f"cannot read {card_file}: {exc.strerror}")
-    with opened(data_dir) as node, node.sessions() as session:
-        peer = _peers(node, session).add(card_bytes, fingerprint=fingerprint, name=name)
-        session.commit()
+    with unit_of_work(data_dir) as work:
+        peer = work.peers().add(card_bytes, fingerprint=fingerprint, name=name)
+        work.session.commit()
         typer.echo(
             f"peer {peer.node_id} ({peer.name}) admitted at {peer.endpoint}; "
             f"sharing up to TLP:{peer.agreement['max_handling']}"
@@ -50,8 +44,8 @@ def peer_add(
 def peer_list(data_dir: DataDir) -> None:
     """List peers, one a line, tab-separated: id, state, name, endpoint, last contact,
     consecutive delivery failures, fingerprint, last delivery error."""
-    with opened(data_dir) as node, node.sessions() as session:
-        for peer in _peers(node, session).all():
+    with unit_of_work(data_dir) as work:
+        for peer in work.peers().all():
             contact = f"{peer.last_contact_at:%Y-%m-%d %H:%M}" if peer.last_contact_at else "never"
             typer.echo(
                 f"{peer.node_id}\t{peer.status}\t{peer.name}\t{peer.endpoint}\t"
@@ -62,9 +56,9 @@ def peer_list(data_dir: DataDir) -> None:
 
 
 def _peer_status(data_dir: Path, node_id: str, new_status: str) -> None:
-    with opened(data_dir) as node, node.sessions() as session:
-        _peers(node, session).set_status(node_id, new_status)
-        session.commit()
+    with unit_of_work(data_dir) as work:
+        work.peers().set_status(node_id, new_status)
+        work.session.commit()
         typer.echo(f"peer {node_id} is now {new_status}")
 
 
@@ -103,8 +97,8 @@ def peer_agreement(
     ] = None,
 ) -> None:
     """Show or change the sharing agreement with a peer."""
-    with opened(data_dir) as node, node.sessions() as session:
-        registry = _peers(node, session)
+    with unit_of_work(data_dir) as work:
+        registry = work.peers()
         peer = registry.get(node_id)
         values = dict(peer.agreement)
         if max_handling is not None:
@@ -119,5 +113,5 @@ def peer_agreement(
             values["kyc_record_kinds"] = [k.strip() for k in kyc.split(",") if k.strip()]
         if values != peer.agreement:
             registry.set_agreement(node_id, SharingAgreement.model_validate(values))
-            session.commit()
+            work.session.commit()
         typer.echo(json.dumps(registry.get(node_id).agreement, indent=2))

@@ -1,17 +1,20 @@
 """What every ``kpnet`` command shares: the ``--data-dir`` option, the actor commands
-act as, one-line user errors, and opening the node of a data directory."""
+act as, one-line user errors, and opening the node of a data directory (alone, or with
+the command's unit of work)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from .config import Settings, load_settings
-from .runtime import open_node
-from .services.actors import Actor
+from ..config import Settings, load_settings
+from ..runtime import Node, open_node
+from ..services.actors import Actor
+from ..services.work import UnitOfWork
 
 DataDir = Annotated[
     Path, typer.Option("--data-dir", envvar="KPNET_DATA_DIR", help="The node's data directory.")
@@ -23,7 +26,7 @@ class CliError(Exception):
     """A mistake the user can fix; printed as one line."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     raise CliError(message)
 
 
@@ -34,9 +37,17 @@ def settings_for(data_dir: Path) -> Settings:
 
 
 @contextmanager
-def opened(data_dir: Path, *, migrate: bool = True):  # type: ignore[no-untyped-def]
+def opened(data_dir: Path, *, migrate: bool = True) -> Iterator[Node]:
     node = open_node(settings_for(data_dir), migrate=migrate)
     try:
         yield node
     finally:
         node.close()
+
+
+@contextmanager
+def unit_of_work(data_dir: Path) -> Iterator[UnitOfWork]:
+    """The node of ``data_dir``, one database session and the CLI's actor, from which a
+    command takes its services; the command commits (or lets it roll back)."""
+    with opened(data_dir) as node, node.sessions() as session:
+        yield UnitOfWork(node, session, CLI_ACTOR)

@@ -1,0 +1,59 @@
+"""``kpnet bench``: benchmarks, each on temporary nodes; the result is one JSON line."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks (on temporary nodes).")
+
+
+def _to_stderr(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@bench_app.command("kyc")
+def bench_kyc(
+    records: Annotated[int, typer.Option(min=1000, help="Persons and organisations.")] = 1_000_000,
+    queries: Annotated[int, typer.Option(min=10, help="Labelled queries.")] = 1200,
+    bruteforce_queries: Annotated[
+        int, typer.Option(min=1, help="Random subset of the queries also run by brute force.")
+    ] = 120,
+) -> None:
+    """Time KYC candidate lookup against brute-force fuzzy matching; recall of both."""
+    from ..bench.kyc import run_kyc_bench
+
+    result = run_kyc_bench(
+        records, queries=queries, bruteforce_queries=bruteforce_queries, echo=_to_stderr
+    )
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("import")
+def bench_import(
+    rows: Annotated[int, typer.Option(min=1, help="Licensees in the synthetic file.")] = 100_000,
+) -> None:
+    """Time `kpnet import licensees` of a synthetic file into a temporary SQLite node."""
+    from ..bench.import_bench import run_import_bench
+
+    typer.echo(json.dumps(run_import_bench(rows, echo=_to_stderr)))
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    messages: Annotated[int, typer.Option(min=100, help="Alerts to deliver.")] = 4000,
+    batch: Annotated[int, typer.Option(min=1, max=100, help="Envelopes per request.")] = 50,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Receiver's database (an empty PostgreSQL database); default SQLite."),
+    ] = None,
+) -> None:
+    """Inbound alerts accepted per second by one node process, against a trivial endpoint."""
+    from ..bench.ingest import run_ingest_bench
+
+    result = run_ingest_bench(
+        messages=messages, batch=batch, database_url=database_url, echo=_to_stderr
+    )
+    typer.echo(json.dumps(result))

@@ -1,0 +1,84 @@
+"""The node itself: ``kpnet init``, ``serve``, ``card``, ``fingerprint`` and
+``db upgrade``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from ..bootstrap import NodeExists, init_node
+from ..runtime import utc_now
+from .common import DataDir, fail, opened, settings_for
+
+db_app = typer.Typer(no_args_is_help=True, help="Database.")
+
+
+def init(
+    data_dir: DataDir,
+    node_id: Annotated[
+        str, typer.Option(help="Node id: country code, optionally -tag (CM, CF-usaf).")
+    ],
+    name: Annotated[str, typer.Option(help="Display name shown to peers.")],
+    url: Annotated[str, typer.Option(help="URL at which peers reach this node.")],
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in the data dir).")
+    ] = None,
+) -> None:
+    """Create a node: data directory, keys, signed card, database. Prints the fingerprint."""
+    try:
+        settings = init_node(
+            data_dir, node_id=node_id, name=name, url=url, now=utc_now(), database_url=database_url
+        )
+    except NodeExists as exc:
+        fail(str(exc))
+    with opened(settings.data_dir, migrate=False) as node:
+        typer.echo(f"Node {node.settings.node_id} created in {data_dir}")
+        typer.echo(f"Fingerprint (read it aloud to your peers): {node.identity.fingerprint}")
+
+
+def serve(
+    data_dir: DataDir,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the node's HTTP server."""
+    import uvicorn
+
+    from ..app import create_app
+
+    settings = settings_for(data_dir)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+        proxy_headers=True,
+    )
+
+
+def card(data_dir: DataDir) -> None:
+    """Print this node's signed card (give it to peers with the fingerprint)."""
+    with opened(data_dir) as node:
+        typer.echo(json.dumps(node.card.to_json(), indent=2, ensure_ascii=False))
+
+
+def fingerprint(data_dir: DataDir) -> None:
+    """Print this node's fingerprint, to read aloud when peering in person."""
+    with opened(data_dir) as node:
+        typer.echo(node.identity.fingerprint)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir) -> None:
+    """Apply pending database migrations (needs the config, not the keys)."""
+    from ..db import make_engine, upgrade
+    from ..db.migrate import current_revision
+
+    engine = make_engine(settings_for(data_dir).sqlalchemy_url)
+    try:
+        upgrade(engine)
+        typer.echo(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
