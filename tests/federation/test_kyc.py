@@ -256,12 +256,22 @@ def test_granted_disclosure_returns_only_the_fields_the_analyst_chose(kyc_networ
     ]
     assert decision["actor"].startswith("analyst-1")
     assert decision["detail"]["fields"] == ["names", "date_of_birth"]
-    assert next(
-        e for e in audit_actions(cm, "disclosure.answered") if e["target_id"] == asked["request_id"]
-    )["detail"]["decision"] == "granted"
-    assert next(
-        e for e in audit_actions(cm, "disclosure.request") if e["target_id"] == asked["request_id"]
-    )["detail"]["peer"] == "CF"
+    assert (
+        next(
+            e
+            for e in audit_actions(cm, "disclosure.answered")
+            if e["target_id"] == asked["request_id"]
+        )["detail"]["decision"]
+        == "granted"
+    )
+    assert (
+        next(
+            e
+            for e in audit_actions(cm, "disclosure.request")
+            if e["target_id"] == asked["request_id"]
+        )["detail"]["peer"]
+        == "CF"
+    )
 
 
 def test_denied_disclosure_returns_the_reason(kyc_network):
@@ -282,9 +292,12 @@ def test_denied_disclosure_returns_the_reason(kyc_network):
     answer = decided(cm, asked["id"])
     assert answer["status"] == "denied" and answer["details"] is None
     assert answer["reason"] == "Ongoing investigation; ask through the focal point"
-    assert next(
-        e for e in audit_actions(cf, "disclosure.deny") if e["target_id"] == asked["request_id"]
-    )["detail"]["fields"] == []
+    assert (
+        next(
+            e for e in audit_actions(cf, "disclosure.deny") if e["target_id"] == asked["request_id"]
+        )["detail"]["fields"]
+        == []
+    )
 
 
 def test_disclosure_is_asked_only_for_a_subject_reference_the_peer_gave(kyc_network):

@@ -953,10 +953,13 @@ def test_sealed_member_round_trips_at_chunk_boundaries(size: int):
             ) as plain:
                 plain.read()
     # A byte more: in a short final chunk, or after a full one.
-    with pytest.raises(
-        backup_crypto.Undecryptable,
-        match=r"does not decrypt|goes on after its final chunk",
-    ), backup_crypto.unsealed_reader(
-        io.BytesIO(stored.getvalue() + b"x"), key, "db/x.jsonl.enc", 256
-    ) as plain:
+    with (
+        pytest.raises(
+            backup_crypto.Undecryptable,
+            match=r"does not decrypt|goes on after its final chunk",
+        ),
+        backup_crypto.unsealed_reader(
+            io.BytesIO(stored.getvalue() + b"x"), key, "db/x.jsonl.enc", 256
+        ) as plain,
+    ):
         plain.read()
