@@ -80,9 +80,6 @@ class PublicKey:
     def alg(self) -> str:
         return "Ed25519" if self.use == "sig" else "X25519"
 
-    def valid_at(self, now: int) -> bool:
-        return self.valid_from <= now <= self.valid_until
-
     def to_json(self) -> dict[str, object]:
         return {
             "kid": self.kid,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -57,7 +58,7 @@ def wait_for(get: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> T | 
     return None
 
 
-def _ok(response: Any, status: int = 201) -> Any:
+def _ok(response: httpx.Response, status: int = 201) -> Any:
     if response.status_code != status:
         raise StepFailed(
             f"{response.request.method} {response.request.url.path}: "
@@ -92,22 +93,22 @@ def step_alert(story: Story) -> None:
                 },
             )
         )
-    story.say(
-        f"Alert {sent['alert_uuid'][:8]}… queued for {', '.join(r['peer'] for r in sent['recipients'])}."
-    )
+    recipients = ", ".join(r["peer"] for r in sent["recipients"])
+    story.say(f"Alert {sent['alert_uuid'][:8]}… queued for {recipients}.")
     for node in (cm, cd):
-        received = wait_for(lambda node=node: _inbound(node, title))
+        received = wait_for(partial(_inbound, node, title))
         story.check(f"{node.node_id} received the alert from CF", received is not None)
 
 
 def _check(node: DemoNode, party: dict[str, Any], purpose: str) -> dict[str, Any]:
     with node.client("officer") as api:
-        return _ok(
+        check: dict[str, Any] = _ok(
             api.post(
                 "/api/v1/kyc/checks",
                 json={"party": party, "purpose": purpose, "scope": "federation"},
             )
         )
+    return check
 
 
 def _peer_hits(check: dict[str, Any], peer: str) -> list[dict[str, Any]]:
@@ -122,15 +123,17 @@ def step_revoked_buyer(story: Story) -> None:
         cm, {"kind": "organisation", "names": ["Kasai Etoile SARL"]}, "Export clearance, Douala"
     )
     story.say(
-        f"Peers answered: {', '.join(p['peer'] for p in check['peers'] if p['state'] == 'answered')}"
-        f"; not answered: {', '.join(check['not_answered']) or 'none'}."
+        "Peers answered: "
+        + ", ".join(p["peer"] for p in check["peers"] if p["state"] == "answered")
+        + f"; not answered: {', '.join(check['not_answered']) or 'none'}."
     )
     hits = [h for h in _peer_hits(check, "CD") if h["kind"] == "licensee"]
     if hits:
         licensee = hits[0]["licensee"]
         story.say(
             f"CD: {licensee['legal_name']}, licence {licensee['licence_number']}, "
-            f"status [bold]{licensee['status']}[/bold] (score {hits[0]['score']}, {hits[0]['strength']})."
+            f"status [bold]{licensee['status']}[/bold] "
+            f"(score {hits[0]['score']}, {hits[0]['strength']})."
         )
     story.check(
         f"CD reports {REVOKED_BUYER} with its licence revoked",
@@ -151,7 +154,8 @@ def step_flagged_person(story: Story) -> None:
     hits = [h for h in _peer_hits(check, "CF") if h["kind"] == "subject"]
     if hits:
         story.say(
-            f"CF: a hit (score {hits[0]['score']}, {hits[0]['strength']}, TLP:{hits[0]['handling']}), "
+            f"CF: a hit (score {hits[0]['score']}, {hits[0]['strength']}, "
+            f"TLP:{hits[0]['handling']}), "
             "no details: only an opaque reference."
         )
     story.check(
@@ -167,7 +171,9 @@ def step_flagged_person(story: Story) -> None:
                     "check_id": check["id"],
                     "peer": "CF",
                     "reference": hits[0]["reference"],
-                    "justification": "Traveller holds 40 rough stones and a KP certificate issued in CF.",
+                    "justification": (
+                        "Traveller holds 40 rough stones and a KP certificate issued in CF."
+                    ),
                 },
             )
         )

@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 
 from protocol import RECORD_KINDS, RecordKind
 
-from ..db.models import Licensee, MatchKey, MatchRecord, Subject
-from ..db.tables import table_of
+from ..db.models import Licensee, MatchKey, MatchRecord, Subject, table_of
 from .keys import birth_year, record_keys
 from .normalise import ORGANISATION, PARTIES, normalise_identifier, normalise_name
 

@@ -50,8 +50,12 @@ class Retraction(Strict):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
+# What an officer says of a received alert (and the origin is told, as a receipt).
+AcknowledgedAs = Literal["read", "acted"]
+
+
 class Acknowledgement(Strict):
-    status: Literal["read", "acted"]
+    status: AcknowledgedAs
 
 
 class RecipientOut(BaseModel):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 import protocol
 
 from ..db.models import Alert, AlertRecipient, Peer
-from ..schemas.alerts import AlertCreate, AlertEdit
+from ..schemas.alerts import AcknowledgedAs, AlertCreate, AlertEdit
 from .actors import Actor
 from .audit import AuditLog
 from .errors import Conflict, InvalidInput, NotFound
@@ -165,7 +165,7 @@ class AlertService:
         return alert
 
     # -- inbound ---------------------------------------------------------------------
-    def acknowledge(self, alert_id: int, status: str) -> Alert:
+    def acknowledge(self, alert_id: int, status: AcknowledgedAs) -> Alert:
         """An officer marks an inbound alert read or acted upon; the origin is told."""
         alert = self.get(alert_id)
         if alert.direction != "inbound":

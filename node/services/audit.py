@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 
 from protocol import canonical_json
 
-from ..db.models import AuditEntry, AuditHead
-from ..db.tables import table_of
+from ..db.models import AuditEntry, AuditHead, table_of
 
 GENESIS_HASH = "0" * 64
 

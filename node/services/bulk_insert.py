@@ -21,8 +21,7 @@ from sqlalchemy import Date, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..db.models import LicenceStatusChange, Licensee, RecordChange
-from ..db.tables import table_of
+from ..db.models import LicenceStatusChange, Licensee, RecordChange, table_of
 from ..matching.index import MatchIndex, index_rows
 from .actors import Actor
 from .errors import Conflict

@@ -130,7 +130,7 @@ class DisclosureService:
                     f"TLP:{subject.handling} is above the sharing agreement with {peer.node_id}",
                 )
             values = disclosable(subject)
-            chosen = [f for f in DISCLOSABLE_FIELDS if f in decision.fields]
+            chosen: list[str] = [f for f in DISCLOSABLE_FIELDS if f in decision.fields]
             details = protocol.DisclosedDetails.model_validate({f: values[f] for f in chosen})
             payload = protocol.DisclosureResponse(
                 request_id=disclosure.request_uuid,

@@ -17,7 +17,7 @@ from protocol import ALERT_CATEGORIES, HANDLING_LEVELS, SEVERITIES
 from ...db.models import Alert, Peer
 from ...roles import Permission, may
 from ...schemas.agreements import SharingAgreement
-from ...schemas.alerts import AlertCreate, AlertEdit, AlertOut
+from ...schemas.alerts import Acknowledgement, AlertCreate, AlertEdit, AlertOut
 from ...services.alerts import AlertService
 from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.peers import agreement_of
@@ -226,12 +226,15 @@ def acknowledge(posted: ReaderForm, alert_id: int) -> Response:
     work, viewer = posted.work, posted.viewer
     service = work.alerts()
     alert = _alert(service, viewer, alert_id)
-    status = posted.text("status")
-    if status not in ("read", "acted") or alert.direction != "inbound":
+    try:
+        ack = Acknowledgement.model_validate({"status": posted.text("status")})
+    except ValidationError:
         return redirect(f"/console/alerts/{alert_id}")
-    service.acknowledge(alert_id, status)
+    if alert.direction != "inbound":
+        return redirect(f"/console/alerts/{alert_id}")
+    service.acknowledge(alert_id, ack.status)
     work.commit()
-    return redirect(f"/console/alerts/{alert_id}?ack={status}")
+    return redirect(f"/console/alerts/{alert_id}?ack={ack.status}")
 
 
 # -- helpers -----------------------------------------------------------------------------
