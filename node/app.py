@@ -107,7 +107,9 @@ def create_app(
         app.state.alert_feed = Feed()
         app.state.answer_feed = Feed()
         app.state.rate_limiter = RateLimiter(
-            settings.peer_rate_per_second, settings.peer_rate_burst
+            settings.peer_rate_per_second,
+            settings.peer_rate_burst,
+            clock=lambda: node.now().timestamp(),
         )
         app.state.sender = None
         task = None

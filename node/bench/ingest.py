@@ -29,6 +29,7 @@ import protocol
 
 from ..bootstrap import init_node
 from ..keystore import load_identity
+from ..readiness import ServeProcess
 from ..runtime import open_node
 from ..services.actors import Actor
 from ..services.peers import PeerRegistry
@@ -156,15 +157,17 @@ def run_ingest_bench(
             "KPNET_PEER_RATE_BURST": "1000000",
         }
         kpnet = str(Path(sys.executable).parent / "kpnet")
-        server = subprocess.Popen(
-            [kpnet, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        log_path = Path(tmp) / "serve.log"
+        with log_path.open("ab") as log:
+            server = subprocess.Popen(
+                [kpnet, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_healthy(base)
+            ServeProcess(server, base, log_path).wait_ready()
             bodies = [
                 b"[" + b",".join(envelopes[i : i + batch]) + b"]"
                 for i in range(0, len(envelopes), batch)
@@ -195,15 +198,3 @@ def run_ingest_bench(
         "batch": batch,
         "messages": messages,
     }
-
-
-def _wait_healthy(base: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("benchmark node did not start")

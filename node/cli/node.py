@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Annotated
 
 import typer
@@ -43,19 +44,47 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
-    """Run the node's HTTP server."""
+    """Run the node's HTTP server.
+
+    What would stop it from starting is checked first, in the order an operator fixes
+    it: the port, then the database (reached and migrated) and the keys and card. A
+    failure is one line on stderr, which is the node's log (the journal under systemd,
+    the container's log under compose or Kubernetes), and exit status 1."""
     import uvicorn
 
     from ..app import create_app
 
     settings = settings_for(data_dir)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level="info",
-        proxy_headers=True,
-    )
+    host, port = host or settings.host, port or settings.port
+    listening = _listen(host, port)
+    try:
+        with opened(data_dir):
+            pass
+        config = uvicorn.Config(
+            create_app(settings), host=host, port=port, log_level="info", proxy_headers=True
+        )
+        uvicorn.Server(config).run(sockets=[listening])
+    finally:
+        listening.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host``:``port`` (uvicorn listens on it), or a one-line error."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listening = socket.socket(family, kind, proto)
+    except OSError as exc:
+        fail(f"the node cannot listen on {host}:{port}: {exc.strerror or exc}")
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+    except OSError as exc:
+        listening.close()
+        reason = (exc.strerror or str(exc)).lower()
+        fail(f"the node cannot listen on {host}:{port}: {reason}")
+    return listening
 
 
 def card(data_dir: DataDir) -> None:

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import httpx
 
 from ..bootstrap import init_node
 from ..config import load_settings
+from ..readiness import NodeNotReady, ServeProcess
 from ..runtime import open_node, utc_now
 from ..schemas.agreements import SharingAgreement
 from ..services.actors import Actor
@@ -43,7 +43,7 @@ class DemoNode:
     data_dir: Path
     port: int
     tokens: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
+    serving: ServeProcess | None = None
 
     @property
     def url(self) -> str:
@@ -58,11 +58,15 @@ class DemoNode:
 
     def start(self) -> None:
         self.spawn()
-        self.wait_healthy()
+        self.wait_ready()
+
+    @property
+    def log(self) -> Path:
+        return self.data_dir / "serve.log"
 
     def spawn(self) -> None:
-        log = open(self.data_dir / "serve.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.process = subprocess.Popen(
+        log = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
+        process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -78,30 +82,27 @@ class DemoNode:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        self.serving = ServeProcess(process, self.url, self.log)
 
-    def wait_healthy(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise DemoError(f"node {self.node_id} exited; see {self.data_dir / 'serve.log'}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise DemoError(f"node {self.node_id} did not start; see {self.data_dir / 'serve.log'}")
+    def wait_ready(self) -> None:
+        """Return once the node is ready; else a ``DemoError`` with its last log lines
+        (the demo's temporary directory, log included, is removed when it ends)."""
+        assert self.serving is not None
+        try:
+            self.serving.wait_ready()
+        except NodeNotReady as exc:
+            raise DemoError(f"node {self.node_id} did not start: {exc}") from None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        process = self.serving.process if self.serving is not None else None
+        if process is not None and process.poll() is None:
+            process.terminate()
             try:
-                self.process.wait(timeout=15)
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+                process.kill()
+                process.wait()
+        self.serving = None
 
 
 def free_ports(count: int, first: int) -> list[int]:

@@ -34,7 +34,7 @@ def run_demo(
             for node in nodes:
                 node.spawn()
             for node in nodes:
-                node.wait_healthy()
+                node.wait_ready()
             loaded = {node.node_id: seed(node) for node in nodes}
         console.print(
             "Records loaded: "
@@ -71,7 +71,7 @@ def _show_access(console: Console, nodes: list[DemoNode]) -> None:
         for label, value in (
             ("URL", f"{node.url}  (API docs: {node.url}/docs)"),
             ("token", node.tokens["analyst"]),
-            ("logs", str(node.data_dir / "serve.log")),
+            ("logs", str(node.log)),
         ):
             console.print(f"      {label:<6} {value}", soft_wrap=True, highlight=False)
     console.print("Try: curl -H 'Authorization: Bearer TOKEN' URL/api/v1/alerts", soft_wrap=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+Seconds = Callable[[], float]
 
 
 @dataclass
@@ -14,9 +16,13 @@ class _Bucket:
 
 
 class RateLimiter:
-    """``rate`` messages per second per key, with bursts up to ``burst``."""
+    """``rate`` messages per second per key, with bursts up to ``burst``.
 
-    def __init__(self, rate: float, burst: float, clock: object = time.monotonic) -> None:
+    ``clock`` gives the time in seconds: the node passes its own clock, as to everything
+    else, so a test sets the time instead of sleeping. A clock that steps back refills
+    nothing (and takes nothing away)."""
+
+    def __init__(self, rate: float, burst: float, clock: Seconds) -> None:
         self.rate, self.burst = rate, burst
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
@@ -24,11 +30,12 @@ class RateLimiter:
 
     def take(self, key: str, cost: float = 1.0) -> float:
         """Take ``cost`` tokens; return 0 if allowed, else the seconds to wait."""
-        now = self._clock()  # type: ignore[operator]
+        now = self._clock()
         with self._lock:
             bucket = self._buckets.setdefault(key, _Bucket(self.burst, now))
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-            bucket.updated = now
+            elapsed = max(0.0, now - bucket.updated)
+            bucket.tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
+            bucket.updated = max(now, bucket.updated)
             if bucket.tokens >= cost:
                 bucket.tokens -= cost
                 return 0.0

@@ -14,13 +14,11 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from sqlalchemy import select
@@ -29,6 +27,7 @@ from node.config import load_settings
 from node.db import make_engine
 from node.db.models import Peer
 from node.keystore import KeyFileError, load_identity
+from node.readiness import ServeProcess
 from node.runtime import open_node
 from tests.conftest import create_node
 from tests.deploy.conftest import (
@@ -41,19 +40,6 @@ from tests.deploy.conftest import (
 )
 
 pytestmark = pytest.mark.slow  # several node processes
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text(errors="replace")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} never became healthy: {log.read_text(errors='replace')}")
 
 
 class ComposeNodes:
@@ -92,7 +78,7 @@ class ComposeNodes:
                 start_new_session=True,
             )
         self.processes.append(process)
-        wait_healthy(node["url"], process, log)
+        ServeProcess(process, node["url"], log).wait_ready()
         self.nodes[node_id] = node
 
     def fingerprint(self, node_id: str) -> str:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from node.config import load_settings
+from node.readiness import ServeProcess
 from node.runtime import open_node
 from node.schemas.agreements import SharingAgreement
 from node.services.actors import Actor
@@ -59,10 +60,12 @@ class RunningNode:
 
     def start(
         self, *, port: int | None = None, extra_env: dict[str, str] | None = None, wait: bool = True
-    ) -> subprocess.Popen[bytes]:
-        """Start a `kpnet serve` process (several may share one PostgreSQL database)."""
+    ) -> ServeProcess:
+        """Start a `kpnet serve` process (several may share one PostgreSQL database);
+        unless ``wait`` is false, return once it is ready."""
         env = {**os.environ, **FAST_DELIVERY, **(extra_env or {})}
-        with open(self.data_dir / f"serve-{len(self.processes)}.log", "ab") as log:
+        log_path = self.data_dir / f"serve-{len(self.processes)}.log"
+        with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [
                     KPNET,
@@ -77,9 +80,10 @@ class RunningNode:
                 stderr=subprocess.STDOUT,
             )
         self.processes.append(process)
+        started = ServeProcess(process, f"http://127.0.0.1:{port or self.port}", log_path)
         if wait:
-            wait_healthy(f"http://127.0.0.1:{port or self.port}", process)
-        return process
+            started.wait_ready()
+        return started
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         for process in self.processes:
@@ -103,20 +107,6 @@ class RunningNode:
         return "\n".join(
             p.read_text(errors="replace") for p in sorted(self.data_dir.glob("serve-*.log"))
         )
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"node at {url} exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"node at {url} did not become healthy")
 
 
 def admit(node: RunningNode, other: RunningNode, agreement: SharingAgreement | None = None) -> None:

@@ -32,7 +32,6 @@ from tests.federation.conftest import (
     recipient_states,
     send_alert,
     wait_for,
-    wait_healthy,
 )
 
 BULK = 1000
@@ -286,7 +285,7 @@ def test_sender_killed_mid_delivery_delivers_every_alert_exactly_once(make_netwo
     cm, cf = make_network(("CM", "CF"))
     receiver = cf.start(wait=False)
     uuids = queue_alerts(cm, BULK, recipients=["CF"])  # CM is not running yet
-    wait_healthy(cf.url, receiver)
+    receiver.wait_ready()
     cm.start()
 
     wait_for(lambda: accepted(cf, "CM") >= 100, timeout=120, interval=0.02)
@@ -318,12 +317,10 @@ def test_two_sender_processes_on_one_postgres_database_send_nothing_twice(
     cm, cf = make_network(("CM", "CF"), {"CM": postgres_url})
     ports = [cm.port, free_port()]
     # Two CM processes on the same database, each running the outbox sender.
-    starting = [(cf.url, cf.start(wait=False))] + [
-        (f"http://127.0.0.1:{port}", cm.start(port=port, wait=False)) for port in ports
-    ]
+    starting = [cf.start(wait=False)] + [cm.start(port=port, wait=False) for port in ports]
     uuids = queue_alerts(cm, BULK, recipients=["CF"])  # both senders see them at once
-    for url, process in starting:
-        wait_healthy(url, process)
+    for started in starting:
+        started.wait_ready()
     assert len(cm.processes) == 2
     wait_for(lambda: accepted(cf, "CM") == BULK, timeout=180)
     wait_for(lambda: pending(cm, "CF") == 0, timeout=60)

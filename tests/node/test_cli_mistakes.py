@@ -3,6 +3,7 @@ status 1 (2 for usage errors), never a traceback, and leaves nothing half made."
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,3 +95,41 @@ def test_unreachable_database_leaves_no_half_made_node(tmp_path, kpnet, user_mis
 
     retried = kpnet(*init_args(data_dir))
     assert retried.returncode == 0, retried.stderr
+
+
+# -- a node that cannot start says why ----------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(node_dir, kpnet, user_mistake):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = user_mistake(kpnet("serve", "--data-dir", node_dir, "--port", port))
+    assert line == f"error: the node cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+def test_serve_with_an_unreachable_database_says_so_in_one_line(node_dir, kpnet, user_mistake):
+    port = free_port()  # nothing listens there
+    unreachable = f"postgresql://kpnet@127.0.0.1:{port}/kpnet"
+    serve = ("serve", "--data-dir", node_dir, "--port", free_port())
+    line = user_mistake(kpnet(*serve, env={"KPNET_DATABASE_URL": unreachable}))
+    assert line.startswith("error: database: connection failed")
+    assert f"port {port} failed: Connection refused" in line
+
+
+def test_serve_with_keys_readable_by_others_says_which_file_and_the_fix(
+    tmp_path, kpnet, user_mistake
+):
+    data_dir = tmp_path / "node"
+    init_node(data_dir, node_id="CM", name="x", url="http://x", now=datetime.now(UTC))
+    key = data_dir / "keys" / "signing.key"
+    key.chmod(0o644)
+    line = user_mistake(kpnet("serve", "--data-dir", data_dir, "--port", free_port()))
+    assert line == f"error: key file {key} is readable by others; run: chmod 600 {key}"
