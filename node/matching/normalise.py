@@ -26,6 +26,8 @@ from functools import lru_cache
 
 from anyascii import anyascii
 
+from protocol import PARTY_KINDS
+
 from .vocabulary import (
     ARABIC_SCRIPT_NAMES,
     LEGAL_FORMS,
@@ -36,9 +38,8 @@ from .vocabulary import (
     TITLES,
 )
 
-PERSON = "person"
-ORGANISATION = "organisation"
-PARTIES = (PERSON, ORGANISATION)
+PARTIES = PARTY_KINDS  # the protocol's words: person, organisation
+PERSON, ORGANISATION = PARTY_KINDS
 
 _ARABIC = re.compile(r"[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]")
 _APOSTROPHES = re.compile(r"['`\u2018\u2019\u02bc\u02bb\u02bf\u02be\u00b4]")

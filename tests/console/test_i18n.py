@@ -10,8 +10,11 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
+import protocol
 from node.console import i18n
 from node.console.i18n import negotiate, translator
+from node.console.labels import LABELS
+from node.roles import ROLES
 from tests.console.conftest import visible_text
 
 CONSOLE = Path(i18n.__file__).parent
@@ -155,3 +158,21 @@ def test_no_english_left_on_french_pages(shared_console):
             text = visible_text(without_untranslatable(console.get(path).text))
             left = {w for w in re.findall(r"[A-Za-z]{3,}", text) if w in english}
             assert left == set(), f"{path}: {sorted(left)}"
+
+
+def test_the_console_has_a_word_for_every_word_of_the_vocabularies_and_no_other():
+    # A word added to the protocol's vocabulary (or a role) without a label here would
+    # be shown to officers as its raw code.
+    vocabularies = {
+        "role": ROLES,
+        "category": protocol.ALERT_CATEGORIES,
+        "severity": protocol.SEVERITIES,
+        "licence_type": protocol.LICENCE_TYPES,
+        "licence_status": protocol.LICENCE_STATUSES,
+        "party_kind": protocol.PARTY_KINDS,
+        "reason_category": protocol.REASON_CATEGORIES,
+        "risk_level": protocol.RISK_LEVELS,
+        "record_kind": protocol.RECORD_KINDS,
+    }
+    for group, words in vocabularies.items():
+        assert list(LABELS[group]) == list(words), group
