@@ -7,6 +7,8 @@ SQLite gets WAL, foreign keys and a busy timeout, and every transaction starts w
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +16,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+BUSY_SECONDS = 30  # how long a SQLite connection waits for another's lock
 
 
 def normalise_url(url: str) -> str:
@@ -28,10 +32,26 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
     ``BEGIN``, a snapshot that does not hold up the node's writers (for backups)."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": BUSY_SECONDS}, **kwargs)
         _configure_sqlite(engine, read_only=read_only)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (once per file: the mode persists). Switching needs
+    a lock SQLite does not wait for, so connections opened together on a new database
+    (replicas starting, or a migration under way) retry within the busy timeout."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
@@ -40,10 +60,10 @@ def _configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
+        _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         if read_only:
             cursor.execute("PRAGMA query_only=ON")
         cursor.close()
