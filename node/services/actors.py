@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Actor:
-    """A token or user name and its role (``system`` for the node itself)."""
+    """A token or user name and its role."""
 
     name: str
     role: str
@@ -15,5 +15,3 @@ class Actor:
     def __str__(self) -> str:
         return f"{self.name} ({self.role})"
 
-
-SYSTEM = Actor("kpnet", "system")
