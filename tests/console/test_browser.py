@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,13 @@ from node.config import load_settings
 from node.services import passwords
 from tests.console.conftest import PASSWORD, add_users
 from tests.console.test_i18n import english_words
-from tests.federation.conftest import RunningNode, alert_json, build_network, send_alert
+from tests.federation.conftest import (
+    RunningNode,
+    alert_json,
+    build_network,
+    send_alert,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -146,6 +152,21 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def reload_until(page: Any, shown: Callable[[], object], *, first: bool = False) -> None:
+    """Reload ``page`` until ``shown()`` holds: for what arrives from a peer in its own
+    time. Polls until the generous ``wait_for`` deadline, not a fixed number of times."""
+    if first:
+        page.reload()
+
+    def check() -> bool:
+        if shown():
+            return True
+        page.reload()
+        return False
+
+    wait_for(check, timeout=60.0)
+
+
 def test_alert_from_the_peer_appears_in_the_open_inbox(browser, nodes):
     page = signed_in(browser, nodes["CM"], "oli")
     assert page.url.endswith("/console/alerts")
@@ -180,11 +201,8 @@ def test_compose_shows_exclusions_then_sends(browser, nodes):
     preview.get_by_text("will receive it").wait_for()
     page.get_by_role("button", name="Send the alert").click()
     page.wait_for_selector("text=The alert was sent.")
-    for _ in range(50):  # the sender delivers it within a second or two
-        if page.locator("#recipients").get_by_text("Delivered").count():
-            break
-        time.sleep(0.2)
-        page.reload()
+    # The sender delivers it within a second or two (longer on a loaded machine).
+    reload_until(page, lambda: page.locator("#recipients").get_by_text("Delivered").count())
     assert page.locator("#recipients tbody tr").first.inner_text().startswith("CF")
     assert "Delivered" in page.locator("#recipients").inner_text()
     shot(page, "alert-sent-en")
@@ -312,11 +330,7 @@ def test_federated_kyc_hit_then_disclosure_granted_on_the_other_console(browser,
     answer = page.locator("#answer-CF")
     # On a loaded machine CF may answer after the check's 5 s: the page then shows the
     # late answer when reopened.
-    for _ in range(50):
-        if "answered" in answer.locator("h2").inner_text():
-            break
-        time.sleep(0.2)
-        page.reload()
+    reload_until(page, lambda: "answered" in answer.locator("h2").inner_text())
     assert "answered" in answer.locator("h2").inner_text()
     hit = answer.locator(".hit").first
     assert hit.locator(".word-strong, .word-possible").count() == 1
@@ -329,11 +343,8 @@ def test_federated_kyc_hit_then_disclosure_granted_on_the_other_console(browser,
 
     other = signed_in(browser, cf, "cfana")
     other.goto(f"{cf.url}/console/disclosures")
-    for _ in range(50):  # the request travels CM -> CF while this page loads
-        if other.locator("#disclosures tbody a").count():
-            break
-        time.sleep(0.2)
-        other.reload()
+    # The request travels CM -> CF while this page loads.
+    reload_until(other, lambda: other.locator("#disclosures tbody a").count())
     other.locator("#disclosures tbody a").first.click()
     for field in ("names", "date_of_birth", "narrative", "documents"):
         other.locator(f"input[name=fields][value={field}]").check()
@@ -342,11 +353,7 @@ def test_federated_kyc_hit_then_disclosure_granted_on_the_other_console(browser,
     other.wait_for_selector("text=Your decision was sent to the peer.")
     other.context.close()
 
-    for _ in range(50):
-        page.reload()
-        if page.locator("#details").count():
-            break
-        time.sleep(0.2)
+    reload_until(page, lambda: page.locator("#details").count(), first=True)
     details = page.locator("#details").inner_text()
     assert "Théodore Ngakoutou" in details and "Berbérati" in details
     assert "passport CF0412779 (CF)" in details
