@@ -14,4 +14,3 @@ class Actor:
 
     def __str__(self) -> str:
         return f"{self.name} ({self.role})"
-
