@@ -1,9 +1,8 @@
 """From HTML forms to the API's pydantic models, and their errors back to the fields.
 
-Forms are validated with the same models the API uses (``node.schemas``,
-``node.schemas_alerts``); each pydantic error is turned into a translated sentence
-shown next to the field it concerns. Multi-valued fields are textareas, one value a
-line.
+Forms are validated with the same models the API uses (``node.schemas``); each pydantic
+error is turned into a translated sentence shown next to the field it concerns. Multi-
+valued fields are textareas, one value a line.
 """
 
 from __future__ import annotations
