@@ -8,6 +8,7 @@ database that is dropped afterwards. Tests using it run on both.
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,13 @@ from node.services.actors import Actor
 from node.services.tokens import TokenService
 
 PG_URL = os.environ.get("KPNET_TEST_DATABASE_URL")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _postgres_admin_url() -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,12 +57,6 @@ def setting_of(env_name: str) -> str:
 
 def default_of(name: str) -> Any:
     return Settings.model_fields[name].default
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def script_env(**extra: str) -> dict[str, str]:

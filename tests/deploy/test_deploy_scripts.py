@@ -29,12 +29,11 @@ from node.db.models import Peer
 from node.keystore import KeyFileError, load_identity
 from node.readiness import ServeProcess
 from node.runtime import open_node
-from tests.conftest import create_node
+from tests.conftest import create_node, free_port
 from tests.deploy.conftest import (
     DEPLOY,
     KUBE,
     dockerfile_healthcheck,
-    free_port,
     kube_object,
     script_env,
 )

@@ -28,8 +28,8 @@ from node.db import make_engine
 from node.db.models import OutboxMessage
 from node.metrics import NodeMetrics
 from node.runtime import open_node
-from tests.conftest import create_node, issue_tokens
-from tests.deploy.conftest import DEPLOY, free_port
+from tests.conftest import create_node, free_port, issue_tokens
+from tests.deploy.conftest import DEPLOY
 
 
 class Router(httpx.AsyncBaseTransport):

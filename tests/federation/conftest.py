@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from node.services.actors import Actor
 from node.services.peers import PeerRegistry
 
 # conftest modules are imported by pytest; reuse the shared helpers from tests/conftest.py.
-from tests.conftest import create_node, issue_tokens
+from tests.conftest import create_node, free_port, issue_tokens
 
 KPNET = str(Path(sys.executable).parent / "kpnet")
 FAST_DELIVERY = {
@@ -38,12 +37,6 @@ FAST_DELIVERY = {
     "KPNET_DELIVERY_LEASE_SECONDS": "10",
 }
 ADMIN = Actor("test-setup", "admin")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

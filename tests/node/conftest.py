@@ -164,6 +164,21 @@ def row_counts(db: Engine) -> Callable[[], dict[str, int]]:
     return lambda: table_counts(db)
 
 
+def init_args(data_dir: Path, node_id: str = "CM") -> list[str | Path]:
+    """The arguments of `kpnet init` for a node in ``data_dir``."""
+    return [
+        "init",
+        "--data-dir",
+        data_dir,
+        "--node-id",
+        node_id,
+        "--name",
+        "Brigade minière de Bertoua",
+        "--url",
+        "https://kpnet.example.cm",
+    ]
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment without any KPNET_* setting of the developer's, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPNET_")}

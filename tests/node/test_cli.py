@@ -14,26 +14,13 @@ from node.app import create_app
 from node.config import load_settings
 from node.db.migrate import head_revision
 from protocol import verify_card
+from tests.node.conftest import init_args
 
 FINGERPRINT = re.compile(r"\b\d{5}(?: \d{5}){5}\b")
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def init_args(data_dir: Path, node_id: str = "CM") -> list[str | Path]:
-    return [
-        "init",
-        "--data-dir",
-        data_dir,
-        "--node-id",
-        node_id,
-        "--name",
-        "Brigade minière de Bertoua",
-        "--url",
-        "https://kpnet.example.cm",
-    ]
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,8 @@ from pathlib import Path
 import pytest
 
 from node.bootstrap import init_node
-
-
-def init_args(data_dir: Path, node_id: str = "CM") -> list[str | Path]:
-    return [
-        "init",
-        "--data-dir",
-        data_dir,
-        "--node-id",
-        node_id,
-        "--name",
-        "Brigade minière de Bertoua",
-        "--url",
-        "https://kpnet.example.cm",
-    ]
+from tests.conftest import free_port
+from tests.node.conftest import init_args
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +86,6 @@ def test_unreachable_database_leaves_no_half_made_node(tmp_path, kpnet, user_mis
 
 
 # -- a node that cannot start says why ----------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_serve_on_a_port_in_use_says_so_in_one_line(node_dir, kpnet, user_mistake):

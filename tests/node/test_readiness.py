@@ -12,6 +12,7 @@ import pytest
 
 from node.bootstrap import init_node
 from node.readiness import NodeNotReady, ServeProcess, last_lines
+from tests.conftest import free_port
 from tests.node.conftest import KPNET, cli_env
 
 
@@ -47,10 +48,7 @@ def test_a_node_that_cannot_start_is_reported_with_its_last_log_lines(data_dir):
 
 
 def test_a_node_that_starts_is_ready_and_answers(data_dir):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    started = serve(data_dir, port)
+    started = serve(data_dir, free_port())
     try:
         started.wait_ready()
         assert started.process.poll() is None

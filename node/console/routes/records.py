@@ -37,7 +37,7 @@ from ...services.csv_format import read_documents
 from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.licensees import LicenseeRegistry
 from ...services.records import RecordRegistry
-from ...services.subjects import SubjectRegistry
+from ...services.subjects import SUBJECT_FIELDS, SubjectRegistry
 from ..auth import ConsoleWork, ReaderWork, Viewer, Writer, WriterWork
 from ..csrf import Posted, WriterForm
 from ..forms import blank_to_none, field_errors, lines
@@ -118,21 +118,7 @@ LICENSEE_TEXT = (
     "beneficial_owners",
     "version",
 )
-SUBJECT_TEXT = (
-    "kind",
-    "names",
-    "aliases",
-    "date_of_birth",
-    "nationality",
-    "documents",
-    "linked_licence_numbers",
-    "reason_category",
-    "risk_level",
-    "narrative",
-    "source_agency",
-    "handling",
-    "version",
-)
+SUBJECT_TEXT = (*SUBJECT_FIELDS, "version")
 
 
 def _form_values(posted: Posted, names: tuple[str, ...]) -> dict[str, str]:
