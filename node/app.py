@@ -93,14 +93,17 @@ def create_app(
     *,
     clock: Clock = utc_now,
     transport: httpx.AsyncBaseTransport | None = None,
+    opened: Node | None = None,
 ) -> FastAPI:
     """The node's app. ``transport`` replaces the network for outgoing deliveries
-    (tests wire several nodes together in one process with ``httpx.ASGITransport``)."""
+    (tests wire several nodes together in one process with ``httpx.ASGITransport``).
+    ``opened`` is the node ``kpnet serve`` already opened (and so checked) before
+    starting; the app then runs it instead of opening it again, and closes it."""
     metrics = NodeMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node = open_node(settings, clock=clock)
+        node = opened if opened is not None else open_node(settings, clock=clock)
         node.metrics = metrics
         metrics.watch_database(lambda: _database_counts(node))
         app.state.node = node

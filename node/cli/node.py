@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..bootstrap import NodeExists, init_node
-from ..runtime import utc_now
+from ..runtime import open_node, utc_now
 from .common import DataDir, fail, opened, settings_for
 
 db_app = typer.Typer(no_args_is_help=True, help="Database.")
@@ -58,11 +58,9 @@ def serve(
     host, port = host or settings.host, port or settings.port
     listening = _listen(host, port)
     try:
-        with opened(data_dir):
-            pass
-        config = uvicorn.Config(
-            create_app(settings), host=host, port=port, log_level="info", proxy_headers=True
-        )
+        node = open_node(settings)  # database reached and migrated, keys and card usable
+        app = create_app(settings, opened=node)
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True)
         uvicorn.Server(config).run(sockets=[listening])
     finally:
         listening.close()
