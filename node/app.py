@@ -74,13 +74,15 @@ def _database_counts(node: Node) -> dict[str, Any]:
                 else 1
                 if peer.consecutive_failures == 0
                 else 0,
+                "clock_offset": peer.clock_offset_seconds,
             }
         return {"records": records, "audit": count_entries(session), "peers": peers}
 
 
 def sender_settings(settings: Settings) -> SenderSettings:
     return SenderSettings(
-        batch_size=settings.delivery_batch_size,
+        max_batch_bytes=settings.delivery_max_batch_bytes,
+        probe_seconds=settings.delivery_probe_seconds,
         lease_seconds=settings.delivery_lease_seconds,
         poll_seconds=settings.delivery_poll_seconds,
         backoff_base_seconds=settings.delivery_backoff_base_seconds,

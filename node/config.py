@@ -38,9 +38,23 @@ class Settings(BaseSettings):
     port: int = 8100
     max_message_bytes: int = 256 * 1024
     clock_skew_seconds: int = 300
+    min_free_disk_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="With SQLite: below this much free disk space the node reports itself "
+        "not ready and refuses peers' messages (retryable) rather than fail to store them",
+    )
     sender_enabled: bool = Field(default=True, description="Deliver the outbox from this process")
     delivery_poll_seconds: float = 1.0
-    delivery_batch_size: int = 50
+    delivery_max_batch_bytes: int = Field(
+        default=512 * 1024,
+        ge=4096,
+        description="Largest batch of envelopes sent to a peer in one request, in bytes "
+        "(batches are sized to each peer's measured link up to this)",
+    )
+    delivery_probe_seconds: float = Field(
+        default=3.0, gt=0, description="How often a peer that could not be reached is probed"
+    )
     delivery_backoff_base_seconds: float = 2.0
     delivery_backoff_cap_seconds: float = 900.0
     delivery_lease_seconds: int = 60

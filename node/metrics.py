@@ -48,14 +48,23 @@ class DatabaseCounts(Collector):
             "1 if the last delivery attempt to the (active) peer succeeded",
             labels=["peer"],
         )
+        clock = GaugeMetricFamily(
+            "kpnet_peer_clock_offset_seconds",
+            "How far the peer's clock is ahead of this node's (negative: behind), as last "
+            "measured from its answers",
+            labels=["peer"],
+        )
         for peer, info in sorted(counts.get("peers", {}).items()):
             depth.add_metric([peer], info["pending"])
             oldest.add_metric([peer], info["oldest_age"])
             if info["up"] is not None:
                 up.add_metric([peer], info["up"])
+            if info.get("clock_offset") is not None:
+                clock.add_metric([peer], info["clock_offset"])
         yield depth
         yield oldest
         yield up
+        yield clock
 
 
 class NodeMetrics:

@@ -22,7 +22,7 @@ from ..services.audit import AuditEvent
 from ..services.disclosures import record_request, record_response
 from ..services.kyc import record_answer
 from ..services.kyc_answers import answer_query
-from ..services.outbox import enqueue
+from ..services.outbox import DEFAULT_TTL, enqueue
 from ..services.peers import PeerRegistry, agreement_of
 
 
@@ -30,6 +30,17 @@ class NotPermitted(protocol.EnvelopeError):
     """The message is valid but our sharing agreement with its sender refuses it."""
 
     code = "not_permitted"
+
+
+class DeadlinePassed(NotPermitted):
+    """A KYC query that arrives after its asker stopped waiting: not answered."""
+
+    code = "expired"
+
+
+# A KYC query is answered until its deadline (its envelope's expiry) has passed by more
+# than this on our clock: room for a small clock difference, not for a late answer.
+KYC_DEADLINE_GRACE_SECONDS = 30
 
 
 @dataclass
@@ -160,9 +171,15 @@ def handle_card_update(ctx: Context) -> None:
     registry.apply_card_update(ctx.peer.node_id, card)
 
 
-def _reply(ctx: Context, payload: protocol.Payload) -> None:
+def _reply(ctx: Context, payload: protocol.Payload, ttl: int = DEFAULT_TTL) -> None:
     row = enqueue(
-        ctx.session, ctx.identity, ctx.peer, payload, now=ctx.now, in_reply_to=ctx.message.id
+        ctx.session,
+        ctx.identity,
+        ctx.peer,
+        payload,
+        now=ctx.now,
+        ttl=ttl,
+        in_reply_to=ctx.message.id,
     )
     ctx.replies.append(row.message_id)
 
@@ -173,6 +190,10 @@ def handle_kyc_query(ctx: Context) -> None:
     agreement = agreement_of(ctx.peer)
     if not agreement.kyc_record_kinds:
         raise NotPermitted("KYC queries are not in the sharing agreement")
+    # The query's expiry is its asker's deadline: past it, nobody waits for the answer.
+    left = ctx.message.header.expires_at + KYC_DEADLINE_GRACE_SECONDS - int(ctx.now.timestamp())
+    if left <= 0:
+        raise DeadlinePassed("the asker's deadline for this query has passed")
     _reply(
         ctx,
         answer_query(
@@ -184,6 +205,7 @@ def handle_kyc_query(ctx: Context) -> None:
             min_score=ctx.kyc_min_score,
             audit=ctx.audit,
         ),
+        ttl=left,
     )
 
 

@@ -42,6 +42,7 @@ HTTP_STATUS = {
     "not_permitted": 403,
 }
 DEFAULT_REJECT_STATUS = 400
+MAX_BATCH_MESSAGES = 100  # envelopes in one request
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,9 @@ class InboundProcessor:
                 peer = batch.directory.peer(sender)
                 if peer is not None:
                     peer.last_contact_at = now
+                    # A verified message from a peer in backoff: it is back, deliver now.
+                    if peer.next_attempt_at is not None and peer.next_attempt_at > now:
+                        peer.next_attempt_at = now
             AuditLog(session).record_many(batch.audit, now=now)
             session.commit()
         counters = {

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import logging
 import random
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, or_, select, update
 
 import protocol
 
@@ -28,7 +31,8 @@ from ..db.models import AlertRecipient, OutboxMessage, Peer
 from ..runtime import Node
 from ..services.audit import AuditEvent, AuditLog
 from ..services.peers import PeerDirectory
-from .inbound import forget_expired
+from .inbound import MAX_BATCH_MESSAGES, forget_expired
+from .link_estimate import LinkEstimate
 
 log = logging.getLogger("kpnet.sender")
 
@@ -45,6 +49,11 @@ RETRYABLE_CODES = frozenset(
 )
 T = TypeVar("T")
 FEDERATION_PATH = "/federation/v1/messages"
+LIVENESS_PATH = "/livez"
+UNREACHABLE = "unreachable: "  # how a failure to reach the peer at all begins
+TIMED_OUT = "timed out: "
+LEASE_MARGIN_SECONDS = 30.0
+COMPRESS_LEVEL = 6
 # How often a sender forgets expired received messages (``inbound.forget_expired``).
 FORGET_EVERY = timedelta(minutes=10)
 
@@ -73,15 +82,22 @@ class Claimed:
 
 @dataclass(frozen=True)
 class SenderSettings:
-    batch_size: int = 50
-    lease_seconds: int = 60
+    max_batch_messages: int = MAX_BATCH_MESSAGES
+    max_batch_bytes: int = 512 * 1024
+    lease_seconds: int = 60  # at least; a slow batch's lease outlasts its deadline
     poll_seconds: float = 1.0
     backoff_base_seconds: float = 2.0
     backoff_cap_seconds: float = 900.0
-    timeout_seconds: float = 30.0
+    connect_seconds: float = 10.0
+    read_seconds: float = 15.0  # the longest silence within an answer
+    probe_seconds: float = 3.0  # how often a peer that could not be reached is probed
+    max_peers: int = 32  # deliveries running at once, one per peer
 
 
 class OutboxSender:
+    """Delivers the outbox: each peer on its own task, so a slow or hung peer holds up
+    nobody else, batch after batch while work is due, sized to the peer's link."""
+
     def __init__(
         self, node: Node, client: httpx.AsyncClient, config: SenderSettings | None = None
     ) -> None:
@@ -90,65 +106,126 @@ class OutboxSender:
         self.config = config or SenderSettings()
         self.worker_id = f"{node.settings.node_id}-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
-        self._urgent: set[asyncio.Task[int]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._peer_tasks: dict[str, asyncio.Task[int]] = {}
+        self._probes: dict[str, asyncio.Task[None]] = {}
+        self._probed_at: dict[str, float] = {}
+        self._links: dict[str, LinkEstimate] = {}
+        self._compress: set[str] = set()  # peers that said they accept gzip bodies
+        self._slots = asyncio.Semaphore(self.config.max_peers)
         self._loop = asyncio.get_running_loop()
         self._forgotten_at: datetime | None = None
 
     def wake(self) -> None:
-        """Deliver now rather than at the next poll (after a new alert, say)."""
-        self._wake.set()
+        """Deliver now rather than at the next poll (after a new alert, say). May be
+        called from any thread."""
+        self._loop.call_soon_threadsafe(self._wake.set)
 
     def deliver_soon(self, message_ids: Collection[str], timeout: float | None = None) -> None:
         """Deliver these messages at once, each peer concurrently, even to a peer in
         backoff, giving up on a peer after ``timeout`` seconds; what fails is retried
-        with the rest of the outbox. For messages someone is waiting on (KYC queries
-        and their answers), which must not wait for the next round. May be called from
-        any thread."""
+        with the rest of the outbox, and does not put the peer into backoff (a slow KYC
+        answer must not hold up alerts). For messages someone is waiting on (KYC
+        queries and their answers). May be called from any thread."""
         if message_ids:
             self._loop.call_soon_threadsafe(self._start_urgent, frozenset(message_ids), timeout)
 
     def _start_urgent(self, message_ids: frozenset[str], timeout: float | None) -> None:
-        task = asyncio.ensure_future(self.deliver_now(message_ids, timeout))
-        self._urgent.add(task)  # keep a reference until it is done
-        task.add_done_callback(self._urgent.discard)
+        self._keep(asyncio.ensure_future(self.deliver_now(message_ids, timeout)))
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._tasks.discard)
 
     async def deliver_now(self, message_ids: Collection[str], timeout: float | None = None) -> int:
-        work = await in_thread(self._claim, frozenset(message_ids))
+        deadline = timeout or self.config.read_seconds
+        work = await in_thread(self._claim_messages, frozenset(message_ids), deadline)
         results = await asyncio.gather(
             *(
-                self._deliver(peer_id, endpoint, rows, timeout)
-                for (peer_id, endpoint), rows in work.items()
+                self._deliver(peer_id, endpoint, rows, until, urgent=True)
+                for (peer_id, endpoint), (rows, until) in work.items()
             )
         )
-        return sum(results)
+        return sum(max(0, n) for n in results)
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # keep delivering whatever one round did
-                log.exception("outbox round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
-            self._wake.clear()
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.run_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # keep delivering whatever one round did
+                    log.exception("outbox round failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+        finally:
+            running = [*self._tasks, *self._peer_tasks.values(), *self._probes.values()]
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
-    async def run_once(self) -> int:
-        """One round: expire overdue messages, claim due work, deliver it. Returns the
-        number of messages delivered."""
+    async def run_once(self) -> None:
+        """One round: expire overdue messages, then start delivering to each peer with
+        due work that has no delivery running, and probe peers that could not be
+        reached. Returns without waiting for the deliveries."""
         await in_thread(self._expire_overdue)
         now = self.node.now()
         if self._forgotten_at is None or now - self._forgotten_at >= FORGET_EVERY:
             await in_thread(self._forget_expired_inbound)
             self._forgotten_at = now
-        work = await in_thread(self._claim)
-        if not work:
-            return 0
-        results = await asyncio.gather(
-            *(self._deliver(peer_id, endpoint, rows) for (peer_id, endpoint), rows in work.items())
-        )
-        return sum(results)
+        due, unreachable = await in_thread(self._peers_to_serve)
+        for peer_id, endpoint in due:
+            if peer_id not in self._peer_tasks:
+                task = asyncio.ensure_future(self._serve_peer(peer_id, endpoint))
+                self._peer_tasks[peer_id] = task
+                task.add_done_callback(partial(_forget, self._peer_tasks, peer_id))
+        clock = self._loop.time()
+        for peer_id, endpoint in unreachable:
+            if peer_id in self._probes or peer_id in self._peer_tasks:
+                continue
+            if clock - self._probed_at.get(peer_id, 0.0) < self.config.probe_seconds:
+                continue
+            self._probed_at[peer_id] = clock
+            probe = asyncio.ensure_future(self._probe(peer_id, endpoint))
+            self._probes[peer_id] = probe
+            probe.add_done_callback(partial(_forget, self._probes, peer_id))
+
+    async def _serve_peer(self, peer_id: str, endpoint: str) -> int:
+        """Deliver to one peer, batch after batch, while it has due work and answers."""
+        delivered = 0
+        async with self._slots:
+            link = self._link(peer_id)
+            while True:
+                budget = link.batch_bytes()
+                rows = await in_thread(self._claim_peer, peer_id, budget, link.deadline(budget))
+                if not rows:
+                    return delivered
+                size = sum(len(r.envelope) for r in rows)
+                sent = await self._deliver(peer_id, endpoint, rows, link.deadline(size))
+                if sent < 0:
+                    return delivered
+                delivered += sent
+
+    async def _probe(self, peer_id: str, endpoint: str) -> None:
+        """Ask a peer that could not be reached whether it answers again (``/livez``,
+        a few hundred bytes); if it does, end its backoff and deliver at once."""
+        try:
+            async with asyncio.timeout(self.config.connect_seconds):
+                response = await self.client.get(
+                    endpoint.rstrip("/") + LIVENESS_PATH,
+                    timeout=httpx.Timeout(self.config.connect_seconds),
+                )
+        except (httpx.HTTPError, TimeoutError):
+            return
+        if response.status_code == 200 and await in_thread(self._end_backoff, peer_id):
+            self._wake.set()
+
+    def _link(self, peer_id: str) -> LinkEstimate:
+        if peer_id not in self._links:
+            self._links[peer_id] = LinkEstimate(self.config.max_batch_bytes)
+        return self._links[peer_id]
 
     # -- database steps (run in a worker thread) --------------------------------------
     def _expire_overdue(self) -> None:
@@ -181,86 +258,217 @@ class OutboxSender:
             forget_expired(session, self.node.now(), self.node.settings.clock_skew_seconds)
             session.commit()
 
-    def _claim(self, only: frozenset[str] | None = None) -> dict[tuple[str, str], list[Claimed]]:
-        """Lease due messages of peers not in backoff, or exactly the messages ``only``."""
+    def _peers_to_serve(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """Active peers with messages due and no backoff; and peers in backoff because
+        they could not be reached or did not answer in time (to probe)."""
         now = self.node.now()
-        lease = now + timedelta(seconds=self.config.lease_seconds)
-        work: dict[tuple[str, str], list[Claimed]] = {}
         with self.node.sessions() as session:
-            peers_query = select(Peer.node_id, Peer.endpoint).where(Peer.status == "active")
-            if only is None:
-                peers_query = peers_query.where(
-                    or_(Peer.next_attempt_at.is_(None), Peer.next_attempt_at <= now)
+            due = session.execute(
+                select(Peer.node_id, Peer.endpoint)
+                .where(
+                    Peer.status == "active",
+                    or_(Peer.next_attempt_at.is_(None), Peer.next_attempt_at <= now),
+                    select(OutboxMessage.id)
+                    .where(
+                        OutboxMessage.recipient == Peer.node_id,
+                        OutboxMessage.status == "pending",
+                        OutboxMessage.next_attempt_at <= now,
+                        or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
+                    )
+                    .exists(),
                 )
-            for node_id, endpoint in session.execute(peers_query).all():
-                due = select(OutboxMessage).where(
-                    OutboxMessage.recipient == node_id,
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.expires_at >= now,
-                    or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
+                .order_by(Peer.node_id)
+            ).all()
+            unreachable = session.execute(
+                select(Peer.node_id, Peer.endpoint).where(
+                    Peer.status == "active",
+                    Peer.next_attempt_at > now,
+                    or_(
+                        Peer.last_error.startswith(UNREACHABLE),
+                        Peer.last_error.startswith(TIMED_OUT),
+                    ),
                 )
-                due = (
-                    due.where(OutboxMessage.message_id.in_(only))
-                    if only is not None
-                    else due.where(OutboxMessage.next_attempt_at <= now)
+            ).all()
+        return [(p, e) for p, e in due], [(p, e) for p, e in unreachable]
+
+    def _due(self, recipient: str, now: datetime) -> Select[Any]:
+        return select(OutboxMessage).where(
+            OutboxMessage.recipient == recipient,
+            OutboxMessage.status == "pending",
+            OutboxMessage.expires_at >= now,
+            or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until < now),
+        )
+
+    def _lease(
+        self, rows: Sequence[OutboxMessage], now: datetime, deadline: float
+    ) -> list[Claimed]:
+        # The lease outlasts the delivery's deadline, so no other process re-claims a
+        # batch still in flight.
+        seconds = max(float(self.config.lease_seconds), deadline + LEASE_MARGIN_SECONDS)
+        lease = now + timedelta(seconds=seconds)
+        for row in rows:
+            row.leased_until, row.leased_by = lease, self.worker_id
+            row.attempts += 1
+        return [
+            Claimed(r.id, r.message_id, r.msg_type, r.envelope, r.created_at, r.alert_id)
+            for r in rows
+        ]
+
+    def _claim_peer(self, peer_id: str, budget: int, deadline: float) -> list[Claimed]:
+        """Lease the next due messages of one peer not in backoff: as many as fit in
+        ``budget`` bytes (one at least), in the order they were queued."""
+        now = self.node.now()
+        with self.node.sessions() as session:
+            peer = session.execute(
+                select(Peer.id).where(
+                    Peer.node_id == peer_id,
+                    Peer.status == "active",
+                    or_(Peer.next_attempt_at.is_(None), Peer.next_attempt_at <= now),
                 )
+            ).first()
+            if peer is None:
+                return []
+            candidates = (
+                session.execute(
+                    self._due(peer_id, now)
+                    .where(OutboxMessage.next_attempt_at <= now)
+                    .order_by(OutboxMessage.id)
+                    .limit(self.config.max_batch_messages)
+                    .with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
+            taken: list[OutboxMessage] = []
+            size = 0
+            for row in candidates:
+                if taken and size + len(row.envelope) > budget:
+                    break
+                taken.append(row)
+                size += len(row.envelope)
+            claimed = self._lease(taken, now, deadline)
+            session.commit()
+        return claimed
+
+    def _claim_messages(
+        self, only: frozenset[str], deadline: float
+    ) -> dict[tuple[str, str], tuple[list[Claimed], float]]:
+        """Lease exactly the messages ``only`` (to active peers, in backoff or not);
+        each peer's with the seconds its delivery may take."""
+        now = self.node.now()
+        work: dict[tuple[str, str], tuple[list[Claimed], float]] = {}
+        with self.node.sessions() as session:
+            peers = session.execute(
+                select(Peer.node_id, Peer.endpoint).where(
+                    Peer.status == "active",
+                    Peer.node_id.in_(
+                        select(OutboxMessage.recipient).where(OutboxMessage.message_id.in_(only))
+                    ),
+                )
+            ).all()
+            for node_id, endpoint in peers:
                 rows = (
                     session.execute(
-                        due.order_by(OutboxMessage.id)
-                        .limit(self.config.batch_size)
+                        self._due(node_id, now)
+                        .where(OutboxMessage.message_id.in_(only))
+                        .order_by(OutboxMessage.id)
                         .with_for_update(skip_locked=True)
                     )
                     .scalars()
                     .all()
                 )
-                for row in rows:
-                    row.leased_until, row.leased_by = lease, self.worker_id
-                    row.attempts += 1
                 if rows:
-                    work[(node_id, endpoint)] = [
-                        Claimed(
-                            r.id, r.message_id, r.msg_type, r.envelope, r.created_at, r.alert_id
-                        )
-                        for r in rows
-                    ]
+                    # Never worth delivering after it expires (a KYC query's expiry is
+                    # its asker's deadline).
+                    left = min(r.expires_at for r in rows) - now
+                    until = max(1.0, min(deadline, left.total_seconds()))
+                    work[(node_id, endpoint)] = (self._lease(rows, now, until), until)
             session.commit()
         return work
 
+    def _end_backoff(self, peer_id: str) -> bool:
+        """The peer answers again: its next attempt is now (its failure count stays,
+        so should it fail again the wait goes on growing). True if it was waiting."""
+        now = self.node.now()
+        with self.node.sessions() as session:
+            result = session.execute(
+                update(Peer)
+                .where(Peer.node_id == peer_id, Peer.next_attempt_at > now)
+                .values(next_attempt_at=now)
+            )
+            session.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     # -- delivery -------------------------------------------------------------------
     async def _deliver(
-        self, peer_id: str, endpoint: str, rows: list[Claimed], timeout: float | None = None
+        self,
+        peer_id: str,
+        endpoint: str,
+        rows: list[Claimed],
+        deadline: float,
+        urgent: bool = False,
     ) -> int:
-        body = ("[" + ",".join(r.envelope for r in rows) + "]").encode("utf-8")
+        """POST one batch and record what the receipts say. Returns the number
+        delivered, or -1 when the request failed (the peer is then in backoff, unless
+        ``urgent``: messages someone waits on fail without holding up the rest)."""
+        envelopes = ("[" + ",".join(r.envelope for r in rows) + "]").encode("utf-8")
+        body, headers = envelopes, {"content-type": "application/json"}
+        if peer_id in self._compress:
+            body, headers["content-encoding"] = gzip.compress(envelopes, COMPRESS_LEVEL), "gzip"
+        timeout = httpx.Timeout(
+            connect=self.config.connect_seconds,
+            read=min(self.config.read_seconds, deadline),
+            write=deadline,
+            pool=deadline,
+        )
+        started = self._loop.time()
         try:
-            response = await self.client.post(
-                endpoint.rstrip("/") + FEDERATION_PATH,
-                content=body,
-                headers={"content-type": "application/json"},
-                # Finish (or give up) well within the lease, so no other process re-claims
-                # a batch still in flight.
-                timeout=min(timeout or self.config.timeout_seconds, self.config.lease_seconds / 2),
-            )
-        except httpx.HTTPError as exc:
-            await in_thread(
-                self._backoff, peer_id, rows, f"unreachable: {type(exc).__name__}", None
-            )
-            return 0
+            async with asyncio.timeout(deadline):
+                response = await self.client.post(
+                    endpoint.rstrip("/") + FEDERATION_PATH,
+                    content=body,
+                    headers=headers,
+                    timeout=timeout,
+                )
+        except (httpx.HTTPError, TimeoutError) as exc:
+            failure = _failure(exc)
+            if failure != UNREACHABLE + "ConnectError":
+                self._link(peer_id).timed_out()
+            await in_thread(self._release, peer_id, rows, failure, None, urgent)
+            return -1
+        elapsed = self._loop.time() - started
+        offset = _clock_offset(
+            _date_header(response.headers.get("date")) or _receipt_time(response),
+            self.node.now(),
+            elapsed,
+        )
+        if "gzip" in response.headers.get("accept-encoding", ""):
+            self._compress.add(peer_id)
         if response.status_code != 200:
             retry_after = _retry_after(response.headers.get("retry-after"))
-            await in_thread(
-                self._backoff, peer_id, rows, f"HTTP {response.status_code}", retry_after
-            )
-            return 0
+            reason = f"HTTP {response.status_code}"
+            if response.status_code == 503 and _error_code(response) == "unavailable":
+                reason = "peer unavailable (it cannot write to its database)"
+            await in_thread(self._release, peer_id, rows, reason, retry_after, urgent, offset)
+            return -1
         try:
             results = response.json()["results"]
             if not isinstance(results, list):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            await in_thread(self._backoff, peer_id, rows, "unreadable answer", None)
-            return 0
-        return await in_thread(self._record_results, peer_id, rows, results)
+            await in_thread(self._release, peer_id, rows, "unreadable answer", None, urgent)
+            return -1
+        self._link(peer_id).succeeded(len(envelopes), elapsed)
+        return await in_thread(self._record_results, peer_id, rows, results, urgent, offset)
 
-    def _record_results(self, peer_id: str, rows: list[Claimed], results: list[Any]) -> int:
+    def _record_results(
+        self,
+        peer_id: str,
+        rows: list[Claimed],
+        results: list[Any],
+        urgent: bool = False,
+        offset: float | None = None,
+    ) -> int:
         now = self.node.now()
         by_id = {r.get("id"): r for r in results if isinstance(r, dict)}
         delivered, retry, retry_reason = 0, [], ""
@@ -316,11 +524,14 @@ class OutboxSender:
                 AuditLog(session).record_many(audit, now=now)
             peer = session.execute(select(Peer).where(Peer.node_id == peer_id)).scalar_one()
             peer.last_contact_at = now
+            if offset is not None:
+                peer.clock_offset_seconds = offset
             if not retry:
                 peer.consecutive_failures, peer.next_attempt_at, peer.last_error = 0, None, None
             session.commit()
         if retry:
-            self._backoff(peer_id, retry, f"refused: {retry_reason}", None)
+            reason = f"refused: {retry_reason}"
+            self._release(peer_id, retry, reason, None, urgent, offset)
         return delivered
 
     def _receipt_valid(
@@ -346,23 +557,38 @@ class OutboxSender:
             and payload.message_id == claimed.message_id
         )
 
-    def _backoff(
-        self, peer_id: str, rows: list[Claimed], reason: str, retry_after: float | None
+    def _release(
+        self,
+        peer_id: str,
+        rows: list[Claimed],
+        reason: str,
+        retry_after: float | None,
+        urgent: bool = False,
+        offset: float | None = None,
     ) -> None:
+        """A delivery failed: give its messages back to the outbox and, unless it was
+        urgent, put the peer into backoff. A failure explained by the peer's clock is
+        named as such."""
         now = self.node.now()
+        skew = self.node.settings.clock_skew_seconds
+        if offset is not None and abs(offset) > skew and not reason.startswith(UNREACHABLE):
+            reason = f"clock {'ahead' if offset > 0 else 'behind'} by {abs(offset):.0f} s"
         with self.node.sessions() as session:
             peer = session.execute(select(Peer).where(Peer.node_id == peer_id)).scalar_one()
-            peer.consecutive_failures += 1
-            # Bounded exponent: after weeks of failures 2 ** n would overflow a float.
-            exponent = min(peer.consecutive_failures - 1, 60)
-            delay = min(
-                self.config.backoff_cap_seconds, self.config.backoff_base_seconds * 2**exponent
-            )
-            delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not secrecy
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            peer.next_attempt_at = now + timedelta(seconds=delay)
-            peer.last_error = reason[:500]
+            if offset is not None:
+                peer.clock_offset_seconds = offset
+            if not urgent:
+                peer.consecutive_failures += 1
+                # Bounded exponent: after weeks of failures 2 ** n would overflow a float.
+                exponent = min(peer.consecutive_failures - 1, 60)
+                delay = min(
+                    self.config.backoff_cap_seconds, self.config.backoff_base_seconds * 2**exponent
+                )
+                delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not secrecy
+                if retry_after is not None:
+                    delay = max(delay, retry_after)
+                peer.next_attempt_at = now + timedelta(seconds=delay)
+                peer.last_error = reason[:500]
             session.execute(
                 update(OutboxMessage)
                 .where(
@@ -392,6 +618,58 @@ class OutboxSender:
         ).scalar_one_or_none()
         if recipient is not None and (only_from is None or recipient.state in only_from):
             recipient.state, recipient.updated_at = state, now
+
+
+def _forget(running: dict[str, Any], peer_id: str, _: object) -> None:
+    running.pop(peer_id, None)
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, TimeoutError):
+        return TIMED_OUT + "the whole request took longer than its deadline"
+    if isinstance(exc, httpx.ReadTimeout):
+        return TIMED_OUT + "the peer went silent"
+    return UNREACHABLE + type(exc).__name__
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("error") if isinstance(body, dict) else None
+
+
+def _date_header(value: str | None) -> datetime | None:
+    try:
+        parsed = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
+
+
+def _receipt_time(response: httpx.Response) -> datetime | None:
+    """When the peer sealed the first receipt of its answer (by its clock), read
+    without verifying: for measuring the clock offset only."""
+    try:
+        receipt = next(
+            r["receipt"] for r in response.json()["results"] if isinstance(r.get("receipt"), str)
+        )
+        created = protocol.peek_header(receipt.encode("utf-8")).created_at
+    except (ValueError, KeyError, TypeError, AttributeError, StopIteration, protocol.ProtocolError):
+        return None
+    return datetime.fromtimestamp(created, UTC)
+
+
+def _clock_offset(theirs: datetime | None, now: datetime, elapsed: float) -> float | None:
+    """How far the peer's clock is ahead of ours (negative: behind), in seconds: the
+    time it wrote on its answer (its ``Date``, or a receipt's creation time) against
+    the middle of the request. Both have a resolution of one second, so an offset
+    under two seconds is taken as none."""
+    if theirs is None:
+        return None
+    offset = (theirs - (now - timedelta(seconds=elapsed / 2))).total_seconds()
+    return float(round(offset)) if abs(offset) >= 2 else 0.0
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -10,6 +10,7 @@ is none, from the delivery state of the query.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -39,8 +40,10 @@ from .errors import InvalidInput, NotFound
 from .outbox import enqueue
 from .peers import PeerRegistry
 
-# A query not delivered within a day is dropped: the officer has moved on.
-KYC_QUERY_TTL = 86400
+# How long after a check stops waiting a peer's answer is still worth having (shown as
+# late when the check is reopened). The check's wait plus this is its queries' deadline:
+# their envelopes expire then, so they are neither delivered nor answered after it.
+LATE_ANSWER_SECONDS = 600
 
 
 def best_per_record(hits: Iterable[Hit]) -> list[Hit]:
@@ -166,7 +169,12 @@ class KycService:
         sent = []
         for peer in peers:
             row = enqueue(
-                self.session, self.identity, peer, payload, now=self.now, ttl=KYC_QUERY_TTL
+                self.session,
+                self.identity,
+                peer,
+                payload,
+                now=self.now,
+                ttl=math.ceil(timeout + LATE_ANSWER_SECONDS),
             )
             check.answers.append(
                 KycPeerAnswer(peer=peer.node_id, query_message_id=row.message_id, asked_at=self.now)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from fastapi import Request
 
 
@@ -18,3 +20,32 @@ async def read_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class UnsupportedEncoding(ValueError):
+    """A ``Content-Encoding`` this node does not read."""
+
+
+class Truncated(ValueError):
+    """A compressed body that ends before its compressed stream does, or is not one."""
+
+
+def decoded(body: bytes, encoding: str | None, limit: int) -> bytes | None:
+    """``body`` with its ``Content-Encoding`` (none, ``identity`` or ``gzip``) undone,
+    or None as soon as the decoded body would exceed ``limit`` bytes: a small
+    compressed body never makes this node inflate more than the limit."""
+    coding = (encoding or "identity").strip().lower()
+    if coding == "identity":
+        return body
+    if coding != "gzip":
+        raise UnsupportedEncoding(coding)
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise Truncated(str(exc)) from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        return None
+    if not inflater.eof or inflater.unused_data:
+        raise Truncated("the gzip stream is incomplete or followed by other data")
+    return out

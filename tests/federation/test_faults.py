@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import select
 
 import protocol
-from node.config import Settings, load_settings
+from node.config import load_settings
 from node.db.models import OutboxMessage, Peer
+from node.federation.inbound import MAX_BATCH_MESSAGES
 from node.runtime import open_node
 from node.services.peers import PeerDirectory
 from tests.federation.conftest import (
@@ -35,7 +36,7 @@ from tests.federation.conftest import (
 )
 
 BULK = 1000
-BATCH = Settings.model_fields["delivery_batch_size"].default  # messages per delivery
+BATCH = MAX_BATCH_MESSAGES  # messages per delivery, at most
 
 
 @pytest.fixture

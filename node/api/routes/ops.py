@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
+from ...db.writable import write_problem
 from ...keystore import KeyFileError, load_card, load_identity
 from ...web.request import NodeDep
 
@@ -21,14 +21,17 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/healthz", summary="Database reachable and keys loadable: 200, else 503")
+@router.get(
+    "/healthz",
+    summary="Ready: the database can be written (a write is committed) and the keys "
+    "load: 200, else 503",
+)
 def healthz(node: NodeDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        with node.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
+        problem = write_problem(node.engine, node.settings.min_free_disk_bytes)
+        checks["database"] = "ok" if problem is None else f"error: {problem}"
+    except Exception as exc:  # unreachable, say: report it, do not fail the probe
         checks["database"] = f"error: {type(exc).__name__}"
     try:
         identity = load_identity(node.settings.keys_dir, node.settings.node_id)

@@ -42,6 +42,8 @@ class Peer(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
+    # How far the peer's clock is ahead of ours (negative: behind), as last measured.
+    clock_offset_seconds: Mapped[float | None]
 
 
 class InboundMessage(Base):
