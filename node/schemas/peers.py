@@ -33,3 +33,8 @@ class PeerOut(BaseModel):
     last_error: str | None
     consecutive_failures: int
     next_attempt_at: datetime | None
+    clock_offset_seconds: float | None = Field(
+        default=None,
+        description="How far the peer's clock is ahead of this node's (negative: behind), "
+        "in seconds, as last measured from its answers",
+    )

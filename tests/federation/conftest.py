@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -213,6 +214,17 @@ def queue_alerts(
 ) -> list[str]:
     """Create ``count`` outbound alerts in-process, in one transaction (the node's
     processes may be running or not); return their alert uuids."""
+    return queue_alerts_sized(node, count, None, recipients, title)
+
+
+def queue_alerts_sized(
+    node: RunningNode,
+    count: int,
+    size: int | None,
+    recipients: list[str] | None = None,
+    title: str = "Bulk alert",
+) -> list[str]:
+    """``queue_alerts`` of alerts whose envelopes are about ``size`` bytes."""
     from node.schemas.alerts import AlertCreate
     from node.services.alerts import AlertService
 
@@ -224,7 +236,11 @@ def queue_alerts(
             )
             uuids = [
                 service.create(
-                    AlertCreate.model_validate(alert_json(f"{title} {i}", recipients=recipients))
+                    AlertCreate.model_validate(
+                        sized_alert(f"{title} {i}", size, recipients=recipients)
+                        if size
+                        else alert_json(f"{title} {i}", recipients=recipients)
+                    )
                 ).alert_uuid
                 for i in range(count)
             ]
@@ -307,3 +323,58 @@ def recipient_states(node: RunningNode, alert_id: int) -> dict[str, str]:
         response = api.get(f"/api/v1/alerts/{alert_id}")
     assert response.status_code == 200, response.text
     return {r["peer"]: r["state"] for r in response.json()["recipients"]}
+
+
+# -- slow links and failing peers (test_slow_*.py, test_disk_full.py, test_clock_skew.py) --
+
+
+def peer_row(node: RunningNode, peer: str) -> dict[str, Any]:
+    """``node``'s record of ``peer``, through the admin API."""
+    with node.api("admin") as api:
+        response = api.get("/api/v1/peers")
+    assert response.status_code == 200, response.text
+    [row] = [p for p in response.json() if p["node_id"] == peer]
+    return row  # type: ignore[no-any-return]
+
+
+def route_through(node: RunningNode, peer: str, url: str) -> None:
+    """``node`` reaches ``peer`` at ``url`` (a FaultyLink in front of it), as if the peer's
+    card said so. Done in the database, with ``node``'s processes running or not."""
+    from sqlalchemy import update
+
+    from node.db.models import Peer
+
+    runtime = open_node(load_settings(node.data_dir), migrate=False)
+    try:
+        with runtime.sessions() as session:
+            session.execute(update(Peer).where(Peer.node_id == peer).values(endpoint=url))
+            session.commit()
+    finally:
+        runtime.close()
+
+
+def outbox_to(node: RunningNode, peer: str):  # type: ignore[no-untyped-def]
+    """``node``'s outbox rows for ``peer``, oldest first (detached, read-only)."""
+    from sqlalchemy import select
+
+    from node.db.models import OutboxMessage
+
+    runtime = open_node(load_settings(node.data_dir), migrate=False)
+    try:
+        with runtime.sessions() as session:
+            rows = session.execute(
+                select(OutboxMessage)
+                .where(OutboxMessage.recipient == peer)
+                .order_by(OutboxMessage.id)
+            ).scalars()
+            return [session.expunge(r) or r for r in rows]  # type: ignore[func-returns-value]
+    finally:
+        runtime.close()
+
+
+def sized_alert(title: str, size: int, **fields: object) -> dict[str, object]:
+    """An alert body for POST /api/v1/alerts whose sealed envelope is about ``size``
+    bytes (an envelope is about 860 bytes plus 1.35 times its alert's text)."""
+    text = "Colis de pierres brutes saisi au poste frontière, certificat KP douteux. "
+    length = max(1, int((size - 860) / 1.35))
+    return alert_json(title, body=(text * (1 + length // len(text)))[:length], **fields)

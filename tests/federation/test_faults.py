@@ -29,6 +29,7 @@ from tests.federation.conftest import (
     free_port,
     inbound_alerts,
     metric_value,
+    peer_row,
     queue_alerts,
     recipient_states,
     send_alert,
@@ -65,14 +66,6 @@ def pending(node: RunningNode, peer: str) -> float:
 def accepted(node: RunningNode, sender: str) -> float:
     """Alerts ``node`` accepted from ``sender`` since its process started."""
     return metric_value(node, "kpnet_federation_messages_received_total", peer=sender, type="alert")
-
-
-def peer_row(node: RunningNode, peer: str) -> dict[str, Any]:
-    with node.api("admin") as api:
-        response = api.get("/api/v1/peers")
-    assert response.status_code == 200, response.text
-    [row] = [p for p in response.json() if p["node_id"] == peer]
-    return row
 
 
 def assert_received_exactly_once(node: RunningNode, expected: list[str]) -> None:

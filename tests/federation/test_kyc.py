@@ -16,6 +16,7 @@ from tests.federation.conftest import (
     RunningNode,
     build_network,
     identity_of,
+    outbox_to,
     post_envelopes,
     recipient_of,
     wait_for,
@@ -363,3 +364,38 @@ def test_a_stopped_peer_is_reported_within_the_timeout_and_its_late_answer_kept(
     late = answer_of(wait_for(reopened, timeout=30), "CD")
     assert late["late"] is True
     assert late["hits"][0]["licensee"]["licence_number"] == "CD-MBA-2019-044"
+
+
+def test_a_query_past_its_askers_deadline_is_not_answered(kyc_network):
+    cm, cf, _ = kyc_network
+    now = int(time.time())
+    query = protocol.KycQuery(
+        query_id="5b0c1f7e-9a1d-4c3e-8f20-6d4a2b9c1e77",
+        subject=protocol.Party(kind="person", names=["Jean Pierre MBALA"]),
+        purpose="licence_application",
+        requesting_role="officer",
+        max_results=5,
+    )
+    # Its asker waited 40 s, two minutes ago: still within the clock-skew allowance
+    # for envelopes, but nobody waits for its answer any more.
+    late = protocol.seal(identity_of(cm), recipient_of(cf), query, now=now - 120, ttl=40)
+    response = post_envelopes(cf, late)
+    assert response.status_code == 400 and response.json()["error"] == "expired"
+    # The same query within its deadline is answered, and the answer expires with it.
+    timely = protocol.seal(identity_of(cm), recipient_of(cf), query, now=now, ttl=40)
+    response = post_envelopes(cf, timely)
+    assert response.status_code == 200 and response.json()["status"] == "accepted"
+    assert replies_to(cf, "CM", late) == []
+    [answer] = replies_to(cf, "CM", timely)
+    assert answer.msg_type == "kyc.response"
+    assert protocol.peek_header(answer.envelope.encode()).expires_at <= now + 40 + 30
+
+
+def replies_to(node: RunningNode, peer: str, envelope: bytes) -> list:  # type: ignore[type-arg]
+    """``node``'s outbox rows for ``peer`` that reply to ``envelope``."""
+    asked = protocol.peek_header(envelope).id
+    return [
+        r
+        for r in outbox_to(node, peer)
+        if protocol.peek_header(r.envelope.encode()).in_reply_to == asked
+    ]
