@@ -57,3 +57,32 @@ def bench_ingest(
         messages=messages, batch=batch, database_url=database_url, echo=_to_stderr
     )
     typer.echo(json.dumps(result))
+
+
+@bench_app.command("link")
+def bench_link(
+    rates: Annotated[
+        str, typer.Option(help="Emulated link rates in kbit/s, with one-way latency in ms.")
+    ] = "16@800,50@500,256@300",
+    drop: Annotated[float, typer.Option(min=0, max=0.5, help="Share of segments lost.")] = 0.05,
+    seconds: Annotated[
+        float, typer.Option(min=5, help="About how long each link's transfer should take.")
+    ] = 45.0,
+    catch_up: Annotated[
+        int, typer.Option(min=100, help="Alerts queued during the outage for catch-up.")
+    ] = 5000,
+) -> None:
+    """Goodput over slow, lossy links, and catch-up after an outage against steady ingest."""
+    from ..bench.link import Link, run_link_bench
+
+    try:
+        links = [
+            Link(int(rate) * 1000, int(latency) / 1000)
+            for rate, latency in (item.split("@") for item in rates.split(","))
+        ]
+    except ValueError:
+        raise typer.BadParameter("write rates as KBIT@MS,… e.g. 16@800,50@500") from None
+    result = run_link_bench(
+        links=links, drop=drop, seconds_per_link=seconds, catch_up=catch_up, echo=_to_stderr
+    )
+    typer.echo(json.dumps(result))

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TARGET_SECONDS = 15.0  # what one batch should take on the link
+TARGET_SECONDS = 25.0  # what one batch should take on the link
 ASSUMED_RATE = 1000.0  # bytes per second, before any measurement (8 kbit/s)
 MIN_BATCH_BYTES = 4 * 1024
-START_BATCH_BYTES = 16 * 1024
+START_BATCH_BYTES = 8 * 1024
 HEADROOM = 3.0  # a batch's deadline: this many times what it should take
 FIXED_SECONDS = 15.0  # and this for connecting, the round trip and the receiver's work
 SMOOTHING = 0.5  # weight of the newest rate measurement

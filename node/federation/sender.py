@@ -89,7 +89,7 @@ class SenderSettings:
     backoff_base_seconds: float = 2.0
     backoff_cap_seconds: float = 900.0
     connect_seconds: float = 10.0
-    read_seconds: float = 15.0  # the longest silence within an answer
+    urgent_seconds: float = 15.0  # deadline of an urgent delivery that names none
     probe_seconds: float = 3.0  # how often a peer that could not be reached is probed
     max_peers: int = 32  # deliveries running at once, one per peer
 
@@ -138,7 +138,7 @@ class OutboxSender:
         task.add_done_callback(self._tasks.discard)
 
     async def deliver_now(self, message_ids: Collection[str], timeout: float | None = None) -> int:
-        deadline = timeout or self.config.read_seconds
+        deadline = timeout or self.config.urgent_seconds
         work = await in_thread(self._claim_messages, frozenset(message_ids), deadline)
         results = await asyncio.gather(
             *(
@@ -193,20 +193,30 @@ class OutboxSender:
             probe.add_done_callback(partial(_forget, self._probes, peer_id))
 
     async def _serve_peer(self, peer_id: str, endpoint: str) -> int:
-        """Deliver to one peer, batch after batch, while it has due work and answers."""
+        """Deliver to one peer, batch after batch, while it has due work and answers.
+        A batch's receipts are recorded while the next batch goes (one at a time, so
+        the peer still receives batches in order)."""
         delivered = 0
+        recording: asyncio.Future[int] | None = None
         async with self._slots:
             link = self._link(peer_id)
-            while True:
-                budget = link.batch_bytes()
-                rows = await in_thread(self._claim_peer, peer_id, budget, link.deadline(budget))
-                if not rows:
-                    return delivered
-                size = sum(len(r.envelope) for r in rows)
-                sent = await self._deliver(peer_id, endpoint, rows, link.deadline(size))
-                if sent < 0:
-                    return delivered
-                delivered += sent
+            try:
+                while True:
+                    budget = link.batch_bytes()
+                    rows = await in_thread(self._claim_peer, peer_id, budget, link.deadline(budget))
+                    if not rows:
+                        break
+                    size = sum(len(r.envelope) for r in rows)
+                    answered = await self._upload(peer_id, endpoint, rows, link.deadline(size))
+                    if recording is not None:
+                        delivered += await recording
+                    recording = answered
+                    if answered is None:
+                        break
+            finally:
+                if recording is not None:
+                    delivered += await recording
+        return delivered
 
     async def _probe(self, peer_id: str, endpoint: str) -> None:
         """Ask a peer that could not be reached whether it answers again (``/livez``,
@@ -411,16 +421,26 @@ class OutboxSender:
         """POST one batch and record what the receipts say. Returns the number
         delivered, or -1 when the request failed (the peer is then in backoff, unless
         ``urgent``: messages someone waits on fail without holding up the rest)."""
+        answered = await self._upload(peer_id, endpoint, rows, deadline, urgent)
+        return -1 if answered is None else await answered
+
+    async def _upload(
+        self,
+        peer_id: str,
+        endpoint: str,
+        rows: list[Claimed],
+        deadline: float,
+        urgent: bool = False,
+    ) -> asyncio.Future[int] | None:
+        """POST one batch. On an answer, start recording its receipts (in a worker
+        thread) and return that; on a failure, release the batch and return None."""
         envelopes = ("[" + ",".join(r.envelope for r in rows) + "]").encode("utf-8")
         body, headers = envelopes, {"content-type": "application/json"}
         if peer_id in self._compress:
             body, headers["content-encoding"] = gzip.compress(envelopes, COMPRESS_LEVEL), "gzip"
-        timeout = httpx.Timeout(
-            connect=self.config.connect_seconds,
-            read=min(self.config.read_seconds, deadline),
-            write=deadline,
-            pool=deadline,
-        )
+        # No read limit short of the deadline: on a slow link the answer starts only
+        # once the upload, queued in buffers along the way, has crossed it.
+        timeout = httpx.Timeout(deadline, connect=min(self.config.connect_seconds, deadline))
         started = self._loop.time()
         try:
             async with asyncio.timeout(deadline):
@@ -435,7 +455,7 @@ class OutboxSender:
             if failure != UNREACHABLE + "ConnectError":
                 self._link(peer_id).timed_out()
             await in_thread(self._release, peer_id, rows, failure, None, urgent)
-            return -1
+            return None
         elapsed = self._loop.time() - started
         offset = _clock_offset(
             _date_header(response.headers.get("date")) or _receipt_time(response),
@@ -450,16 +470,18 @@ class OutboxSender:
             if response.status_code == 503 and _error_code(response) == "unavailable":
                 reason = "peer unavailable (it cannot write to its database)"
             await in_thread(self._release, peer_id, rows, reason, retry_after, urgent, offset)
-            return -1
+            return None
         try:
             results = response.json()["results"]
             if not isinstance(results, list):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             await in_thread(self._release, peer_id, rows, "unreadable answer", None, urgent)
-            return -1
+            return None
         self._link(peer_id).succeeded(len(envelopes), elapsed)
-        return await in_thread(self._record_results, peer_id, rows, results, urgent, offset)
+        return asyncio.ensure_future(
+            in_thread(self._record_results, peer_id, rows, results, urgent, offset)
+        )
 
     def _record_results(
         self,
@@ -475,8 +497,24 @@ class OutboxSender:
         with self.node.sessions() as session:
             audit: list[AuditEvent] = []
             directory = PeerDirectory(session)
+            # Each batch's rows and alert states in two queries, not two per message.
+            loaded = {
+                r.id: r
+                for r in session.execute(
+                    select(OutboxMessage).where(OutboxMessage.id.in_([c.id for c in rows]))
+                ).scalars()
+            }
+            alert_ids = {c.alert_id for c in rows if c.alert_id is not None}
+            states = {
+                (r.alert_id, r.peer): r
+                for r in session.execute(
+                    select(AlertRecipient).where(
+                        AlertRecipient.peer == peer_id, AlertRecipient.alert_id.in_(alert_ids)
+                    )
+                ).scalars()
+            }
             for claimed in rows:
-                row = session.get(OutboxMessage, claimed.id)
+                row = loaded.get(claimed.id)
                 if row is None or row.status != "pending" or row.leased_by != self.worker_id:
                     continue
                 result = by_id.get(claimed.message_id)
@@ -486,7 +524,7 @@ class OutboxSender:
                         row.status, row.delivered_at = "delivered", now
                         row.receipt, row.leased_until = result["receipt"], None
                         self._set_alert_state(
-                            session, row, "delivered", now, only_from=("queued", "failed")
+                            session, row, "delivered", now, ("queued", "failed"), states
                         )
                         audit.append(
                             AuditEvent(
@@ -509,7 +547,7 @@ class OutboxSender:
                     retry_reason = str(code)
                     continue
                 row.status, row.last_error, row.leased_until = "failed", str(code)[:500], None
-                self._set_alert_state(session, row, "failed", now)
+                self._set_alert_state(session, row, "failed", now, None, states)
                 self.node.metrics.messages_failed.labels(peer_id, claimed.msg_type, str(code)).inc()
                 audit.append(
                     AuditEvent(
@@ -608,14 +646,20 @@ class OutboxSender:
         state: str,
         now: datetime,
         only_from: tuple[str, ...] | None = None,
+        known: dict[tuple[int, str], AlertRecipient] | None = None,
     ) -> None:
+        """Set the alert's state for the row's recipient (``known``: those states
+        already loaded, by alert and peer)."""
         if row.alert_id is None or row.msg_type not in ("alert", "alert.update"):
             return
-        recipient = session.execute(
-            select(AlertRecipient).where(
-                AlertRecipient.alert_id == row.alert_id, AlertRecipient.peer == row.recipient
-            )
-        ).scalar_one_or_none()
+        if known is not None:
+            recipient = known.get((row.alert_id, row.recipient))
+        else:
+            recipient = session.execute(
+                select(AlertRecipient).where(
+                    AlertRecipient.alert_id == row.alert_id, AlertRecipient.peer == row.recipient
+                )
+            ).scalar_one_or_none()
         if recipient is not None and (only_from is None or recipient.state in only_from):
             recipient.state, recipient.updated_at = state, now
 
