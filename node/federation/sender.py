@@ -1,10 +1,16 @@
-"""The outbox sender: delivers queued messages to peers, one batch per peer at a time.
+"""The outbox sender: delivers queued messages to peers, each peer on its own.
 
-Work is claimed from the database with a lease (``SELECT … FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, so several node processes never take the same message; SQLite serialises
-writers anyway). A process that dies leaves leases that expire and are taken over.
-Each peer has its own backoff state in the database: capped exponential with jitter.
-A message counts as delivered only when the peer's signed receipt for it verifies.
+Every peer with due work gets its own delivery task, which sends batch after batch,
+in the order messages were queued, while work is due; a peer that hangs or trickles
+holds up no other (each request has connect and total deadlines). Batches are sized to
+the peer's measured link (``link_estimate``) and gzip-compressed to peers that accept
+it. Work is claimed from the database with a lease (``SELECT … FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, so several node processes never take the same message; SQLite
+serialises writers anyway). A process that dies leaves leases that expire and are
+taken over. Each peer has its own backoff state in the database: capped exponential
+with jitter, ended early when a probe of the peer answers or a verified message from
+it arrives. A message counts as delivered only when the peer's signed receipt for it
+verifies.
 """
 
 from __future__ import annotations
@@ -17,8 +23,7 @@ import random
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -31,6 +36,7 @@ from ..db.models import AlertRecipient, OutboxMessage, Peer
 from ..runtime import Node
 from ..services.audit import AuditEvent, AuditLog
 from ..services.peers import PeerDirectory
+from .clock_offset import measured_offset, skew_named
 from .inbound import MAX_BATCH_MESSAGES, forget_expired
 from .link_estimate import LinkEstimate
 
@@ -119,7 +125,13 @@ class OutboxSender:
     def wake(self) -> None:
         """Deliver now rather than at the next poll (after a new alert, say). May be
         called from any thread."""
-        self._loop.call_soon_threadsafe(self._wake.set)
+        self._call_soon(self._wake.set)
+
+    def _call_soon(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback`` on the sender's loop, unless that loop has stopped (the app
+        has shut down: nothing is delivering any more)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed
+            self._loop.call_soon_threadsafe(callback, *args)
 
     def deliver_soon(self, message_ids: Collection[str], timeout: float | None = None) -> None:
         """Deliver these messages at once, each peer concurrently, even to a peer in
@@ -128,7 +140,7 @@ class OutboxSender:
         answer must not hold up alerts). For messages someone is waiting on (KYC
         queries and their answers). May be called from any thread."""
         if message_ids:
-            self._loop.call_soon_threadsafe(self._start_urgent, frozenset(message_ids), timeout)
+            self._call_soon(self._start_urgent, frozenset(message_ids), timeout)
 
     def _start_urgent(self, message_ids: frozenset[str], timeout: float | None) -> None:
         self._keep(asyncio.ensure_future(self.deliver_now(message_ids, timeout)))
@@ -457,11 +469,7 @@ class OutboxSender:
             await in_thread(self._release, peer_id, rows, failure, None, urgent)
             return None
         elapsed = self._loop.time() - started
-        offset = _clock_offset(
-            _date_header(response.headers.get("date")) or _receipt_time(response),
-            self.node.now(),
-            elapsed,
-        )
+        offset = measured_offset(response, self.node.now(), elapsed)
         if "gzip" in response.headers.get("accept-encoding", ""):
             self._compress.add(peer_id)
         if response.status_code != 200:
@@ -608,9 +616,8 @@ class OutboxSender:
         urgent, put the peer into backoff. A failure explained by the peer's clock is
         named as such."""
         now = self.node.now()
-        skew = self.node.settings.clock_skew_seconds
-        if offset is not None and abs(offset) > skew and not reason.startswith(UNREACHABLE):
-            reason = f"clock {'ahead' if offset > 0 else 'behind'} by {abs(offset):.0f} s"
+        if not reason.startswith(UNREACHABLE):
+            reason = skew_named(offset, self.node.settings.clock_skew_seconds) or reason
         with self.node.sessions() as session:
             peer = session.execute(select(Peer).where(Peer.node_id == peer_id)).scalar_one()
             if offset is not None:
@@ -682,38 +689,6 @@ def _error_code(response: httpx.Response) -> str | None:
     except ValueError:
         return None
     return body.get("error") if isinstance(body, dict) else None
-
-
-def _date_header(value: str | None) -> datetime | None:
-    try:
-        parsed = parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed is not None and parsed.tzinfo is not None else None
-
-
-def _receipt_time(response: httpx.Response) -> datetime | None:
-    """When the peer sealed the first receipt of its answer (by its clock), read
-    without verifying: for measuring the clock offset only."""
-    try:
-        receipt = next(
-            r["receipt"] for r in response.json()["results"] if isinstance(r.get("receipt"), str)
-        )
-        created = protocol.peek_header(receipt.encode("utf-8")).created_at
-    except (ValueError, KeyError, TypeError, AttributeError, StopIteration, protocol.ProtocolError):
-        return None
-    return datetime.fromtimestamp(created, UTC)
-
-
-def _clock_offset(theirs: datetime | None, now: datetime, elapsed: float) -> float | None:
-    """How far the peer's clock is ahead of ours (negative: behind), in seconds: the
-    time it wrote on its answer (its ``Date``, or a receipt's creation time) against
-    the middle of the request. Both have a resolution of one second, so an offset
-    under two seconds is taken as none."""
-    if theirs is None:
-        return None
-    offset = (theirs - (now - timedelta(seconds=elapsed / 2))).total_seconds()
-    return float(round(offset)) if abs(offset) >= 2 else 0.0
 
 
 def _retry_after(value: str | None) -> float | None:
