@@ -10,8 +10,9 @@ next batch grow (at most double); a timeout halves the rate believed and starts 
 small, so a batch the receiver stored but whose answer was lost is re-sent small, not in
 full.
 
-Until a link has been measured it is taken to be slower than GPRS (``ASSUMED_RATE``),
-so the first batch to a slow peer finishes instead of timing out.
+Until a link has been measured it is taken to be as slow as GPRS (``ASSUMED_RATE``),
+with three times the time that needs, so the first batch to a slow peer finishes
+instead of timing out.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TARGET_SECONDS = 25.0  # what one batch should take on the link
-ASSUMED_RATE = 1000.0  # bytes per second, before any measurement (8 kbit/s)
+ASSUMED_RATE = 2000.0  # bytes per second, before any measurement (16 kbit/s)
 MIN_BATCH_BYTES = 4 * 1024
 START_BATCH_BYTES = 8 * 1024
 HEADROOM = 3.0  # a batch's deadline: this many times what it should take
-FIXED_SECONDS = 15.0  # and this for connecting, the round trip and the receiver's work
+FIXED_SECONDS = 10.0  # and this for connecting, the round trip and the receiver's work
 SMOOTHING = 0.5  # weight of the newest rate measurement
 
 
