@@ -59,7 +59,7 @@ class LinkCounters:
     connections: int = 0
     bytes_up: int = 0  # client to target
     bytes_down: int = 0
-    requests: int = 0  # connections that carried at least one byte up
+    used_connections: int = 0  # connections that carried at least one byte up
     dropped_segments: int = 0
 
 
@@ -259,7 +259,7 @@ class FaultyLink:
                 await self._while_stalled()
                 data = await reader.read(SEGMENT)
                 if data and upstream and not counted:
-                    self.counters.requests += 1
+                    self.counters.used_connections += 1
                     counted = True
                 if upstream:
                     self.counters.bytes_up += len(data)

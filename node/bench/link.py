@@ -266,7 +266,7 @@ def _one_link(
     )
     count = max(10, int(shape.rate_bits / 8 * seconds / 1400))
     echo(f"{shape.label}, {shape.latency_seconds * 1000:.0f} ms, {drop:.0%} lost: {count} alerts…")
-    before = link.counters.bytes_up, link.counters.bytes_down, link.counters.requests
+    before = link.counters.bytes_up, link.counters.bytes_down, link.counters.used_connections
     queued_at, size = pair.queue(count)
     last = _wait_drained(pair, timeout=60 + 10 * size * 8 / shape.rate_bits)
     elapsed = (last - queued_at).total_seconds()
@@ -285,7 +285,7 @@ def _one_link(
         "text_goodput": round(count * ALERT_TEXT / elapsed / rate, 3),
         "wire_up_per_alert": round(up / count),
         "wire_down_per_alert": round(down / count),
-        "requests": link.counters.requests - before[2],
+        "new_connections": link.counters.used_connections - before[2],
     }
 
 

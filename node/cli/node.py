@@ -60,10 +60,24 @@ def serve(
     try:
         node = open_node(settings)  # database reached and migrated, keys and card usable
         app = create_app(settings, opened=node)
-        config = uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            proxy_headers=True,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
         uvicorn.Server(config).run(sockets=[listening])
     finally:
         listening.close()
+
+
+# How long an idle connection stays open for the next request. Uvicorn's 5 s is shorter
+# than a batch's round trip on a slow, lossy link (two 800 ms crossings and a
+# retransmission), so a sender's next batch would meet a connection just being closed.
+# Senders drop idle connections after 5 s themselves, so they close first.
+KEEP_ALIVE_SECONDS = 75
 
 
 def _listen(host: str, port: int) -> socket.socket:

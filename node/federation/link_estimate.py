@@ -52,8 +52,10 @@ class LinkEstimate:
         wanted = int(self.rate * TARGET_SECONDS)
         self.budget = max(MIN_BATCH_BYTES, min(wanted, 2 * max(sent, self.budget)))
 
-    def timed_out(self) -> None:
-        """The request ran past its deadline: believe the link slower, send small."""
-        if self.rate is not None:
-            self.rate /= 2
+    def timed_out(self, sent: int, seconds: float) -> None:
+        """A request carrying ``sent`` bytes ran past its deadline after ``seconds``:
+        the link carries less than that (it may just have become slower than it was
+        measured), so believe it at most that fast, and half what it was, and send small."""
+        ceiling = sent / max(seconds, 0.001)
+        self.rate = ceiling if self.rate is None else min(self.rate / 2, ceiling)
         self.budget = MIN_BATCH_BYTES

@@ -269,7 +269,7 @@ class OutboxSender:
         except (httpx.HTTPError, TimeoutError) as exc:
             failure = _failure(exc)
             if failure != UNREACHABLE + "ConnectError":
-                self._link(peer_id).timed_out()
+                self._link(peer_id).timed_out(len(envelopes), self._loop.time() - started)
             await in_thread(self.ledger.release, peer_id, rows, failure, None, urgent)
             return None
         elapsed = self._loop.time() - started
