@@ -37,6 +37,7 @@ from .console import install_console
 from .db.models import Licensee, OutboxMessage, Peer, Subject
 from .federation.feed import Feed
 from .federation.ratelimit import RateLimiter
+from .federation.refusals import summarise_refusals
 from .federation.sender import OutboxSender, SenderSettings
 from .metrics import HttpMetricsMiddleware, NodeMetrics
 from .runtime import Clock, Node, open_node, utc_now
@@ -116,8 +117,19 @@ def create_app(
             settings.peer_rate_burst,
             clock=lambda: node.now().timestamp(),
         )
+        # Before authentication, per client address: how often it may be refused.
+        app.state.refusal_limiter = RateLimiter(
+            settings.refusal_rate_per_address,
+            settings.refusal_burst_per_address,
+            clock=lambda: node.now().timestamp(),
+            max_keys=settings.refusal_addresses_max,
+        )
         app.state.sender = None
         task = None
+        summaries = asyncio.create_task(
+            summarise_refusals(node, settings.refusal_audit_interval_seconds),
+            name="kpnet-refusal-summaries",
+        )
         async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
             if settings.sender_enabled:
                 app.state.sender = OutboxSender(node, client, sender_settings(settings))
@@ -125,10 +137,11 @@ def create_app(
             try:
                 yield
             finally:
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                for running in (task, summaries):
+                    if running is not None:
+                        running.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await running
                 node.close()
 
     app = FastAPI(

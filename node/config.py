@@ -60,6 +60,26 @@ class Settings(BaseSettings):
     delivery_lease_seconds: int = 60
     peer_rate_per_second: float = Field(default=50.0, description="Messages per second per peer")
     peer_rate_burst: float = Field(default=1000.0, description="Burst allowance per peer")
+    refusal_rate_per_address: float = Field(
+        default=1.0,
+        gt=0,
+        description="Refusals before authentication (junk, unknown senders, bad signatures) "
+        "regained per second per client address; an address without one left gets 429",
+    )
+    refusal_burst_per_address: float = Field(
+        default=30.0, ge=1, description="Refusals before authentication per address in a burst"
+    )
+    refusal_addresses_max: int = Field(
+        default=10000,
+        ge=1,
+        description="Client addresses tracked for that limit; beyond, new ones share one bucket",
+    )
+    refusal_audit_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Refusals before authentication are audited as one aggregated entry "
+        "per this interval (when there were any)",
+    )
     kyc_timeout_seconds: float = Field(
         default=5.0, gt=0, le=60, description="How long a KYC check waits for peers' answers"
     )

@@ -6,7 +6,9 @@ that live in the database (records, audit entries) are read at scrape time.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -102,6 +104,15 @@ class NodeMetrics:
             ["peer", "type", "code"],
             registry=self.registry,
         )
+        self.refused_unauthenticated = Counter(
+            "kpnet_federation_refused_unauthenticated_total",
+            "Requests and envelopes refused before a sender's signature verified (not "
+            "audited one by one), by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self._unaudited = Tally[str]()
+        self._unaudited_lock = threading.Lock()
         self.messages_sent = Counter(
             "kpnet_federation_messages_sent_total",
             "Messages delivered to peers (receipt verified)",
@@ -127,6 +138,19 @@ class NodeMetrics:
             registry=self.registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
         )
+
+    def refuse_unauthenticated(self, reason: str, count: int = 1) -> None:
+        """Count refusals made before the sender was authenticated (an error code, or
+        ``rate_limited``), for the metric and for the next aggregated audit entry."""
+        self.refused_unauthenticated.labels(reason).inc(count)
+        with self._unaudited_lock:
+            self._unaudited[reason] += count
+
+    def take_unaudited_refusals(self) -> dict[str, int]:
+        """The refusals counted since the last call, by reason (and forget them)."""
+        with self._unaudited_lock:
+            taken, self._unaudited = dict(self._unaudited), Tally[str]()
+        return taken
 
     def watch_database(self, read_counts: Callable[[], dict[str, Any]]) -> None:
         self.registry.register(DatabaseCounts(read_counts))

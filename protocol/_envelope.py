@@ -28,6 +28,7 @@ from ._errors import (
     BadSignature,
     CardError,
     DecryptionFailed,
+    EnvelopeError,
     Expired,
     HeaderMismatch,
     KeyExpired,
@@ -320,8 +321,26 @@ def open_envelope(
     """Verify, decrypt and schema-check one envelope; return it or raise.
 
     Checks, in order: size, JSON form, version, sender and key, signature, recipient,
-    time window, decryption, header/payload agreement, payload schema.
+    time window, decryption, header/payload agreement, payload schema. An error raised
+    after the signature verified says so (``EnvelopeError.authenticated``).
     """
+    signed: list[bool] = []
+    try:
+        return _open(raw, identity, directory, now, max_bytes, clock_skew, signed)
+    except EnvelopeError as exc:
+        exc.authenticated = bool(signed)
+        raise
+
+
+def _open(
+    raw: bytes,
+    identity: NodeIdentity,
+    directory: KeyDirectory,
+    now: int,
+    max_bytes: int,
+    clock_skew: int,
+    signed: list[bool],
+) -> OpenedMessage:
     if len(raw) > max_bytes:
         raise TooLarge(f"{len(raw)} bytes > {max_bytes}")
     parsed = _parse(raw)
@@ -336,6 +355,7 @@ def open_envelope(
         VerifyKey(sig_key.key).verify(canonical_json(unsigned), parsed.signature)
     except BadSignatureError:
         raise BadSignature("signature does not verify") from None
+    signed.append(True)
 
     if header.recipient != identity.node_id:
         raise WrongRecipient(f"addressed to {header.recipient}, not {identity.node_id}")

@@ -41,6 +41,9 @@ class ProtocolError(Exception):
 
 class EnvelopeError(ProtocolError):
     code = "envelope_error"
+    # True once the sender's signature has verified (checks 13-23 of docs/protocol.md
+    # §6.1): a known peer sent this, not whoever can reach the endpoint.
+    authenticated = False
 
 
 class TooLarge(EnvelopeError):

@@ -4,7 +4,9 @@ Each envelope is opened by the protocol library (size, form, version, sender key
 signature, recipient, time, decryption, schema — in that order) with the peers table
 as key directory, then de-duplicated on (sender, message id), handled, and answered
 with a signed ``receipt``. A re-delivered message gets its original receipt again and
-is not processed twice. Rejections are audited and counted with their error code.
+is not processed twice. Rejections are counted with their error code; those of a
+message whose signature verified are audited one by one, those made before (anyone can
+cause them) are tallied for one aggregated audit entry per interval (``refusals``).
 
 A batch is one database transaction and one commit. Handlers refuse (``NotPermitted``)
 before changing anything; should one refuse, the batch is redone with a savepoint per
@@ -55,6 +57,7 @@ class InboundResult:
     new_alert: bool = False
     answered: bool = False  # an answer to one of our KYC queries or disclosure requests
     replies: tuple[str, ...] = ()  # ids of messages queued in reply
+    unauthenticated: bool = False  # refused before the sender's signature verified
 
     @property
     def http_status(self) -> int:
@@ -123,7 +126,8 @@ class InboundProcessor:
                     # A verified message from a peer in backoff: it is back, deliver now.
                     if peer.next_attempt_at is not None and peer.next_attempt_at > now:
                         peer.next_attempt_at = now
-            AuditLog(session).record_many(batch.audit, now=now)
+            if batch.audit:
+                AuditLog(session).record_many(batch.audit, now=now)
             session.commit()
         counters = {
             "received": self.metrics.messages_received,
@@ -131,7 +135,10 @@ class InboundProcessor:
             "rejected": self.metrics.messages_rejected,
         }
         for metric, labels in batch.counts:
-            counters[metric].labels(*labels).inc()
+            if metric == "unauthenticated":
+                self.metrics.refuse_unauthenticated(labels[0])
+            else:
+                counters[metric].labels(*labels).inc()
         return results
 
     def _one(self, batch: _Batch, raw: bytes) -> InboundResult:
@@ -262,6 +269,16 @@ class InboundProcessor:
         batch.counts.append(
             ("rejected", (claimed_sender if known else "?", claimed_type, exc.code))
         )
+        unauthenticated = message is None and not getattr(exc, "authenticated", False)
+        if unauthenticated:  # whoever sent it chose it: a count, not an audit row
+            batch.counts.append(("unauthenticated", (exc.code,)))
+            return InboundResult(
+                "rejected",
+                claimed_id,
+                error=exc.code,
+                detail=exc.detail[:300],
+                unauthenticated=True,
+            )
         batch.audit.append(
             AuditEvent(
                 f"claimed:{claimed_sender}",
@@ -273,22 +290,15 @@ class InboundProcessor:
         )
         return InboundResult("rejected", claimed_id, error=exc.code, detail=exc.detail[:300])
 
-    def refuse_unread(self, detail: str, size: int | None) -> InboundResult:
+    def refuse_unread(self, exc: protocol.ProtocolError) -> InboundResult:
         """A request refused before any envelope was read (a body beyond every batch
-        limit): audited and counted as ``too_large`` like an oversize envelope."""
-        exc = protocol.TooLarge(detail)
+        limit, more than 100 envelopes, a batch that is not one): counted like an
+        envelope refused before authentication, and not audited one by one."""
         self.metrics.messages_rejected.labels("?", "?", exc.code).inc()
-        now = self.node.now()
-        with self.node.sessions() as session:
-            AuditLog(session).record(
-                "claimed:?",
-                "message.rejected",
-                now=now,
-                target_kind="message",
-                detail={"code": exc.code, "detail": detail, "bytes": size},
-            )
-            session.commit()
-        return InboundResult("rejected", None, error=exc.code, detail=detail)
+        self.metrics.refuse_unauthenticated(exc.code)
+        return InboundResult(
+            "rejected", None, error=exc.code, detail=exc.detail[:300], unauthenticated=True
+        )
 
 
 def forget_expired(session: Session, now: datetime, clock_skew: int) -> int:

@@ -9,6 +9,13 @@ duplicate envelopes come back with our signed receipt. A peer over its rate gets
 with ``Retry-After``; while this node cannot write to its database (a full disk, say)
 every request gets 503 ``unavailable`` with ``Retry-After``, and nothing is lost: the
 sender keeps the messages and tries again.
+
+Nothing is parsed whole: a batch is cut into its items by a bounded scan that stops at
+the 101st item (``federation.batch_split``), and every parse, decompression and
+signature check runs in a worker thread, never on the event loop. Refusals before the
+sender's signature verifies are counted per client address: an address refused more
+often than ``refusal_rate_per_address`` allows gets 429 before its body is read. They
+are not audited one by one (see ``federation.refusals``).
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ import protocol
 
 from ...db.models import Peer
 from ...db.writable import space_problem
-from ...federation.inbound import MAX_BATCH_MESSAGES, InboundProcessor
+from ...federation.batch_split import TooManyItems, split_batch
+from ...federation.inbound import MAX_BATCH_MESSAGES, InboundProcessor, InboundResult
 from ...runtime import Node
 from ...web.bodies import Truncated, UnsupportedEncoding, decoded, read_body
 from ...web.request import NodeDep, deliver_soon
@@ -40,55 +48,72 @@ UNAVAILABLE_RETRY_SECONDS = 10
 COMPRESS_FROM = 1024  # bytes: smaller answers go as they are
 
 
-def _split(body: bytes) -> list[bytes] | None:
-    """The envelopes of a batch as bytes, or None when the body is a single envelope."""
-    if not body.lstrip().startswith(b"["):
-        return None
+def _envelopes(body: bytes, max_bytes: int) -> tuple[list[bytes], bool]:
+    """The envelopes of the body, and whether it was a batch. Each item of a batch is
+    passed on in canonical form when it is within the size limit (bigger ones as they
+    came, refused ``too_large`` unparsed). Raises ``TooManyItems`` or
+    ``protocol.Malformed`` as ``split_batch`` does."""
+    items = split_batch(body, MAX_BATCH_MESSAGES)
+    if items is None:
+        return [body], False
+    return [_canonical(item, max_bytes) for item in items], True
+
+
+def _canonical(item: bytes, max_bytes: int) -> bytes:
+    if len(item) > max_bytes:
+        return item
     try:
-        items = protocol.parse_json(body)
-        return [protocol.canonical_json(item) for item in items]
+        return protocol.canonical_json(protocol.parse_json(item))
     except (protocol.ProtocolError, TypeError, ValueError):
-        return [body]  # reported as malformed by the opener
+        return item  # reported as malformed by the opener
 
 
 @router.post("/messages", summary="Deliver one envelope or a batch (see docs/protocol.md)")
 async def receive_messages(request: Request, node: NodeDep) -> Response:
     settings = node.settings
+    # Before anything is read: an address refused too often lately waits.
+    address = request.client.host if request.client is not None else "?"
+    refusals = request.app.state.refusal_limiter
+    wait = refusals.wait(address)
+    if wait > 0:
+        node.metrics.refuse_unauthenticated("rate_limited")
+        return _slow_down(wait)
     limit = settings.max_message_bytes * MAX_BATCH_MESSAGES
     raw = await read_body(request, limit)
+    encoding = request.headers.get("content-encoding")
     try:
-        body = None if raw is None else decoded(raw, request.headers.get("content-encoding"), limit)
+        body = None if raw is None else await run_in_threadpool(decoded, raw, encoding, limit)
     except UnsupportedEncoding as exc:
+        refusals.spend(address, 1)
+        node.metrics.refuse_unauthenticated("unsupported_encoding")
         return _answer({"error": "unsupported_encoding", "detail": str(exc)}, 415)
     except Truncated as exc:
-        return _answer({"error": "malformed", "detail": f"compressed body: {exc}"}, 400)
+        return _refuse_unread(request, address, protocol.Malformed(f"compressed body: {exc}"))
     if body is None:
-        declared = request.headers.get("content-length", "")
-        return await _refuse_unread(
-            node, "request body too large", int(declared) if declared.isdigit() else None
-        )
+        return _refuse_unread(request, address, protocol.TooLarge("request body too large"))
     if space_problem(node.engine, settings.min_free_disk_bytes) is not None:
         return _unavailable()
-    batch = _split(body)
-    envelopes = batch if batch is not None else [body]
-    if len(envelopes) > MAX_BATCH_MESSAGES:
-        return await _refuse_unread(node, f"at most {MAX_BATCH_MESSAGES} per batch", len(body))
+    try:
+        envelopes, is_batch = await run_in_threadpool(_envelopes, body, settings.max_message_bytes)
+    except TooManyItems as exc:
+        return _refuse_unread(request, address, protocol.TooLarge(str(exc)))
+    except protocol.Malformed as exc:  # answered as a batch of one refused item
+        result = _refused(request, address, exc)
+        return _answer({"results": [result.to_json()]})
     if not envelopes:  # an empty batch: nothing to answer for
         return _answer({"results": []})
     limiter = request.app.state.rate_limiter
     bucket = await run_in_threadpool(_rate_bucket, node, envelopes[0])
     wait = limiter.take(bucket, len(envelopes))
     if wait > 0:
-        return _answer(
-            {"error": "rate_limited", "detail": "slow down"},
-            429,
-            {"Retry-After": str(math.ceil(wait))},
-        )
+        return _slow_down(wait)
     try:
         results = await run_in_threadpool(InboundProcessor(node).process_batch, envelopes)
     except OperationalError as exc:  # the database cannot be written (or reached) now
         log.warning("inbound batch not stored, refused as retryable: %s", exc.orig)
         return _unavailable()
+    if any(r.unauthenticated for r in results):
+        refusals.spend(address, 1)
     if any(r.new_alert for r in results):
         request.app.state.alert_feed.notify()
     if any(r.answered for r in results):
@@ -97,7 +122,7 @@ async def receive_messages(request: Request, node: NodeDep) -> Response:
         request.app.state.sender.wake()  # the peer is back: its backoff has just ended
     deliver_soon(request, [reply for r in results for reply in r.replies])
     compress = "gzip" in request.headers.get("accept-encoding", "")
-    if batch is None:
+    if not is_batch:
         result = results[0]
         return _answer(result.to_json() | {"results": [result.to_json()]}, result.http_status)
     return _answer({"results": [r.to_json() for r in results]}, compress=compress)
@@ -128,12 +153,24 @@ def _unavailable() -> Response:
     )
 
 
-async def _refuse_unread(node: Node, detail: str, size: int | None) -> Response:
-    try:
-        result = await run_in_threadpool(InboundProcessor(node).refuse_unread, detail, size)
-    except OperationalError:  # not audited, but refused all the same
-        return _unavailable()
-    return _answer({"error": result.error, "detail": result.detail}, 413)
+def _slow_down(wait: float) -> Response:
+    return _answer(
+        {"error": "rate_limited", "detail": "slow down"},
+        429,
+        {"Retry-After": str(math.ceil(wait))},
+    )
+
+
+def _refused(request: Request, address: str, exc: protocol.ProtocolError) -> InboundResult:
+    """A request refused before any envelope was read: counted (not audited one by
+    one), and charged to the client address."""
+    request.app.state.refusal_limiter.spend(address, 1)
+    return InboundProcessor(request.app.state.node).refuse_unread(exc)
+
+
+def _refuse_unread(request: Request, address: str, exc: protocol.ProtocolError) -> Response:
+    result = _refused(request, address, exc)
+    return _answer({"error": result.error, "detail": result.detail}, result.http_status)
 
 
 def _rate_bucket(node: Node, raw: bytes) -> str:
