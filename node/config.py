@@ -74,9 +74,9 @@ class Settings(BaseSettings):
         ge=1,
         description="Client addresses tracked for that limit; beyond, new ones share one bucket",
     )
-    refusal_audit_interval_seconds: float = Field(
-        default=60.0,
-        gt=0,
+    refusal_audit_interval_seconds: int = Field(
+        default=60,
+        ge=1,
         description="Refusals before authentication are audited as one aggregated entry "
         "per this interval (when there were any)",
     )

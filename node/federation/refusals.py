@@ -24,7 +24,7 @@ ACTOR = "claimed:?"
 log = logging.getLogger("kpnet.federation")
 
 
-def write_refusal_summary(node: Node, interval_seconds: float) -> dict[str, int]:
+def write_refusal_summary(node: Node, interval_seconds: int) -> dict[str, int]:
     """Write one audit entry for the refusals counted since the last one (none if
     there were none); return what it counted, by reason."""
     counts = node.metrics.take_unaudited_refusals()
@@ -48,7 +48,7 @@ def write_refusal_summary(node: Node, interval_seconds: float) -> dict[str, int]
     return counts
 
 
-async def summarise_refusals(node: Node, interval_seconds: float) -> None:
+async def summarise_refusals(node: Node, interval_seconds: int) -> None:
     """Every ``interval_seconds``, write the refusal summary; on cancellation (the
     process stopping), write what is left."""
     try:
