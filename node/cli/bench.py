@@ -86,3 +86,23 @@ def bench_link(
         links=links, drop=drop, seconds_per_link=seconds, catch_up=catch_up, echo=_to_stderr
     )
     typer.echo(json.dumps(result))
+
+
+@bench_app.command("abuse")
+def bench_abuse(
+    seconds: Annotated[
+        float, typer.Option(min=1, help="How long junk is posted while /livez is timed.")
+    ] = 20.0,
+    samples: Annotated[int, typer.Option(min=10, help="/livez requests timed when idle.")] = 500,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="The node's database (an empty PostgreSQL database); default SQLite."),
+    ] = None,
+) -> None:
+    """/livez p99 latency while a stranger posts junk, against idle; audit rows written."""
+    from ..bench.abuse import run_abuse_bench
+
+    result = run_abuse_bench(
+        seconds=seconds, samples=samples, database_url=database_url, echo=_to_stderr
+    )
+    typer.echo(json.dumps(result))

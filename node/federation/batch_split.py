@@ -6,7 +6,9 @@ expression, so string contents are skipped at C speed), and the scan stops as so
 the body is known to be refused: at the 101st item, past a nesting depth or a count of
 structural marks no envelope comes near. Nothing is built but the items' byte slices;
 each is then parsed on its own (bounded by the envelope size limit). A body of
-millions of ``{}`` or ``[`` thus costs a few hundred bytes of scanning, not a parse.
+millions of ``{}`` or ``[`` thus costs a few hundred bytes of scanning, not a parse;
+``refuse_early`` applies the same scan to the first bytes received, so such a body is
+refused before the rest of it is even read.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ _SCALAR = re.compile(rb"[^,\]\s]*+")
 
 class TooManyItems(ValueError):
     """The batch holds more items than allowed (found without reading the rest)."""
+
+
+class TooComplex(protocol.Malformed):
+    """An item nested deeper, or with more parts, than any envelope."""
 
 
 def split_batch(body: bytes, max_items: int) -> list[bytes] | None:
@@ -69,6 +75,18 @@ def _run(pattern: re.Pattern[bytes], body: bytes, pos: int) -> int:
     return pos
 
 
+def refuse_early(prefix: bytes, max_items: int) -> None:
+    """Raise what ``split_batch`` would raise for any body that starts with ``prefix``
+    (``TooManyItems`` or ``TooComplex``), so such a body can be refused before the rest
+    of it is read; return when the prefix alone does not decide."""
+    try:
+        split_batch(prefix, max_items)
+    except (TooManyItems, TooComplex):
+        raise
+    except protocol.Malformed:
+        pass  # perhaps only because the rest is still to come
+
+
 def _skip_space(body: bytes, pos: int) -> int:
     return _run(_SPACE, body, pos)
 
@@ -99,7 +117,7 @@ def _value_end(body: bytes, pos: int) -> int:
             raise protocol.Malformed("batch: an item is not closed")
         marks += 1
         if marks > MAX_MARKS:
-            raise protocol.Malformed(f"batch: an item has more than {MAX_MARKS} parts")
+            raise TooComplex(f"batch: an item has more than {MAX_MARKS} parts")
         char = body[at]
         if char == ord('"'):
             pos = _string_end(body, at)
@@ -107,7 +125,7 @@ def _value_end(body: bytes, pos: int) -> int:
         if char in b"[{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise protocol.Malformed(f"batch: nested deeper than {MAX_DEPTH}")
+                raise TooComplex(f"batch: nested deeper than {MAX_DEPTH}")
         else:
             depth -= 1
             if depth == 0:

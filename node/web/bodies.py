@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 from fastapi import Request
 
 
-async def read_body(request: Request, limit: int) -> bytes | None:
+async def read_body(
+    request: Request,
+    limit: int,
+    *,
+    check_start: Callable[[bytes], None] | None = None,
+    start_bytes: int = 64 * 1024,
+) -> bytes | None:
     """The body, or None as soon as it is known to exceed ``limit`` bytes (by its declared
-    length, or while streaming a body sent without one)."""
+    length, or while streaming a body sent without one). ``check_start``, if given, sees
+    the first ``start_bytes`` (or the whole body, if shorter) once they have arrived and
+    may raise to refuse the body before the rest is read."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         return None
     chunks, size = [], 0
+    check = check_start
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
+        if check is not None and size >= start_bytes:
+            check(b"".join(chunks)[:start_bytes])
+            check = None
+    body = b"".join(chunks)
+    if check is not None:
+        check(body)
+    return body
 
 
 class UnsupportedEncoding(ValueError):

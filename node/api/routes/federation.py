@@ -34,7 +34,7 @@ import protocol
 
 from ...db.models import Peer
 from ...db.writable import space_problem
-from ...federation.batch_split import TooManyItems, split_batch
+from ...federation.batch_split import TooComplex, TooManyItems, refuse_early, split_batch
 from ...federation.inbound import MAX_BATCH_MESSAGES, InboundProcessor, InboundResult
 from ...runtime import Node
 from ...web.bodies import Truncated, UnsupportedEncoding, decoded, read_body
@@ -46,6 +46,9 @@ log = logging.getLogger("kpnet.federation")
 ACCEPTS = {"Accept-Encoding": "gzip"}
 UNAVAILABLE_RETRY_SECONDS = 10
 COMPRESS_FROM = 1024  # bytes: smaller answers go as they are
+# Said when the rest of the body is left unread: the connection ends with the answer,
+# instead of the server reading (and throwing away) what is still coming.
+UNREAD = {"Connection": "close"}
 
 
 def _envelopes(body: bytes, max_bytes: int) -> tuple[list[bytes], bool]:
@@ -57,6 +60,12 @@ def _envelopes(body: bytes, max_bytes: int) -> tuple[list[bytes], bool]:
     if items is None:
         return [body], False
     return [_canonical(item, max_bytes) for item in items], True
+
+
+def _early(start: bytes) -> None:
+    """Refuse a batch from its first bytes when they already say it (at most 64 KiB
+    scanned, so this stays on the event loop)."""
+    refuse_early(start, MAX_BATCH_MESSAGES)
 
 
 def _canonical(item: bytes, max_bytes: int) -> bytes:
@@ -77,10 +86,15 @@ async def receive_messages(request: Request, node: NodeDep) -> Response:
     wait = refusals.wait(address)
     if wait > 0:
         node.metrics.refuse_unauthenticated("rate_limited")
-        return _slow_down(wait)
+        return _slow_down(wait, UNREAD)
     limit = settings.max_message_bytes * MAX_BATCH_MESSAGES
-    raw = await read_body(request, limit)
     encoding = request.headers.get("content-encoding")
+    try:
+        raw = await read_body(request, limit, check_start=None if encoding else _early)
+    except TooManyItems as exc:
+        return _refuse_unread(request, address, protocol.TooLarge(str(exc)), UNREAD)
+    except TooComplex as exc:
+        return _answer({"results": [_refused(request, address, exc).to_json()]}, 200, UNREAD)
     try:
         body = None if raw is None else await run_in_threadpool(decoded, raw, encoding, limit)
     except UnsupportedEncoding as exc:
@@ -90,7 +104,7 @@ async def receive_messages(request: Request, node: NodeDep) -> Response:
     except Truncated as exc:
         return _refuse_unread(request, address, protocol.Malformed(f"compressed body: {exc}"))
     if body is None:
-        return _refuse_unread(request, address, protocol.TooLarge("request body too large"))
+        return _refuse_unread(request, address, protocol.TooLarge("request body too large"), UNREAD)
     if space_problem(node.engine, settings.min_free_disk_bytes) is not None:
         return _unavailable()
     try:
@@ -153,11 +167,11 @@ def _unavailable() -> Response:
     )
 
 
-def _slow_down(wait: float) -> Response:
+def _slow_down(wait: float, headers: dict[str, str] | None = None) -> Response:
     return _answer(
         {"error": "rate_limited", "detail": "slow down"},
         429,
-        {"Retry-After": str(math.ceil(wait))},
+        {"Retry-After": str(math.ceil(wait)), **(headers or {})},
     )
 
 
@@ -168,9 +182,14 @@ def _refused(request: Request, address: str, exc: protocol.ProtocolError) -> Inb
     return InboundProcessor(request.app.state.node).refuse_unread(exc)
 
 
-def _refuse_unread(request: Request, address: str, exc: protocol.ProtocolError) -> Response:
+def _refuse_unread(
+    request: Request,
+    address: str,
+    exc: protocol.ProtocolError,
+    headers: dict[str, str] | None = None,
+) -> Response:
     result = _refused(request, address, exc)
-    return _answer({"error": result.error, "detail": result.detail}, result.http_status)
+    return _answer({"error": result.error, "detail": result.detail}, result.http_status, headers)
 
 
 def _rate_bucket(node: Node, raw: bytes) -> str:
