@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from node.db.models import AuditEntry
+from node.db.models import AuditEntry, Subject
 
 RED_NARRATIVE = "Informateur protégé : ne pas diffuser"
 RED_PASSPORT = "CM9988776"
@@ -224,3 +225,138 @@ def test_each_list_search_and_history_writes_one_entry_naming_its_subjects(api, 
     api.client.get(f"/api/v1/subjects/{amber}/history", headers=officer)
     [entry] = audit_entries(db, before)
     assert entry.action == "subject.history" and entry.detail["subjects"] == [amber]
+
+
+def test_a_kyc_check_shows_no_hit_above_the_readers_clearance(api, db, marked):
+    body = {"party": {"kind": "person", "names": ["Mbala RED"]}, "purpose": "Parcel release"}
+    officer_check = api.client.post("/api/v1/kyc/checks", json=body, headers=api.as_role("officer"))
+    assert officer_check.status_code == 201
+    assert marked["RED"]["ref"] not in officer_check.text
+    assert {h["handling"] for h in officer_check.json()["local"]} <= {"CLEAR", "GREEN", "AMBER"}
+
+    analyst_check = api.client.post(
+        "/api/v1/kyc/checks", json=body, headers=api.as_role("analyst")
+    ).json()
+    assert marked["RED"]["ref"] in [h["reference"] for h in analyst_check["local"]]
+    before = last_seq(db)
+    reread = api.client.get(
+        f"/api/v1/kyc/checks/{analyst_check['id']}", headers=api.as_role("officer")
+    )
+    assert reread.status_code == 200 and marked["RED"]["ref"] not in reread.text
+    [entry] = audit_entries(db, before)
+    assert entry.action == "kyc.read" and entry.detail["check"] == analyst_check["id"]
+    assert entry.detail["subjects"] == [
+        h["reference"] for h in reread.json()["local"] if h["kind"] == "subject"
+    ]
+    assert entry.detail["subjects"] and entry.detail["clearance"] == "AMBER"
+
+
+def test_inbound_and_outbound_disclosures_above_clearance_are_not_shown(api, db, marked):
+    from datetime import UTC, datetime
+
+    from node.db.models import Disclosure
+
+    def disclosure(level: str, **fields: Any) -> Disclosure:
+        return Disclosure(
+            request_uuid=str(uuid.uuid4()),
+            peer="CF",
+            reference=f"ref-{level}",
+            justification="Parcel of 312 stones seized at Douala",
+            requested_by="CF (officer)",
+            requested_at=datetime.now(UTC),
+            status="pending",
+            **fields,
+        )
+
+    with Session(db) as session:
+        subject_ids = {
+            level: session.execute(
+                select(Subject.id).where(Subject.ref == marked[level]["ref"])
+            ).scalar_one()
+            for level in ("AMBER", "RED")
+        }
+        rows = [
+            disclosure(
+                level, direction="inbound", record_kind="subject", record_id=subject_ids[level]
+            )
+            for level in ("AMBER", "RED")
+        ] + [
+            Disclosure(
+                request_uuid=str(uuid.uuid4()),
+                direction="outbound",
+                peer="CF",
+                reference="their-red-ref",
+                justification="Routine check",
+                requested_by="officer-1",
+                requested_at=datetime.now(UTC),
+                status="granted",
+                details={"narrative": RED_NARRATIVE},
+                handling="RED",
+            )
+        ]
+        session.add_all(rows)
+        session.commit()
+        ids = {row.reference: row.id for row in rows}
+
+    officer = api.as_role("officer")
+    before = last_seq(db)
+    listed = api.client.get("/api/v1/disclosures", headers=officer)
+    assert listed.status_code == 200
+    assert [d["reference"] for d in listed.json()] == ["ref-AMBER"]
+    assert RED_NARRATIVE not in listed.text
+    [entry] = audit_entries(db, before)
+    assert entry.action == "disclosure.list"
+    assert entry.detail["subjects"] == [marked["AMBER"]["ref"]]
+    for hidden in ("ref-RED", "their-red-ref"):
+        response = api.client.get(f"/api/v1/disclosures/{ids[hidden]}", headers=officer)
+        assert response.status_code == 404, hidden
+    decided = api.client.post(
+        f"/api/v1/disclosures/{ids['ref-RED']}/decision",
+        json={"decision": "deny", "reason": "no"},
+        headers=new_token(api, "analyst", clearance="AMBER")[1],
+    )
+    assert decided.status_code == 404
+
+    analyst = api.client.get("/api/v1/disclosures", headers=api.as_role("analyst")).json()
+    assert sorted(d["reference"] for d in analyst) == ["ref-AMBER", "ref-RED", "their-red-ref"]
+    before = last_seq(db)
+    one = api.client.get(f"/api/v1/disclosures/{ids['ref-RED']}", headers=api.as_role("analyst"))
+    assert one.json()["record"]["narrative"] == RED_NARRATIVE
+    [entry] = audit_entries(db, before)
+    assert entry.action == "disclosure.read" and entry.detail["subjects"] == [marked["RED"]["ref"]]
+
+
+def test_alerts_above_clearance_are_not_listed_nor_read(api):
+    analyst, officer = api.as_role("analyst"), api.as_role("officer")
+    made = {}
+    for level in ("AMBER", "RED"):
+        created = api.client.post(
+            "/api/v1/alerts",
+            json={
+                "category": "seizure",
+                "severity": "urgent",
+                "title": f"Saisie {level}",
+                "body": RED_NARRATIVE if level == "RED" else "saisie ordinaire",
+                "handling": level,
+            },
+            headers=analyst,
+        )
+        assert created.status_code == 201, created.text
+        made[level] = created.json()["id"]
+    listed = api.client.get("/api/v1/alerts", headers=officer)
+    assert [a["id"] for a in listed.json()] == [made["AMBER"]]
+    assert api.client.get(f"/api/v1/alerts/{made['RED']}", headers=officer).status_code == 404
+    assert len(api.client.get("/api/v1/alerts", headers=analyst).json()) == 2
+    _, amber_analyst = new_token(api, "analyst", clearance="AMBER")
+    above = api.client.post(
+        "/api/v1/alerts",
+        json={
+            "category": "seizure",
+            "severity": "info",
+            "title": "t",
+            "body": "b",
+            "handling": "RED",
+        },
+        headers=amber_analyst,
+    )
+    assert above.status_code == 422
