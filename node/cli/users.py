@@ -74,7 +74,8 @@ def user_create(
             )
         work.session.commit()
         typer.echo(
-            f"user {user.username} ({user.role}, clearance {user.clearance}) created; sign in at "
+            f"user {user.username} ({user.role}) created, reading up to TLP:{user.clearance}; "
+            "sign in at "
             f"{work.node.settings.public_url.rstrip('/')}/console/"
         )
 

@@ -360,3 +360,40 @@ def test_alerts_above_clearance_are_not_listed_nor_read(api):
         headers=amber_analyst,
     )
     assert above.status_code == 422
+
+
+def test_kpnet_sets_the_clearance_of_tokens_and_users(api, marked, kpnet, user_mistake, tmp_path):
+    data_dir = api.settings.data_dir
+    created = kpnet(
+        "token", "create", "--data-dir", data_dir, "--role", "officer", "--name", "poste Kentzou",
+        "--clearance", "GREEN",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert "clearance GREEN" in created.stderr
+    headers = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    listed = api.client.get("/api/v1/subjects", headers=headers).json()
+    assert {s["handling"] for s in listed["items"]} == {"CLEAR", "GREEN"}
+
+    number = created.stderr.split()[1]
+    raised = kpnet("token", "clearance", "--data-dir", data_dir, number, "RED")
+    assert raised.returncode == 0, raised.stderr
+    assert api.client.get("/api/v1/subjects", headers=headers).json()["total"] == 5
+    assert (
+        f"{number}\tofficer\tRED\tposte Kentzou"
+        in kpnet("token", "list", "--data-dir", data_dir).stdout
+    )
+
+    message = user_mistake(kpnet("token", "clearance", "--data-dir", data_dir, number, "SECRET"))
+    assert "clearance" in message and "AMBER+STRICT" in message
+
+    password = tmp_path / "password"
+    password.write_text("a long pass phrase 2026\n")
+    made = kpnet(
+        "user", "create", "--data-dir", data_dir, "amina", "--role", "officer",
+        "--password-file", password, "--clearance", "GREEN",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "reading up to TLP:GREEN" in made.stdout
+    assert kpnet("user", "clearance", "--data-dir", data_dir, "amina", "RED").returncode == 0
+    users = kpnet("user", "list", "--data-dir", data_dir).stdout
+    assert "amina\tofficer\tactive\tRED" in users
