@@ -56,7 +56,7 @@ class Allow:
             if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
                 token.last_used_at = now
                 session.commit()
-            actor = Actor(token.name, token.role)
+            actor = Actor(token.name, token.role, token.clearance)
         if not may(actor.role, self.permission):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {actor.role} may not do this")
         return actor

@@ -12,6 +12,7 @@ from ..roles import ROLES
 from ..services.passwords import WeakPassword
 from ..services.users import is_locked
 from .common import DataDir, fail, unit_of_work
+from .tokens import CLEARANCE_HELP
 
 user_app = typer.Typer(no_args_is_help=True, help="Web console accounts.")
 
@@ -46,6 +47,7 @@ def user_create(
     language: Annotated[
         str | None, typer.Option(help="Console language: en or fr (default: the browser's).")
     ] = None,
+    clearance: Annotated[str | None, typer.Option(help=CLEARANCE_HELP)] = None,
 ) -> None:
     """Create a web console account (the first admin is made this way)."""
     if role not in ROLES:
@@ -54,7 +56,12 @@ def user_create(
     with unit_of_work(data_dir) as work:
         try:
             user = work.users().create(
-                username, role, password, full_name=full_name, language=language
+                username,
+                role,
+                password,
+                full_name=full_name,
+                language=language,
+                clearance=clearance,
             )
         except WeakPassword as exc:
             fail(
@@ -67,7 +74,8 @@ def user_create(
             )
         work.session.commit()
         typer.echo(
-            f"user {user.username} ({user.role}) created; sign in at "
+            f"user {user.username} ({user.role}) created, reading up to TLP:{user.clearance}; "
+            "sign in at "
             f"{work.node.settings.public_url.rstrip('/')}/console/"
         )
 
@@ -84,7 +92,9 @@ def user_list(data_dir: DataDir) -> None:
                 if is_locked(user, work.now)
                 else "active"
             )
-            typer.echo(f"{user.username}\t{user.role}\t{state}\t{user.full_name or ''}")
+            typer.echo(
+                f"{user.username}\t{user.role}\t{state}\t{user.clearance}\t{user.full_name or ''}"
+            )
 
 
 @user_app.command("unlock")
@@ -98,3 +108,20 @@ def user_unlock(data_dir: DataDir, username: str) -> None:
         accounts.unlock(user.id)
         work.session.commit()
         typer.echo(f"user {user.username} unlocked")
+
+
+@user_app.command("clearance")
+def user_clearance(
+    data_dir: DataDir,
+    username: str,
+    clearance: Annotated[str, typer.Argument(help=CLEARANCE_HELP)],
+) -> None:
+    """Raise or lower the highest TLP level a user may read (at the next page, audited)."""
+    with unit_of_work(data_dir) as work:
+        accounts = work.users()
+        user = accounts.find(username)
+        if user is None:
+            fail(f"no user {username}")
+        accounts.set_clearance(user.id, clearance)
+        work.session.commit()
+        typer.echo(f"user {user.username} now reads up to TLP:{user.clearance}")

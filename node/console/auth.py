@@ -51,7 +51,7 @@ class Viewer:
 
     @property
     def actor(self) -> Actor:
-        return Actor(self.session.username, self.session.role)
+        return Actor(self.session.username, self.session.role, self.session.clearance)
 
     @property
     def csrf_token(self) -> str:

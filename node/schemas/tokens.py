@@ -7,19 +7,34 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from protocol import Handling
+
 from ..roles import Role
+
+CLEARANCE_HELP = (
+    "Highest TLP level the token may read; records above it are neither returned nor "
+    "counted, and reading one answers 404"
+)
 
 
 class TokenCreate(BaseModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     role: Role
     expires_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    clearance: Handling | None = Field(
+        default=None, description=CLEARANCE_HELP + "; default: the role's (officer AMBER, …)"
+    )
+
+
+class TokenUpdate(BaseModel):
+    clearance: Handling = Field(description=CLEARANCE_HELP)
 
 
 class TokenOut(BaseModel):
     id: int
     name: str
     role: str
+    clearance: Handling = Field(description=CLEARANCE_HELP)
     prefix: str
     created_at: datetime
     created_by: str

@@ -4,6 +4,10 @@ Creating, updating or retracting an alert writes the alert and one outbox messag
 recipient in the caller's transaction (transactional outbox). The sharing agreement
 with each peer decides who may receive it; those left out are recorded as
 ``withheld`` with the reason, and the caller is told.
+
+Readers see only the alerts marked within their clearance (in lists, the live stream
+and single reads, which answer ``NotFound`` above it); nobody sends an alert marked
+above their own clearance.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from sqlalchemy.orm import Session
 import protocol
 
 from ..db.models import Alert, AlertRecipient, Peer
+from ..roles import cleared_for
 from ..schemas.alerts import AcknowledgedAs, AlertCreate, AlertEdit
 from .actors import Actor
 from .audit import AuditLog
+from .clearance import within_clearance
 from .errors import Conflict, InvalidInput, NotFound
 from .outbox import DEFAULT_TTL, enqueue
 from .peers import PeerRegistry, agreement_of
@@ -61,7 +67,9 @@ class AlertService:
 
     # -- reading ---------------------------------------------------------------------
     def get(self, alert_id: int) -> Alert:
-        alert = self.session.get(Alert, alert_id)
+        alert: Alert | None = self.session.execute(
+            select(Alert).where(Alert.id == alert_id, within_clearance(Alert.handling, self.actor))
+        ).scalar_one_or_none()
         if alert is None:
             raise NotFound(f"no alert {alert_id}")
         return alert
@@ -69,7 +77,7 @@ class AlertService:
     def recent(
         self, *, direction: str | None, limit: int, offset: int, after_id: int | None = None
     ) -> list[Alert]:
-        query = select(Alert)
+        query = select(Alert).where(within_clearance(Alert.handling, self.actor))
         if direction:
             query = query.where(Alert.direction == direction)
         if after_id is not None:
@@ -211,6 +219,8 @@ class AlertService:
         return [active[n] for n in dict.fromkeys(names)]
 
     def _content(self, data: AlertCreate | AlertEdit) -> dict[str, Any]:
+        if not cleared_for(self.actor.clearance, data.handling):
+            raise InvalidInput("handling", f"above your clearance (TLP:{self.actor.clearance})")
         place = data.place.to_protocol() if data.place else None
         return {
             "category": data.category,

@@ -36,6 +36,7 @@ class OpenSession:
     language: str | None
     csrf_token: str
     must_change_password: bool
+    clearance: str = "CLEAR"
 
 
 class ConsoleSessions:
@@ -91,6 +92,7 @@ class ConsoleSessions:
             user.language,
             row.csrf_token,
             user.must_change_password,
+            user.clearance,
         )
 
     def close(self, secret: str | None) -> None:

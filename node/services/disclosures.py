@@ -5,6 +5,10 @@ its answer to one of our checks; ``record_response`` keeps the peer's decision.
 Holder: ``record_request`` keeps a peer's request for a reference we gave it; an
 analyst then ``decide``s: grant (releasing only the chosen fields) or deny (with a
 reason), and the decision goes back as a ``disclosure.response``.
+
+A reader sees only the requests within its clearance: an inbound one whose local
+subject, and an outbound one whose released details, are marked at most at its level
+(others answer ``NotFound``). Each list or read is audited with the subjects shown.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 import protocol
@@ -22,6 +26,7 @@ from ..db.models import Disclosure, OutboxMessage, Subject
 from ..schemas.kyc import DISCLOSABLE_FIELDS, DisclosureCreate, DisclosureDecision, DisclosureOut
 from .actors import Actor
 from .audit import AuditEvent, AuditLog
+from .clearance import audit_subjects_returned, within_clearance
 from .errors import Conflict, InvalidInput, NotFound
 from .kyc import KycService
 from .kyc_answers import resolve_reference
@@ -169,19 +174,42 @@ class DisclosureService:
         return disclosure, sent
 
     # -- reading ---------------------------------------------------------------------
+    def _visible(self) -> Select[Any]:
+        """Disclosures within the actor's clearance: by the local subject's level and by
+        the level of what was released."""
+        return (
+            select(Disclosure)
+            .outerjoin(
+                Subject,
+                (Disclosure.record_kind == "subject") & (Disclosure.record_id == Subject.id),
+            )
+            .where(
+                or_(
+                    Disclosure.handling.is_(None), within_clearance(Disclosure.handling, self.actor)
+                ),
+                or_(Subject.id.is_(None), within_clearance(Subject.handling, self.actor)),
+            )
+        )
+
     def _get(self, disclosure_id: int) -> Disclosure:
-        disclosure = self.session.get(Disclosure, disclosure_id)
+        disclosure: Disclosure | None = self.session.execute(
+            self._visible().where(Disclosure.id == disclosure_id)
+        ).scalar_one_or_none()
         if disclosure is None:
             raise NotFound(f"no disclosure {disclosure_id}")
         return disclosure
 
     def get(self, disclosure_id: int) -> DisclosureOut:
-        return self.view(self._get(disclosure_id))
+        """One request as a reader sees it; audited (``disclosure.read``)."""
+        shown = self.view(self._get(disclosure_id))
+        self._audit_shown("disclosure.read", [shown])
+        return shown
 
     def recent(
         self, *, direction: str | None, status: str | None, limit: int, offset: int
     ) -> list[DisclosureOut]:
-        query = select(Disclosure)
+        """A page of requests, newest first; audited (``disclosure.list``)."""
+        query = self._visible()
         if direction:
             query = query.where(Disclosure.direction == direction)
         if status:
@@ -189,7 +217,31 @@ class DisclosureService:
         rows = self.session.execute(
             query.order_by(Disclosure.id.desc()).limit(limit).offset(offset)
         )
+        shown = [self.view(d) for d in rows.scalars()]
+        self._audit_shown("disclosure.list", shown)
+        return shown
+
+    def for_check(self, check_uuid: str) -> list[DisclosureOut]:
+        """Our requests about one of our checks (within clearance), for the check's page:
+        not audited apart, the page's read of the check names them."""
+        rows = self.session.execute(
+            self._visible()
+            .where(Disclosure.direction == "outbound", Disclosure.query_uuid == check_uuid)
+            .order_by(Disclosure.id.desc())
+        )
         return [self.view(d) for d in rows.scalars()]
+
+    def _audit_shown(self, action: str, shown: list[DisclosureOut]) -> None:
+        """Name the local subjects shown and the peers' references whose details were."""
+        audit_subjects_returned(
+            self.session,
+            self.actor,
+            action,
+            (d.record["ref"] for d in shown if d.record),
+            now=self.now,
+            disclosures=[d.id for d in shown],
+            peer_subjects=[f"{d.peer}/{d.reference}" for d in shown if d.details],
+        )
 
     def view(self, disclosure: Disclosure) -> DisclosureOut:
         record = None

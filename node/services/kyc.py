@@ -6,6 +6,10 @@ transaction. Each peer answers with a ``kyc.response`` (``record_answer``), poss
 after the check's deadline: a late answer is kept and shown when the check is reopened.
 What a peer's part of a check looks like is read from its answer row and, while there
 is none, from the delivery state of the query.
+
+Hits are shown within the reader's clearance: a local or peer hit marked above it is
+left out of what the check returns (and of what its creation records). Reading a
+check again is audited (``kyc.read``) with the local subjects it shows.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from protocol import RecordKind
 
 from ..db.models import KycCheck, KycPeerAnswer, Licensee, OutboxMessage, Subject
 from ..matching.search import Hit, MatchQuery, find_candidates
+from ..roles import cleared_for
 from ..schemas.kyc import (
     CheckCreate,
     CheckOut,
@@ -36,6 +41,7 @@ from ..schemas.kyc import (
 )
 from .actors import Actor
 from .audit import AuditEvent, AuditLog
+from .clearance import audit_subjects_returned
 from .errors import InvalidInput, NotFound
 from .outbox import enqueue
 from .peers import PeerRegistry
@@ -146,6 +152,7 @@ class KycService:
             _local_hit(h, records[(h.record_kind, h.record_id)])
             for h in hits
             if (h.record_kind, h.record_id) in records
+            and cleared_for(self.actor.clearance, records[(h.record_kind, h.record_id)].handling)
         ]
         query = data.party.model_dump(mode="json", exclude_none=True)
         check = KycCheck(
@@ -263,9 +270,32 @@ class KycService:
             deadline_at=check.deadline_at,
             complete=all(p.state in ("answered", "refused", "expired") for p in peers),
             not_answered=not_answered,
-            local=[HitOut(**h) for h in check.local_hits],
+            local=[HitOut(**h) for h in check.local_hits if self._cleared(h["handling"])],
             peers=peers,
         )
+
+    def read(self, check_uuid: str) -> CheckOut:
+        """A check as ``view`` shows it, audited (``kyc.read``) with the local subjects
+        and peers' references it shows."""
+        shown = self.view(self.get(check_uuid))
+        audit_subjects_returned(
+            self.session,
+            self.actor,
+            "kyc.read",
+            (h.reference for h in shown.local if h.kind == "subject"),
+            now=self.now,
+            check=check_uuid,
+            peer_subjects=[
+                f"{p.peer}/{h.reference}"
+                for p in shown.peers
+                for h in p.hits
+                if h.kind == "subject"
+            ],
+        )
+        return shown
+
+    def _cleared(self, handling: str) -> bool:
+        return cleared_for(self.actor.clearance, handling)
 
     def _peer_view(
         self, check: KycCheck, answer: KycPeerAnswer, sent: OutboxMessage | None
@@ -285,7 +315,8 @@ class KycService:
 
         if answer.answered_at is not None:
             late = answer.answered_at > check.deadline_at
-            return view("answered", late, [_peer_hit(h) for h in answer.hits or []])
+            hits = [_peer_hit(h) for h in answer.hits or [] if self._cleared(h["handling"])]
+            return view("answered", late, hits)
         if sent is not None and sent.status == "failed":
             return view("refused")
         if sent is not None and sent.status == "expired":

@@ -3,6 +3,10 @@ deletion, listing with filters and text search, and the audit entry of every cha
 
 ``RecordRegistry`` is specialised by ``LicenseeRegistry`` and ``SubjectRegistry``;
 callers commit (services never do), so one request is one transaction.
+
+Every query is bounded by the actor's clearance: a record marked above it is not
+listed, not counted, and reading, changing or deleting it answers ``NotFound``; nor
+may an actor mark a record above its own clearance.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from protocol import RecordKind
 
 from ..db.models import RecordChange, RecordMixin
 from ..matching.index import MatchIndex
+from ..roles import cleared_for
 from .actors import Actor
 from .audit import AuditLog
+from .clearance import within_clearance
 from .errors import Conflict, InvalidInput, NotFound
 
 
@@ -70,9 +76,15 @@ class RecordRegistry(Generic[M]):
         raise NotImplementedError
 
     # -- reading ---------------------------------------------------------------------
+    def visible(self) -> Any:
+        """The condition on this kind's records: within the actor's clearance."""
+        return within_clearance(self.model.handling, self.actor)
+
     def get(self, ref: str) -> M:
         record: M | None = self.session.execute(
-            select(self.model).where(self.model.ref == ref, self.model.deleted_at.is_(None))
+            select(self.model).where(
+                self.model.ref == ref, self.model.deleted_at.is_(None), self.visible()
+            )
         ).scalar_one_or_none()
         if record is None:
             raise NotFound(f"no {self.kind} {ref}")
@@ -85,7 +97,9 @@ class RecordRegistry(Generic[M]):
     def search(
         self, *, q: str | None = None, limit: int = 50, offset: int = 0, **filters: Any
     ) -> tuple[list[M], int]:
-        query: Select[Any] = select(self.model).where(self.model.deleted_at.is_(None))
+        query: Select[Any] = select(self.model).where(
+            self.model.deleted_at.is_(None), self.visible()
+        )
         for name, value in filters.items():
             if value is not None:
                 if name not in self.filters:
@@ -108,7 +122,7 @@ class RecordRegistry(Generic[M]):
         """Every version of a record, its deletion included (so a deleted record's
         history stays readable)."""
         record = self.session.execute(
-            select(self.model).where(self.model.ref == ref)
+            select(self.model).where(self.model.ref == ref, self.visible())
         ).scalar_one_or_none()
         if record is None:
             raise NotFound(f"no {self.kind} {ref}")
@@ -124,7 +138,14 @@ class RecordRegistry(Generic[M]):
     def snapshot(self, record: M) -> dict[str, Any]:
         return {name: json_value(getattr(record, name)) for name in self.fields}
 
+    def check_handling(self, values: dict[str, Any]) -> None:
+        """Refuse marking a record above the actor's clearance (it could not read it)."""
+        handling = values.get("handling")
+        if handling is not None and not cleared_for(self.actor.clearance, handling):
+            raise InvalidInput("handling", f"above your clearance (TLP:{self.actor.clearance})")
+
     def new_record(self, values: dict[str, Any]) -> M:
+        self.check_handling(values)
         record: M = self.model(
             ref=str(uuid.uuid4()),
             version=1,
@@ -146,6 +167,7 @@ class RecordRegistry(Generic[M]):
 
     def apply_changes(self, record: M, values: dict[str, Any], expected_version: int | None) -> M:
         self.check_version(record, expected_version)
+        self.check_handling(values)
         before = self.snapshot(record)
         for name, value in values.items():
             setattr(record, name, json_value(value) if isinstance(value, list) else value)

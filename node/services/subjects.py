@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import select
 
-from ..db.models import Licensee, Subject
+from ..db.models import Licensee, RecordChange, Subject
 from ..schemas.records import SubjectCreate, SubjectUpdate
+from .clearance import audit_subjects_returned
 from .errors import InvalidInput
 from .records import RecordRegistry
 
@@ -59,6 +61,33 @@ class SubjectRegistry(RecordRegistry[Subject]):
             str(self.actor), "subject.read", now=self.now, target_kind="subject", target_id=ref
         )
         return record
+
+    def search(
+        self, *, q: str | None = None, limit: int = 50, offset: int = 0, **filters: Any
+    ) -> tuple[list[Subject], int]:
+        """A page of subjects within the actor's clearance; audited (``subject.list``)
+        with the references returned."""
+        items, total = super().search(q=q, limit=limit, offset=offset, **filters)
+        audit_subjects_returned(
+            self.session,
+            self.actor,
+            "subject.list",
+            (s.ref for s in items),
+            now=self.now,
+            total=total,
+            offset=offset,
+        )
+        return items, total
+
+    def history(self, ref: str, *, audit: bool = True) -> list[RecordChange]:
+        """A subject's versions; audited (``subject.history``) unless the caller has
+        just audited reading the same subject (a page showing both)."""
+        changes = super().history(ref)
+        if audit:
+            audit_subjects_returned(
+                self.session, self.actor, "subject.history", [ref], now=self.now
+            )
+        return changes
 
     def check_licences(self, numbers: Iterable[str]) -> None:
         wanted = set(numbers)

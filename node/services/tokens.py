@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.models import ApiToken
-from ..roles import ROLES
+from ..roles import ROLES, default_clearance
 from .actors import Actor
 from .audit import AuditLog
+from .clearance import check_clearance
 from .errors import NotFound
 
 TOKEN_PREFIX = "kpn_"  # noqa: S105 (the public prefix, not a secret)
@@ -27,15 +28,23 @@ class TokenService:
         self.session, self.actor, self.now = session, actor, now
 
     def create(
-        self, *, name: str, role: str, expires_days: int | None = None
+        self,
+        *,
+        name: str,
+        role: str,
+        expires_days: int | None = None,
+        clearance: str | None = None,
     ) -> tuple[ApiToken, str]:
-        """Create a token; return the row and the secret (shown once, never stored)."""
+        """Create a token; return the row and the secret (shown once, never stored).
+        ``clearance`` defaults to the role's (``node.roles.DEFAULT_CLEARANCE``)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        clearance = check_clearance(clearance) if clearance else default_clearance(role)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = ApiToken(
             name=name,
             role=role,
+            clearance=clearance,
             token_hash=hash_token(secret),
             prefix=secret[:10],
             created_at=self.now,
@@ -50,9 +59,32 @@ class TokenService:
             now=self.now,
             target_kind="token",
             target_id=str(row.id),
-            detail={"name": name, "role": role, "expires_days": expires_days},
+            detail={
+                "name": name,
+                "role": role,
+                "clearance": clearance,
+                "expires_days": expires_days,
+            },
         )
         return row, secret
+
+    def set_clearance(self, token_id: int, clearance: str) -> ApiToken:
+        """Raise or lower a token's clearance (audited when it changes)."""
+        row = self.session.get(ApiToken, token_id)
+        if row is None:
+            raise NotFound(f"no token {token_id}")
+        clearance = check_clearance(clearance)
+        if row.clearance != clearance:
+            previous, row.clearance = row.clearance, clearance
+            AuditLog(self.session).record(
+                str(self.actor),
+                "token.clearance",
+                now=self.now,
+                target_kind="token",
+                target_id=str(token_id),
+                detail={"name": row.name, "previous": previous, "clearance": clearance},
+            )
+        return row
 
     def all(self) -> list[ApiToken]:
         return list(self.session.execute(select(ApiToken).order_by(ApiToken.id)).scalars())

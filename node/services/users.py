@@ -17,9 +17,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..db.models import ConsoleSession, User
-from ..roles import ROLES
+from ..roles import ROLES, default_clearance
 from .actors import Actor
 from .audit import AuditLog
+from .clearance import check_clearance
 from .errors import Conflict, InvalidInput, NotFound
 from .passwords import burn_time, check_strength, hash_password, needs_rehash, verify_password
 
@@ -103,9 +104,11 @@ class UserAccounts:
         full_name: str | None = None,
         language: str | None = None,
         must_change_password: bool = False,
+        clearance: str | None = None,
     ) -> User:
         username = check_username(username)
         check_role(role)
+        clearance = check_clearance(clearance) if clearance else default_clearance(role)
         language = check_language(language)
         check_strength(password, username=username)
         if self.find(username) is not None:
@@ -114,6 +117,7 @@ class UserAccounts:
             username=username,
             full_name=(full_name or "").strip()[:200] or None,
             role=role,
+            clearance=clearance,
             password_hash=hash_password(password),
             must_change_password=must_change_password,
             language=language,
@@ -124,7 +128,16 @@ class UserAccounts:
         )
         self.session.add(user)
         self.session.flush()
-        self._log("create", user, role=role)
+        self._log("create", user, role=role, clearance=clearance)
+        return user
+
+    def set_clearance(self, user_id: int, clearance: str) -> User:
+        """Raise or lower the highest TLP level a user may read."""
+        user = self.get(user_id)
+        clearance = check_clearance(clearance)
+        if user.clearance != clearance:
+            previous, user.clearance = user.clearance, clearance
+            self._log("clearance", user, previous=previous, clearance=clearance)
         return user
 
     def set_role(self, user_id: int, role: str) -> User:

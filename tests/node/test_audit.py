@@ -281,6 +281,7 @@ def test_token_creation_and_revocation_are_audited_without_the_secret(api):
     assert entries[1]["detail"] == {
         "name": "poste frontière Kentzou",
         "role": "officer",
+        "clearance": "AMBER",
         "expires_days": 90,
     }
     everything = api.client.get(

@@ -126,9 +126,9 @@ def test_token_create_list_revoke(node_dir, kpnet):
     row = next(
         line.split("\t") for line in listed.stdout.splitlines() if line.startswith(f"{token_id}\t")
     )
-    assert row[1:3] == ["analyst", "analyste Ngono"]
-    assert secret.startswith(row[3].rstrip("…"))
-    assert row[4].startswith("expires ")
+    assert row[1:4] == ["analyst", "RED", "analyste Ngono"]
+    assert secret.startswith(row[4].rstrip("…"))
+    assert row[5].startswith("expires ")
 
     headers = {"Authorization": f"Bearer {secret}"}
     with TestClient(create_app(load_settings(data_dir))) as client:
@@ -140,7 +140,7 @@ def test_token_create_list_revoke(node_dir, kpnet):
 
         assert client.get("/api/v1/licensees", headers=headers).status_code == 401
     listed = kpnet("token", "list", "--data-dir", data_dir)
-    assert f"{token_id}\tanalyst\tanalyste Ngono" in listed.stdout
+    assert f"{token_id}\tanalyst\tRED\tanalyste Ngono" in listed.stdout
     assert next(
         line for line in listed.stdout.splitlines() if line.startswith(f"{token_id}\t")
     ).endswith("revoked")

@@ -194,7 +194,17 @@ def test_only_analysts_may_export_and_exports_are_audited(filled, db):
             .all()
         )
     assert [(e.actor, e.target_kind, e.detail) for e in entries] == [
-        ("analyst-1 (analyst)", "subject", {"kind": "subject", "format": "json", "records": 2})
+        (
+            "analyst-1 (analyst)",
+            "subject",
+            {
+                "kind": "subject",
+                "format": "json",
+                "records": 2,
+                "clearance": "RED",
+                "up_to_id": entries[0].detail["up_to_id"],
+            },
+        )
     ]
 
 

@@ -48,6 +48,7 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/v1/subjects/{ref}/history"): READERS,
     ("GET", "/api/v1/tokens"): ADMINS,
     ("POST", "/api/v1/tokens"): ADMINS,
+    ("PATCH", "/api/v1/tokens/{token_id}"): ADMINS,
     ("DELETE", "/api/v1/tokens/{token_id}"): ADMINS,
     ("GET", "/api/v1/audit"): AUDITORS,
     ("GET", "/api/v1/audit/verify"): AUDITORS,
@@ -212,6 +213,7 @@ RULES = [
     Rule(
         "POST", "/api/v1/tokens", 201, lambda t: ({}, {"name": "Douane Garoua", "role": "officer"})
     ),
+    Rule("PATCH", "/api/v1/tokens/{token_id}", 200, lambda t: (t.token(), {"clearance": "RED"})),
     Rule("DELETE", "/api/v1/tokens/{token_id}", 200, lambda t: (t.token(), None)),
     Rule("GET", "/api/v1/audit", 200, nothing),
     Rule("GET", "/api/v1/audit/verify", 200, nothing),

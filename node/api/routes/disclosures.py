@@ -2,7 +2,8 @@
 
 Officers and analysts ask a peer for the details behind a subject reference from its
 answer, and read requests and decisions; analysts grant (choosing the fields released)
-or deny (with a reason) the requests peers sent us.
+or deny (with a reason) the requests peers sent us. Each reader sees only the requests
+within its clearance; a request above it answers 404.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def list_disclosures(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
-    return work.disclosures().recent(direction=direction, status=status, limit=limit, offset=offset)
+    shown = work.disclosures().recent(
+        direction=direction, status=status, limit=limit, offset=offset
+    )
+    work.commit()  # the list is audited
+    return shown
 
 
 @router.get(
@@ -51,7 +56,9 @@ def list_disclosures(
     summary="One request; a pending inbound one shows the fields that could be released",
 )
 def read_disclosure(work: AsReader, disclosure_id: int) -> Any:
-    return work.disclosures().get(disclosure_id)
+    shown = work.disclosures().get(disclosure_id)
+    work.commit()  # the read is audited
+    return shown
 
 
 @router.post(

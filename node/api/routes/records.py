@@ -1,6 +1,7 @@
 """CRUD routes for licensees and subjects, built by one factory so both kinds behave
 alike: list with filters, search and pagination; create; read; update; soft-delete;
-history. Writes are for analysts; reads for officers and analysts."""
+history. Writes are for analysts; reads for officers and analysts, each within its
+clearance: a record above it is not listed nor counted, and its ref answers 404."""
 
 from typing import Annotated, Any
 
@@ -40,6 +41,7 @@ def make_record_router(
         items, total = work.registry(registry).search(
             q=q, limit=limit, offset=offset, **BaseModel.model_dump(where)
         )
+        work.commit()  # lists of some kinds are audited
         return {"items": [out(r) for r in items], "total": total, "limit": limit, "offset": offset}
 
     @router.post(
@@ -80,9 +82,8 @@ def make_record_router(
 
     @router.get("/{ref}/history", response_model=list[HistoryEntry], summary=f"History of a {kind}")
     def record_history(work: AsReader, ref: str) -> Any:
-        return [
-            HistoryEntry.model_validate(change, from_attributes=True)
-            for change in work.registry(registry).history(ref)
-        ]
+        changes = work.registry(registry).history(ref)
+        work.commit()  # histories of some kinds are audited
+        return [HistoryEntry.model_validate(change, from_attributes=True) for change in changes]
 
     return router

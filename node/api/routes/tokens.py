@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 
-from ...schemas.tokens import TokenCreate, TokenCreated, TokenOut
+from ...schemas.tokens import TokenCreate, TokenCreated, TokenOut, TokenUpdate
 from ..deps import AsAdmin
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -22,13 +22,22 @@ def list_tokens(work: AsAdmin) -> Any:
 )
 def create_token(work: AsAdmin, body: TokenCreate) -> Any:
     row, secret = work.tokens().create(
-        name=body.name, role=body.role, expires_days=body.expires_days
+        name=body.name, role=body.role, expires_days=body.expires_days, clearance=body.clearance
     )
     work.commit()
     created = TokenCreated.model_validate(
         {"token": secret, **TokenOut.model_validate(row, from_attributes=True).model_dump()}
     )
     return created
+
+
+@router.patch(
+    "/{token_id}", response_model=TokenOut, summary="Change a token's clearance (audited)"
+)
+def update_token(work: AsAdmin, token_id: Annotated[int, Path(ge=1)], body: TokenUpdate) -> Any:
+    row = work.tokens().set_clearance(token_id, body.clearance)
+    work.commit()
+    return row
 
 
 @router.delete("/{token_id}", response_model=TokenOut, summary="Revoke a token")

@@ -117,14 +117,11 @@ async def run_check(posted: ReaderForm) -> Response:
 def check_page(work: ReaderWork, check_id: str) -> Response:
     service, viewer = work.kyc(), work.viewer
     try:
-        check = service.view(service.get(check_id))
+        check = service.read(check_id)
     except NotFound:
         raise Missing(viewer) from None
-    asked = {
-        (d.peer, d.reference): d
-        for d in work.disclosures().recent(direction="outbound", status=None, limit=500, offset=0)
-        if d.check_id == check.id
-    }
+    asked = {(d.peer, d.reference): d for d in work.disclosures().for_check(check.id)}
+    work.commit()  # the read is audited
     return page(work.request, viewer, "kyc/check.html", check=check, asked=asked, errors={})
 
 
@@ -153,6 +150,7 @@ def request_disclosure(posted: ReaderForm) -> Response:
 def disclosures(work: ReaderWork, direction: str = "inbound") -> Response:
     direction = "outbound" if direction == "outbound" else "inbound"
     rows = work.disclosures().recent(direction=direction, status=None, limit=200, offset=0)
+    work.commit()  # the list is audited
     return page(work.request, work.viewer, "kyc/disclosures.html", rows=rows, direction=direction)
 
 
@@ -162,6 +160,7 @@ def disclosure(work: ReaderWork, disclosure_id: int) -> Response:
         item = work.disclosures().get(disclosure_id)
     except NotFound:
         raise Missing(work.viewer) from None
+    work.commit()  # the read is audited
     return page(
         work.request,
         work.viewer,
@@ -191,6 +190,7 @@ def decide(posted: WriterForm, disclosure_id: int) -> Response:
     except (ValidationError, InvalidInput, Conflict):
         work.rollback()
         item = service.get(disclosure_id)
+        work.commit()  # the read is audited
         message = (
             N_("Choose at least one field to release.")
             if decision == "grant"

@@ -52,6 +52,7 @@ STALE_VERSION = N_(
     "Someone changed this record while you were editing it. Reload it and make your change again."
 )
 UNKNOWN_LICENCES = N_("Unknown licence numbers: %(numbers)s")
+ABOVE_CLEARANCE = N_("This level is above your clearance: you could not read the record.")
 BAD_DOCUMENT = N_(
     "Write each document as type:number or type:number:country, for example passport:OB0123456:CD."
 )
@@ -269,6 +270,7 @@ def _list(kind: Kind, work: ConsoleWork) -> Response:
     items, total = work.registry(kind.registry).search(
         q=q or None, limit=PAGE_SIZE, offset=offset, **filters
     )
+    work.commit()  # lists of subjects are audited
     query = "&".join(f"{k}={v}" for k, v in {"q": q, **filters}.items() if v)
     return page(
         work.request,
@@ -325,13 +327,14 @@ def licensee(work: ReaderWork, ref: str) -> Response:
 def subject(work: ReaderWork, ref: str) -> Response:
     registry = work.subjects()
     record = _get(registry, work.viewer, ref, read=True)
+    history = registry.history(ref, audit=False)  # the read's entry covers the page
     work.commit()  # the read is audited
     return page(
         work.request,
         work.viewer,
         "records/subject.html",
         record=record,
-        history=registry.history(ref),
+        history=history,
     )
 
 
@@ -407,6 +410,8 @@ def _save(kind: Kind, posted: Posted, ref: str | None) -> Response:
             errors = {
                 exc.field: t.gettext(UNKNOWN_LICENCES) % {"numbers": numbers}
                 if exc.field == "linked_licence_numbers"
+                else t.gettext(ABOVE_CLEARANCE)
+                if exc.field == "handling"
                 else t.gettext(N_("This value is not valid."))
             }
         else:

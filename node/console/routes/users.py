@@ -1,5 +1,5 @@
-"""Account management for admins: create, change role or name, disable and enable,
-reset a password (the user chooses a new one at the next sign-in), lift a lock-out.
+"""Account management for admins: create, change role, clearance or name, disable and
+enable, reset a password (the user chooses a new one at the next sign-in), lift a lock-out.
 ``UserAccounts`` audits each change under the admin's name."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+
+from protocol import HANDLING_LEVELS
 
 from ...roles import ROLES
 from ...services.errors import Conflict, InvalidInput, NotFound
@@ -27,6 +29,7 @@ USER_ERRORS = {
     "username": BAD_USERNAME,
     "role": N_("Choose one of the options."),
     "language": N_("Choose one of the options."),
+    "clearance": N_("Choose one of the options."),
     "user": N_("You cannot disable your own account."),
 }
 LAST_ADMIN = N_("The node must keep at least one active administrator.")
@@ -70,6 +73,7 @@ def _new_page(
         values=values,
         errors=errors,
         roles=ROLES,
+        clearances=HANDLING_LEVELS,
         languages=LANGUAGES,
     )
 
@@ -83,7 +87,10 @@ def _password_error(posted: Posted, password: str) -> str | None:
 @router.post("", include_in_schema=False)
 def create_user(posted: AdminForm) -> Response:
     work, viewer, t = posted.work, posted.viewer, posted.viewer.t
-    values = {name: posted.text(name) for name in ("username", "full_name", "role", "language")}
+    values = {
+        name: posted.text(name)
+        for name in ("username", "full_name", "role", "clearance", "language")
+    }
     password = str(posted.form.get("password") or "")
     errors: dict[str, str] = {}
     try:
@@ -106,6 +113,7 @@ def create_user(posted: AdminForm) -> Response:
                 full_name=values["full_name"],
                 language=values["language"] or None,
                 must_change_password=True,
+                clearance=values["clearance"] or None,
             )
         except InvalidInput as exc:
             errors[exc.field] = t.gettext(
@@ -138,6 +146,7 @@ def _user_page(
         state=state_of(user, work.now),
         errors=errors,
         roles=ROLES,
+        clearances=HANDLING_LEVELS,
     )
 
 
@@ -150,6 +159,8 @@ def _change(posted: Posted, user_id: int, action: str) -> Response:
         if action == "role":
             accounts.set_role(user_id, posted.text("role"))
             accounts.set_full_name(user_id, posted.text("full_name"))
+        elif action == "clearance":
+            accounts.set_clearance(user_id, posted.text("clearance"))
         elif action == "disable":
             accounts.disable(user_id)
         elif action == "enable":
@@ -170,7 +181,7 @@ def _change(posted: Posted, user_id: int, action: str) -> Response:
             if "admin" in exc.message
             else USER_ERRORS.get(exc.field, N_("This value is not valid."))
         )
-        errors["role" if action == "role" else "form"] = t.gettext(message)
+        errors[action if action in ("role", "clearance") else "form"] = t.gettext(message)
     if errors:
         work.rollback()
         return _user_page(work, _user(accounts, viewer, user_id), errors, 422)
@@ -182,6 +193,11 @@ def _change(posted: Posted, user_id: int, action: str) -> Response:
 @router.post("/{user_id}/role", include_in_schema=False)
 def change_role(posted: AdminForm, user_id: int) -> Response:
     return _change(posted, user_id, "role")
+
+
+@router.post("/{user_id}/clearance", include_in_schema=False)
+def change_clearance(posted: AdminForm, user_id: int) -> Response:
+    return _change(posted, user_id, "clearance")
 
 
 @router.post("/{user_id}/disable", include_in_schema=False)

@@ -21,6 +21,7 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(20))
+    clearance: Mapped[str] = mapped_column(String(12))  # highest TLP level it may read
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
@@ -36,7 +37,7 @@ class User(Base):
     ``password_hash`` is ``scrypt$n$r$p$salt$hash`` (see ``node.services.passwords``);
     ``failed_attempts`` and ``locked_until`` implement the lock-out after repeated
     failures; ``language`` is the console language chosen by the user (None: follow
-    the browser)."""
+    the browser); ``clearance`` is the highest TLP level the user may read."""
 
     __tablename__ = "users"
 
@@ -44,6 +45,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
+    clearance: Mapped[str] = mapped_column(String(12))  # highest TLP level it may read
     password_hash: Mapped[str] = mapped_column(String(200))
     must_change_password: Mapped[bool] = mapped_column(default=False)
     language: Mapped[str | None] = mapped_column(String(8))
