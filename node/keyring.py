@@ -117,6 +117,7 @@ class KeyRing:
         self._loaded = loaded
         self._announcing = False
         self._checked: float | None = None  # monotonic time of the last check
+        self._complained: int | None = None  # the serial a mismatch was logged for
         self._lock = threading.Lock()
 
     @property
@@ -182,7 +183,8 @@ class KeyRing:
                 changed = False
                 if serial is not None and serial > self._loaded.card.serial:
                     changed = self._reload(serial)
-                    if not changed:
+                    if not changed and self._complained != serial:
+                        self._complained = serial  # once per serial, not every second
                         log.error("%s", self._mismatch(serial))
                 self._announcing = self._card_update_pending(session)
             return changed
