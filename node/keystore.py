@@ -2,7 +2,11 @@
 
 ``keys/`` (mode 0700) holds ``signing.key`` (Ed25519 seed) and ``encryption.key``
 (X25519 secret), each 32 raw bytes in a file of mode 0600; retired encryption keys
-stay as ``encryption.<kid>.retired`` so messages sealed to them still open.
+stay as ``encryption.<kid>.retired`` so messages sealed to them still open. After a
+rotation the previous signing seed stays as ``signing.<kid>.previous``: the node signs
+with it (and its previous encryption key) until every peer has received the new card,
+at most until the grace period ends (``node.keyring``). It is not part of backups: a
+restored node signs with its current key at once.
 ``card.json`` is the node's current signed card.
 """
 
@@ -19,6 +23,8 @@ SIGNING_FILE = "signing.key"
 ENCRYPTION_FILE = "encryption.key"
 # The files ``keys/`` may hold: current keys and retired encryption keys (by key id).
 KEY_FILE_NAME = re.compile(r"(?:signing|encryption)\.key|encryption\.[0-9a-f]{16}\.retired")
+# The previous signing seed, kept after a rotation while peers learn the new card.
+PREVIOUS_SIGNING_FILE = re.compile(r"signing\.([0-9a-f]{16})\.previous")
 
 
 class KeyFileError(Exception):
@@ -29,6 +35,17 @@ def _write_secret(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def replace_secret(path: Path, data: bytes) -> None:
+    """Write a key file (mode 0600) in place of any old one, atomically and durably."""
+    tmp = path.with_name(f"{path.name}.new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def _read_secret(path: Path) -> bytes:
@@ -84,6 +101,40 @@ def load_identity(keys_dir: Path, node_id: str) -> NodeIdentity:
         _read_secret(keys_dir / ENCRYPTION_FILE),
         retired,
     )
+
+
+def load_previous_signing(keys_dir: Path) -> dict[str, bytes]:
+    """The previous signing seeds kept after a rotation, by key id (normally one)."""
+    seeds = {}
+    for path in sorted(keys_dir.glob("signing.*.previous")):
+        match = PREVIOUS_SIGNING_FILE.fullmatch(path.name)
+        if match is not None:
+            seeds[match.group(1)] = _read_secret(path)
+    return seeds
+
+
+def write_rotation(
+    keys_dir: Path, card_path: Path, old: NodeIdentity, new: NodeIdentity, card: NodeCard
+) -> None:
+    """Put a rotation's keys in place: first what keeps the old keys usable (the retired
+    encryption secret, the previous signing seed), then the new keys and card."""
+    replace_secret(keys_dir / f"encryption.{old.encryption_kid}.retired", old.encryption_secret)
+    previous = keys_dir / f"signing.{old.signing_kid}.previous"
+    for stale in keys_dir.glob("signing.*.previous"):
+        if stale != previous:
+            stale.unlink()
+    replace_secret(previous, old.signing_seed)
+    replace_secret(keys_dir / ENCRYPTION_FILE, new.encryption_secret)
+    replace_secret(keys_dir / SIGNING_FILE, new.signing_seed)
+    write_card(card_path, card)
+
+
+def undo_rotation(keys_dir: Path, card_path: Path, old: NodeIdentity, old_card: NodeCard) -> None:
+    """Put the keys and card of before ``write_rotation`` back (its announcement failed)."""
+    replace_secret(keys_dir / ENCRYPTION_FILE, old.encryption_secret)
+    replace_secret(keys_dir / SIGNING_FILE, old.signing_seed)
+    write_card(card_path, old_card)
+    (keys_dir / f"signing.{old.signing_kid}.previous").unlink(missing_ok=True)
 
 
 def write_card(path: Path, card: NodeCard) -> None:

@@ -1,7 +1,8 @@
 """Everything a running node holds: settings, database, keys and card, clock, metrics.
 
 Built once by ``open_node`` (the app lifespan and CLI commands use it) and handed to
-request handlers through ``app.state.node``.
+request handlers through ``app.state.node``. The keys follow a rotation made by another
+process without a restart (``node.keyring``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+import protocol
 from protocol import NodeCard, NodeIdentity
 
 from .config import Settings
 from .db import make_engine, make_session_factory, upgrade
-from .keystore import load_card, load_identity
+from .keyring import KeyRing, load_keys
 from .metrics import NodeMetrics
 
 Clock = Callable[[], datetime]
@@ -32,16 +34,49 @@ class Node:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    identity: NodeIdentity
-    card: NodeCard
+    keys: KeyRing
     clock: Clock = utc_now
     metrics: NodeMetrics = field(default_factory=NodeMetrics)
+    reader: Engine | None = None  # the keys' read-only engine, when not ``engine``
+
+    @property
+    def identity(self) -> NodeIdentity:
+        """The keys to seal and sign with now; they open whatever is sealed to any of
+        the node's encryption keys."""
+        return self.keys.identity()
+
+    @property
+    def card(self) -> NodeCard:
+        """The node's current card."""
+        return self.keys.card
 
     def now(self) -> datetime:
         return self.clock()
 
+    def open_envelope(
+        self, raw: bytes, *, directory: protocol.KeyDirectory, now: datetime
+    ) -> protocol.OpenedMessage:
+        """Open an envelope addressed to this node. One sealed to an encryption key this
+        process does not hold yet is retried once the keys are reloaded: another process
+        may just have rotated them."""
+        while True:
+            try:
+                return protocol.open_envelope(
+                    raw,
+                    identity=self.identity,
+                    directory=directory,
+                    now=int(now.timestamp()),
+                    max_bytes=self.settings.max_message_bytes,
+                    clock_skew=self.settings.clock_skew_seconds,
+                )
+            except protocol.WrongRecipient:
+                if not self.keys.refresh(force=True):
+                    raise
+
     def close(self) -> None:
         self.engine.dispose()
+        if self.reader is not None and self.reader is not self.engine:
+            self.reader.dispose()
 
 
 def open_node(settings: Settings, *, migrate: bool = True, clock: Clock = utc_now) -> Node:
@@ -49,6 +84,19 @@ def open_node(settings: Settings, *, migrate: bool = True, clock: Clock = utc_no
     engine = make_engine(settings.sqlalchemy_url)
     if migrate:
         upgrade(engine)
-    identity = load_identity(settings.keys_dir, settings.node_id)
-    card = load_card(settings.card_path, identity)
-    return Node(settings, engine, make_session_factory(engine), identity, card, clock)
+    sessions = make_session_factory(engine)
+    # The keys' periodic check reads in sessions that never wait for a writer (SQLite
+    # takes the write lock at BEGIN; the check may run inside a write transaction).
+    reader = (
+        make_engine(settings.sqlalchemy_url, read_only=True)
+        if engine.dialect.name == "sqlite"
+        else engine
+    )
+    keys = KeyRing(settings, sessions, make_session_factory(reader), clock, load_keys(settings))
+    try:
+        keys.sync()
+    except BaseException:
+        engine.dispose()
+        reader.dispose()
+        raise
+    return Node(settings, engine, sessions, keys, clock, reader=reader)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 from nacl.public import Box
@@ -23,8 +24,10 @@ from ._card import make_card
 from ._envelope import Recipient, seal
 from ._keys import NodeIdentity
 from ._messages import (
+    MESSAGE_TYPES,
     Alert,
     AlertRetract,
+    CardUpdate,
     DisclosedDetails,
     DisclosureRequest,
     DisclosureResponse,
@@ -42,6 +45,8 @@ from ._messages import (
 
 NOW = 1_790_000_000  # 2026-09-21T14:13:20Z
 CARD_TIME = NOW - 86400
+ROTATED_AT = NOW  # CM rotates its keys (rotation cases, docs/protocol.md §10)
+GRACE = 14 * 86400  # how long CM's rotated card still lists its previous keys
 
 
 def _secret(label: str) -> bytes:
@@ -188,7 +193,15 @@ def build() -> dict[str, Any]:
         now: int,
         envelope: str,
         expected: dict[str, Any],
+        *,
+        sender_card: dict[str, Any] | None = None,
+        recipient_retired: tuple[bytes, ...] = (),
     ) -> None:
+        extra: dict[str, Any] = {}
+        if sender_card is not None:
+            extra["sender_card"] = sender_card
+        if recipient_retired:
+            extra["recipient_x25519_retired_secrets"] = [s.hex() for s in recipient_retired]
         cases.append(
             {
                 "name": name,
@@ -202,6 +215,7 @@ def build() -> dict[str, Any]:
                 "now": now,
                 "envelope": envelope,
                 "expected": expected,
+                **extra,
             }
         )
 
@@ -292,12 +306,155 @@ def build() -> dict[str, Any]:
         _resign(cm, dict(base, type="alert")),
         {"error": "header_mismatch"},
     )
+    _rotation_cases(case, cm, cf, cards)
     return {
         "description": "kpnet protocol version 1 test vectors; see docs/protocol.md.",
         "generator": "python -m protocol.testvectors",
         "cards": {k: v.to_json() for k, v in cards.items()},
         "cases": cases,
     }
+
+
+def _rotation_cases(case: Any, cm: NodeIdentity, cf: NodeIdentity, cards: dict[str, Any]) -> None:
+    """CM rotates its keys at ROTATED_AT (§10): which key each side uses, and when."""
+    old = cm
+    new = NodeIdentity("CM", _secret("CM ed25519 rotated"), _secret("CM x25519 rotated"))
+    rotated = make_card(
+        new,
+        name="Node CM",
+        endpoints=["https://cm.example.org"],
+        now=ROTATED_AT,
+        serial=2,
+        extra_keys=[replace(k, valid_until=ROTATED_AT + GRACE) for k in cards["CM"].public_keys()],
+    )
+    # CM after the rotation: the new keys, the old encryption secret retained.
+    retired = (old.encryption_secret,)
+    cm_rotated = NodeIdentity("CM", new.signing_seed, new.encryption_secret, retired)
+    to_cf = Recipient("CF-usaf", cards["CF-usaf"].current_key("enc", NOW))
+    old_enc = cards["CM"].current_key("enc", NOW)
+    new_enc = rotated.current_key("enc", NOW + 1)
+    during, after = ROTATED_AT + 1000, ROTATED_AT + GRACE + 301
+    n = iter(range(60, 100))
+
+    def sealed(sender: NodeIdentity, to: Recipient, payload: Payload, now: int) -> str:
+        i = next(n)
+        return seal(
+            sender,
+            to,
+            payload,
+            now=now,
+            message_id=_uuid(i),
+            nonce=hashlib.sha256(f"nonce {i}".encode()).digest()[:24],
+        ).decode()
+
+    def opened(payload: Payload) -> dict[str, Any]:
+        return {
+            "type": _type_name(payload),
+            "payload": payload.model_dump(mode="json", exclude_none=True),
+        }
+
+    update = CardUpdate(card=rotated)
+    envelope = sealed(old, to_cf, update, ROTATED_AT)
+    case(
+        "rotation-card-update",
+        "CM announces its new card: sealed and signed with the old keys, which CF knows.",
+        old,
+        cf,
+        during,
+        envelope,
+        {**opened(update), "inner_document": _inner(envelope, cf, old)},
+    )
+    receipt = Receipt(message_id=_uuid(60), status="delivered", at=during)
+    envelope = sealed(cf, Recipient("CM", new_enc), receipt, during)
+    case(
+        "rotation-receipt-sealed-to-new-key",
+        "CF's receipt for the card.update is sealed to CM's new encryption key; CM opens it.",
+        cf,
+        cm_rotated,
+        during,
+        envelope,
+        {**opened(receipt), "inner_document": _inner(envelope, cm_rotated, cf)},
+        recipient_retired=retired,
+    )
+    late = _payloads()[0][2]
+    envelope = sealed(cf, Recipient("CM", old_enc), late, ROTATED_AT)
+    case(
+        "rotation-sealed-to-old-key-during-retention",
+        "Sealed by CF to CM's old encryption key before the card.update reached it: CM "
+        "still holds the retired secret and opens it.",
+        cf,
+        cm_rotated,
+        during,
+        envelope,
+        {**opened(late), "inner_document": _inner(envelope, cm_rotated, cf)},
+        recipient_retired=retired,
+    )
+    case(
+        "rotation-sealed-to-old-key-after-retention",
+        "The same envelope, opened by CM once it has dropped the retired secret.",
+        cf,
+        new,
+        during,
+        envelope,
+        {"error": "wrong_recipient"},
+    )
+    alert = _payloads()[0][2]
+    envelope = sealed(old, to_cf, alert, during)
+    case(
+        "rotation-signed-with-old-key-during-grace",
+        "CM signs with its old keys until CF has the new card; CF, holding the new card, "
+        "still verifies the old keys it lists.",
+        old,
+        cf,
+        during,
+        envelope,
+        {**opened(alert), "inner_document": _inner(envelope, cf, old)},
+        sender_card=rotated.to_json(),
+    )
+    envelope = sealed(new, to_cf, alert, during)
+    case(
+        "rotation-signed-with-new-key",
+        "Signed and sealed with CM's new keys, opened by CF holding the new card.",
+        new,
+        cf,
+        during,
+        envelope,
+        {**opened(alert), "inner_document": _inner(envelope, cf, new)},
+        sender_card=rotated.to_json(),
+    )
+    case(
+        "rotation-signed-with-new-key-before-card-update",
+        "The same envelope, opened by CF that still holds CM's old card: unknown key.",
+        new,
+        cf,
+        during,
+        envelope,
+        {"error": "unknown_key"},
+        sender_card=cards["CM"].to_json(),
+    )
+    case(
+        "rotation-signed-with-old-key-after-grace",
+        "Signed with CM's old keys at the end of the grace period and opened past it (and "
+        "the clock-skew allowance): the old signing key has expired.",
+        old,
+        cf,
+        after,
+        sealed(old, to_cf, alert, ROTATED_AT + GRACE),
+        {"error": "key_expired"},
+        sender_card=rotated.to_json(),
+    )
+
+
+def _inner(envelope: str, recipient: NodeIdentity, sender: NodeIdentity) -> str:
+    doc = parse_json(envelope.encode())
+    secret = recipient.decryption_key(doc["recipient_enc_kid"])
+    assert secret is not None
+    box = Box(secret, sender.encryption_key.public_key)
+    return box.decrypt(b64decode(doc["ciphertext"]), b64decode(doc["nonce"])).decode("utf-8")
+
+
+def _type_name(payload: Payload) -> str:
+    return next(name for name, model in MESSAGE_TYPES.items() if isinstance(payload, model))
 
 
 def render() -> str:

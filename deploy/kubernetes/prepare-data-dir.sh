@@ -21,8 +21,9 @@ for name in signing.key encryption.key; do
     fi
     cp "$keys/$name" "$data/keys/$name"
 done
-# Encryption keys retired by `kpnet keys rotate`, still needed to open late messages.
-for path in "$keys"/encryption.*.retired; do
+# Encryption keys retired by `kpnet keys rotate`, still needed to open late messages,
+# and the previous signing key it signs with until every peer has the new card.
+for path in "$keys"/encryption.*.retired "$keys"/signing.*.previous; do
     [ -f "$path" ] || continue
     cp "$path" "$data/keys/$(basename "$path")"
 done

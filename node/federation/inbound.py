@@ -144,14 +144,7 @@ class InboundProcessor:
     def _one(self, batch: _Batch, raw: bytes) -> InboundResult:
         node, session, now = self.node, batch.session, batch.now
         try:
-            message = protocol.open_envelope(
-                raw,
-                identity=node.identity,
-                directory=batch.directory,
-                now=int(now.timestamp()),
-                max_bytes=node.settings.max_message_bytes,
-                clock_skew=node.settings.clock_skew_seconds,
-            )
+            message = node.open_envelope(raw, directory=batch.directory, now=now)
         except protocol.ProtocolError as exc:
             return self._reject(batch, raw, exc)
         existing = batch.known.get((message.sender, message.id))

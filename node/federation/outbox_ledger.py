@@ -321,6 +321,10 @@ class OutboxLedger:
             if not retry:
                 peer.consecutive_failures, peer.next_attempt_at, peer.last_error = 0, None, None
             session.commit()
+        if any(c.msg_type == "card.update" for c in rows) and not retry:
+            # The peer has our new card: this process may sign with the new key now
+            # (others notice within the key ring's check interval).
+            self.node.keys.refresh(force=True)
         if retry:
             reason = f"refused: {retry_reason}"
             self.release(peer_id, retry, reason, None, urgent, offset)
@@ -332,13 +336,7 @@ class OutboxLedger:
         if not isinstance(receipt, str):
             return False
         try:
-            opened = protocol.open_envelope(
-                receipt.encode("utf-8"),
-                identity=self.node.identity,
-                directory=directory,
-                now=int(now.timestamp()),
-                clock_skew=self.node.settings.clock_skew_seconds,
-            )
+            opened = self.node.open_envelope(receipt.encode("utf-8"), directory=directory, now=now)
         except protocol.ProtocolError as exc:
             log.warning("receipt from %s for %s refused: %s", peer_id, claimed.message_id, exc.code)
             return False

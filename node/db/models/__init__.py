@@ -12,6 +12,7 @@ from .base import NAMING, Base, table_of
 from .federation import InboundMessage, OutboxMessage, Peer
 from .kyc import Disclosure, KycCheck, KycPeerAnswer, SharedReference
 from .matching import MatchId, MatchKey, MatchRecord
+from .own_card import OwnCard
 from .records import LicenceStatusChange, Licensee, RecordChange, RecordMixin, Subject
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "MatchKey",
     "MatchRecord",
     "OutboxMessage",
+    "OwnCard",
     "Peer",
     "RecordChange",
     "RecordMixin",
