@@ -36,11 +36,13 @@ from .config import Settings
 from .console import install_console
 from .db.models import Licensee, OutboxMessage, Peer, Subject
 from .federation.feed import Feed
+from .federation.policy_transport import PolicyTransport
 from .federation.ratelimit import RateLimiter
 from .federation.sender import OutboxSender, SenderSettings
 from .metrics import HttpMetricsMiddleware, NodeMetrics
 from .runtime import Clock, Node, open_node, utc_now
 from .services.audit import count_entries
+from .services.endpoint_policy import EndpointPolicy
 
 
 def _database_counts(node: Node) -> dict[str, Any]:
@@ -118,7 +120,9 @@ def create_app(
         )
         app.state.sender = None
         task = None
-        async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
+        # Deliveries go through the endpoint policy's transport unless a test gives its own.
+        network = transport or PolicyTransport(EndpointPolicy.from_settings(settings))
+        async with httpx.AsyncClient(transport=network, follow_redirects=False) as client:
             if settings.sender_enabled:
                 app.state.sender = OutboxSender(node, client, sender_settings(settings))
                 task = asyncio.create_task(app.state.sender.run(), name="kpnet-outbox-sender")

@@ -12,6 +12,7 @@ from node.config import load_settings
 from node.runtime import open_node
 from node.schemas.agreements import SharingAgreement
 from node.services.actors import Actor
+from node.services.endpoint_policy import EndpointPolicy
 from node.services.peers import PeerRegistry
 from protocol import ALERT_CATEGORIES
 from tests.conftest import create_node
@@ -223,9 +224,13 @@ def peered(console, tmp_path: Path):  # type: ignore[no-untyped-def]
     node = open_node(console.settings, migrate=False)
     try:
         with node.sessions() as session:
-            PeerRegistry(session, Actor("setup", "admin"), node.now(), own_node_id="CM").add(
-                card, fingerprint=fingerprint, agreement=agreement
-            )
+            PeerRegistry(
+                session,
+                Actor("setup", "admin"),
+                node.now(),
+                own_node_id="CM",
+                endpoints=EndpointPolicy.from_settings(node.settings),
+            ).add(card, fingerprint=fingerprint, agreement=agreement)
             session.commit()
     finally:
         node.close()
