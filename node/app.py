@@ -36,12 +36,14 @@ from .config import Settings
 from .console import install_console
 from .db.models import Licensee, OutboxMessage, Peer, Subject
 from .federation.feed import Feed
+from .federation.policy_transport import PolicyTransport
 from .federation.ratelimit import RateLimiter
 from .federation.refusals import summarise_refusals
 from .federation.sender import OutboxSender, SenderSettings
 from .metrics import HttpMetricsMiddleware, NodeMetrics
 from .runtime import Clock, Node, open_node, utc_now
 from .services.audit import count_entries
+from .services.endpoint_policy import EndpointPolicy
 
 
 def _database_counts(node: Node) -> dict[str, Any]:
@@ -130,7 +132,9 @@ def create_app(
             summarise_refusals(node, settings.refusal_audit_interval_seconds),
             name="kpnet-refusal-summaries",
         )
-        async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
+        # Deliveries go through the endpoint policy's transport unless a test gives its own.
+        network = transport or PolicyTransport(EndpointPolicy.from_settings(settings))
+        async with httpx.AsyncClient(transport=network, follow_redirects=False) as client:
             if settings.sender_enabled:
                 app.state.sender = OutboxSender(node, client, sender_settings(settings))
                 task = asyncio.create_task(app.state.sender.run(), name="kpnet-outbox-sender")

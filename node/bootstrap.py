@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -22,11 +23,18 @@ def init_node(
     url: str,
     now: datetime,
     database_url: str | None = None,
+    options: Mapping[str, str | int | bool] | None = None,
 ) -> Settings:
-    """Create a node in ``data_dir``; refuse if one is already there."""
+    """Create a node in ``data_dir``; refuse if one is already there. ``options`` are
+    further settings written to its ``config.toml``."""
     if (data_dir / CONFIG_FILE).exists() or (data_dir / "keys").exists():
         raise NodeExists(f"a node already exists in {data_dir}; refusing to overwrite it")
-    values: dict[str, str | int] = {"node_id": node_id, "node_name": name, "public_url": url}
+    values: dict[str, str | int | bool] = {
+        "node_id": node_id,
+        "node_name": name,
+        "public_url": url,
+        **(options or {}),
+    }
     if database_url:
         values["database_url"] = database_url
     # Validate before touching the disk.

@@ -7,6 +7,7 @@ defaults. The default database is a SQLite file inside the data directory.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,16 @@ class Settings(BaseSettings):
         le=1000,
         description="Weakest match (0-1000) this node reports in its answers to peers",
     )
+    peer_allow_http: bool = Field(
+        default=False,
+        description="Let peers' endpoints be plain http:// URLs (loopback demos and tests; "
+        "in production peers are reached over https://)",
+    )
+    peer_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated address ranges (CIDR) peers' endpoints may be in "
+        "although they are not public, e.g. 10.20.0.0/16 for peers over a private link",
+    )
     metrics_token: str | None = Field(
         default=None, description="If set, /metrics requires this bearer token"
     )
@@ -110,6 +121,16 @@ class Settings(BaseSettings):
         if not is_node_id(value):
             raise ValueError("node id must be a country code, optionally -tag (e.g. CM, CF-usaf)")
         return value
+
+    @field_validator("peer_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        parse_networks(value)  # ValueError: not CIDR ranges
+        return value
+
+    @property
+    def peer_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return parse_networks(self.peer_allowed_networks)
 
     @classmethod
     def settings_customise_sources(
@@ -137,6 +158,13 @@ class Settings(BaseSettings):
     @property
     def card_path(self) -> Path:
         return self.data_dir / "card.json"
+
+
+def parse_networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated CIDR ranges (``10.20.0.0/16, fd00::/8``); raises ``ValueError``."""
+    return tuple(
+        ipaddress.ip_network(i.strip(), strict=True) for i in value.split(",") if i.strip()
+    )
 
 
 def _data_dir_from(*sources: PydanticBaseSettingsSource) -> Path | None:

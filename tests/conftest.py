@@ -27,6 +27,7 @@ from node.config import Settings
 from node.roles import ROLES
 from node.runtime import open_node
 from node.services.actors import Actor
+from node.services.endpoint_policy import LOOPBACK_PEERS
 from node.services.tokens import TokenService
 
 PG_URL = os.environ.get("KPNET_TEST_DATABASE_URL")
@@ -114,6 +115,8 @@ def create_node(
         url=f"http://127.0.0.1:{port}",
         now=datetime.now(UTC),
         database_url=database_url,
+        # Test nodes reach each other over http on loopback: allowed only by settings.
+        options=LOOPBACK_PEERS,
     )
 
 

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from protocol import CardError
 
+from ..services.endpoint_policy import EndpointRefused
 from ..services.errors import Conflict, InvalidInput, NotFound
 
 
@@ -18,6 +19,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(EndpointRefused)
+    async def _endpoint(_: Request, exc: EndpointRefused) -> JSONResponse:
+        return JSONResponse(
+            {
+                "detail": [
+                    {
+                        "loc": ["endpoint"],
+                        "msg": exc.message,
+                        "type": exc.code,
+                        "ctx": exc.params,
+                    }
+                ]
+            },
+            status_code=422,
+        )
 
     @app.exception_handler(InvalidInput)
     async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:

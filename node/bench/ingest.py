@@ -32,6 +32,7 @@ from ..keystore import load_identity
 from ..readiness import ServeProcess
 from ..runtime import open_node
 from ..services.actors import Actor
+from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
 from ..services.peers import PeerRegistry
 
 SETUP = Actor("bench", "admin")
@@ -77,6 +78,7 @@ def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Path,
         url="http://127.0.0.1:1",
         now=now,
         database_url=database_url,
+        options=LOOPBACK_PEERS,
     )
     sender = init_node(
         base / "CF", node_id="CF", name="Bench sender", url="http://127.0.0.1:2", now=now
@@ -85,9 +87,13 @@ def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Path,
     node = open_node(receiver, migrate=False)
     try:
         with node.sessions() as session:
-            PeerRegistry(session, SETUP, now, own_node_id="CM").add(
-                sender.card_path.read_bytes(), fingerprint=sender_identity.fingerprint
-            )
+            PeerRegistry(
+                session,
+                SETUP,
+                now,
+                own_node_id="CM",
+                endpoints=EndpointPolicy.from_settings(receiver),
+            ).add(sender.card_path.read_bytes(), fingerprint=sender_identity.fingerprint)
             session.commit()
         recipient = protocol.Recipient("CM", node.card.current_key("enc", int(now.timestamp())))
     finally:

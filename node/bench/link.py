@@ -45,6 +45,7 @@ from ..runtime import open_node
 from ..schemas.alerts import AlertCreate
 from ..services.actors import Actor
 from ..services.alerts import AlertService
+from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
 from ..services.peers import PeerRegistry
 from .faulty_link import FaultyLink, LinkShape
 from .ingest import _accepted, _drive, _free_port
@@ -98,12 +99,19 @@ class _Pair:
                 name=f"Bench {node_id}",
                 url=f"http://127.0.0.1:{self.ports[node_id]}",
                 now=now,
+                options=LOOPBACK_PEERS,
             )
             self.settings[node_id] = load_settings(base / node_id)
         self.nodes = {n: open_node(s) for n, s in self.settings.items()}
         for node_id, other in (("CM", "CF"), ("CF", "CM")):
             with self.nodes[node_id].sessions() as session:
-                PeerRegistry(session, SETUP, now, own_node_id=node_id).add(
+                PeerRegistry(
+                    session,
+                    SETUP,
+                    now,
+                    own_node_id=node_id,
+                    endpoints=EndpointPolicy.from_settings(self.settings[node_id]),
+                ).add(
                     self.settings[other].card_path.read_bytes(),
                     fingerprint=self.nodes[other].identity.fingerprint,
                 )

@@ -1,5 +1,5 @@
 """``kpnet peer``: admitting other countries' nodes after the fingerprint check, their
-state, and the sharing agreement with each."""
+state, the sharing agreement with each, and the endpoint changes their cards ask for."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from ..schemas.agreements import SharingAgreement
 from .common import DataDir, fail, unit_of_work
 
 peer_app = typer.Typer(no_args_is_help=True, help="Peers (other countries' nodes).")
+endpoint_app = typer.Typer(
+    no_args_is_help=True,
+    help="Endpoint changes a peer's card asks for: not used until approved here.",
+)
+peer_app.add_typer(endpoint_app, name="endpoint")
 
 
 @peer_app.command("add")
@@ -43,7 +48,8 @@ def peer_add(
 @peer_app.command("list")
 def peer_list(data_dir: DataDir) -> None:
     """List peers, one a line, tab-separated: id, state, name, endpoint, last contact,
-    consecutive delivery failures, fingerprint, last delivery error."""
+    consecutive delivery failures, fingerprint, last delivery error, endpoint change
+    waiting for approval."""
     with unit_of_work(data_dir) as work:
         for peer in work.peers().all():
             contact = f"{peer.last_contact_at:%Y-%m-%d %H:%M}" if peer.last_contact_at else "never"
@@ -51,7 +57,8 @@ def peer_list(data_dir: DataDir) -> None:
                 f"{peer.node_id}\t{peer.status}\t{peer.name}\t{peer.endpoint}\t"
                 f"last contact {contact}\tfailures {peer.consecutive_failures}\t"
                 f"fingerprint {peer.fingerprint}\t"
-                f"last error {peer.last_error or '-'}"
+                f"last error {peer.last_error or '-'}\t"
+                f"pending endpoint {peer.pending_endpoint or '-'}"
             )
 
 
@@ -115,3 +122,32 @@ def peer_agreement(
             registry.set_agreement(node_id, SharingAgreement.model_validate(values))
             work.session.commit()
         typer.echo(json.dumps(registry.get(node_id).agreement, indent=2))
+
+
+@endpoint_app.command("show")
+def endpoint_show(data_dir: DataDir, node_id: str) -> None:
+    """Show the endpoint in use and the one waiting for approval, if any."""
+    with unit_of_work(data_dir) as work:
+        peer = work.peers().get(node_id)
+        typer.echo(f"current\t{peer.endpoint}")
+        if peer.pending_endpoint is not None:
+            typer.echo(f"pending\t{peer.pending_endpoint}\tsince {peer.pending_endpoint_at}")
+
+
+@endpoint_app.command("approve")
+def endpoint_approve(data_dir: DataDir, node_id: str) -> None:
+    """Deliver to the endpoint the peer's newer card asks for (checked again against
+    the endpoint policy). Confirm the change with the peer's focal point first."""
+    with unit_of_work(data_dir) as work:
+        peer = work.peers().approve_endpoint(node_id)
+        work.session.commit()
+        typer.echo(f"peer {node_id} is now delivered to at {peer.endpoint}")
+
+
+@endpoint_app.command("reject")
+def endpoint_reject(data_dir: DataDir, node_id: str) -> None:
+    """Keep delivering to the current endpoint; forget the one the card asks for."""
+    with unit_of_work(data_dir) as work:
+        peer = work.peers().reject_endpoint(node_id)
+        work.session.commit()
+        typer.echo(f"peer {node_id} stays at {peer.endpoint}; the endpoint change is rejected")

@@ -19,6 +19,7 @@ from ..readiness import NodeNotReady, ServeProcess
 from ..runtime import open_node, utc_now
 from ..schemas.agreements import SharingAgreement
 from ..services.actors import Actor
+from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
 from ..services.peers import PeerRegistry
 from ..services.tokens import TokenService
 from .records import LICENSEES, NODES, SUBJECTS
@@ -140,6 +141,8 @@ def create_nodes(base: Path, first_port: int) -> list[DemoNode]:
             name=name,
             url=f"http://127.0.0.1:{port}",
             now=utc_now(),
+            # The demo's nodes reach each other over http on loopback.
+            options=LOOPBACK_PEERS,
         )
         node = DemoNode(node_id, settings.data_dir, port)
         runtime = open_node(settings, migrate=False)
@@ -176,9 +179,13 @@ def _admit(node: DemoNode, other: DemoNode) -> None:
     runtime = open_node(load_settings(node.data_dir), migrate=False)
     try:
         with runtime.sessions() as session:
-            PeerRegistry(session, SETUP, runtime.now(), own_node_id=node.node_id).add(
-                card, fingerprint=fingerprint, agreement=agreement
-            )
+            PeerRegistry(
+                session,
+                SETUP,
+                runtime.now(),
+                own_node_id=node.node_id,
+                endpoints=EndpointPolicy.from_settings(runtime.settings),
+            ).add(card, fingerprint=fingerprint, agreement=agreement)
             session.commit()
     finally:
         runtime.close()

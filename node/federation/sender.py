@@ -29,6 +29,7 @@ from .clock_offset import measured_offset
 from .inbound import MAX_BATCH_MESSAGES
 from .link_estimate import LinkEstimate
 from .outbox_ledger import TIMED_OUT, UNREACHABLE, Claimed, OutboxLedger
+from .policy_transport import EndpointBlocked
 
 log = logging.getLogger("kpnet.sender")
 
@@ -268,7 +269,7 @@ class OutboxSender:
                 )
         except (httpx.HTTPError, TimeoutError) as exc:
             failure = _failure(exc)
-            if failure != UNREACHABLE + "ConnectError":
+            if not isinstance(exc, httpx.ConnectError):
                 self._link(peer_id).timed_out(len(envelopes), self._loop.time() - started)
             await in_thread(self.ledger.release, peer_id, rows, failure, None, urgent)
             return None
@@ -301,6 +302,8 @@ def _forget(running: dict[str, Any], peer_id: str, _: object) -> None:
 
 
 def _failure(exc: Exception) -> str:
+    if isinstance(exc, EndpointBlocked):  # not retried sooner by probing: nothing to reach
+        return f"endpoint refused: {exc.refusal.code}: {exc.refusal.message}"[:500]
     if isinstance(exc, TimeoutError):
         return TIMED_OUT + "the whole request took longer than its deadline"
     if isinstance(exc, httpx.ReadTimeout):

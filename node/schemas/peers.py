@@ -38,3 +38,9 @@ class PeerOut(BaseModel):
         description="How far the peer's clock is ahead of this node's (negative: behind), "
         "in seconds, as last measured from its answers",
     )
+    pending_endpoint: str | None = Field(
+        default=None,
+        description="An endpoint the peer's newer card asks for, not used until an admin "
+        "approves it (POST /api/v1/peers/{node_id}/endpoint/approve)",
+    )
+    pending_endpoint_at: datetime | None = None

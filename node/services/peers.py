@@ -1,5 +1,6 @@
 """Peers: admission (card + fingerprint read aloud in person), status, sharing
-agreement, key rotation, and the key directory the protocol opens messages with."""
+agreement, key rotation, endpoint changes held for an admin's approval, and the key
+directory the protocol opens messages with."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from ..db.models import OutboxMessage, Peer
 from ..schemas.agreements import SharingAgreement
 from .actors import Actor
 from .audit import AuditLog
+from .endpoint_policy import EndpointPolicy
 from .errors import Conflict, InvalidInput, NotFound
 
 PEER_STATUSES = ("active", "suspended", "removed")
@@ -39,9 +41,19 @@ def agreement_of(peer: Peer) -> SharingAgreement:
 
 
 class PeerRegistry:
-    def __init__(self, session: Session, actor: Actor, now: datetime, *, own_node_id: str) -> None:
+    def __init__(
+        self,
+        session: Session,
+        actor: Actor,
+        now: datetime,
+        *,
+        own_node_id: str,
+        endpoints: EndpointPolicy | None = None,
+    ) -> None:
         self.session, self.actor, self.now = session, actor, now
         self.own_node_id = own_node_id
+        # Deny by default: without the node's settings, https to public addresses only.
+        self.endpoints = endpoints or EndpointPolicy()
         self.audit = AuditLog(session)
 
     def _log(self, action: str, peer: Peer, **detail: Any) -> None:
@@ -100,9 +112,12 @@ class PeerRegistry:
         existing = self.find(card.node_id)
         if existing is not None and existing.status != "removed":
             raise Conflict(f"peer {card.node_id} is already admitted")
+        endpoint = self.endpoints.check_url(card.endpoints[0])
         values = dict(
             name=name or card.name,
-            endpoint=card.endpoints[0],
+            endpoint=endpoint,
+            pending_endpoint=None,
+            pending_endpoint_at=None,
             card=card.to_json(),
             card_serial=card.serial,
             keys=card_keys(card),
@@ -149,7 +164,8 @@ class PeerRegistry:
 
     def apply_card_update(self, node_id: str, card: NodeCard) -> Peer:
         """Replace a peer's keys with those of its new card (already verified by the
-        protocol: self-signed, sent in an envelope signed by the peer's current key)."""
+        protocol: self-signed, sent in an envelope signed by the peer's current key).
+        A new endpoint does not take effect: it waits for an admin's approval."""
         peer = self.get(node_id)
         if card.node_id != peer.node_id:
             raise InvalidInput("card", "card.update for another node")
@@ -161,9 +177,41 @@ class PeerRegistry:
         kept = [k for k in peer.keys if k["kid"] not in listed and k["valid_until"] >= now_ts]
         peer.card, peer.card_serial = card.to_json(), card.serial
         peer.keys = card_keys(card) + kept
-        peer.endpoint = card.endpoints[0]
         peer.fingerprint = card.fingerprint
         self._log("card_update", peer, serial=card.serial, fingerprint=card.fingerprint)
+        asked = card.endpoints[0]
+        if asked == peer.endpoint:
+            if peer.pending_endpoint is not None:  # the peer went back to what we use
+                self._log("endpoint.withdrawn", peer, endpoint=peer.pending_endpoint)
+                peer.pending_endpoint = peer.pending_endpoint_at = None
+        elif asked != peer.pending_endpoint:
+            peer.pending_endpoint, peer.pending_endpoint_at = asked, self.now
+            self._log("endpoint.pending", peer, endpoint=asked, current=peer.endpoint)
+        return peer
+
+    def _pending(self, node_id: str) -> tuple[Peer, str]:
+        peer = self.get(node_id)
+        if peer.pending_endpoint is None:
+            raise Conflict(f"peer {node_id} has no endpoint change waiting for approval")
+        return peer, peer.pending_endpoint
+
+    def approve_endpoint(self, node_id: str) -> Peer:
+        """Deliver to the endpoint the peer's card asked for, if the endpoint policy
+        allows it now (``EndpointRefused`` otherwise; the change stays pending)."""
+        peer, endpoint = self._pending(node_id)
+        self.endpoints.check_url(endpoint)
+        previous, peer.endpoint = peer.endpoint, endpoint
+        peer.pending_endpoint = peer.pending_endpoint_at = None
+        # A new place to deliver to: try it at once rather than after the old backoff.
+        peer.next_attempt_at = None
+        self._log("endpoint.approve", peer, endpoint=endpoint, previous=previous)
+        return peer
+
+    def reject_endpoint(self, node_id: str) -> Peer:
+        """Keep delivering to the current endpoint; forget the one the card asked for."""
+        peer, endpoint = self._pending(node_id)
+        peer.pending_endpoint = peer.pending_endpoint_at = None
+        self._log("endpoint.reject", peer, endpoint=endpoint, current=peer.endpoint)
         return peer
 
 

@@ -17,6 +17,7 @@ from .actors import Actor
 from .alerts import AlertService
 from .csv_import import CsvImport
 from .disclosures import DisclosureService
+from .endpoint_policy import EndpointPolicy
 from .kyc import KycService
 from .licensees import LicenseeRegistry
 from .peers import PeerRegistry
@@ -42,7 +43,11 @@ class UnitOfWork:
 
     def peers(self) -> PeerRegistry:
         return PeerRegistry(
-            self.session, self.actor, self.now, own_node_id=self.node.identity.node_id
+            self.session,
+            self.actor,
+            self.now,
+            own_node_id=self.node.identity.node_id,
+            endpoints=EndpointPolicy.from_settings(self.node.settings),
         )
 
     def licensees(self) -> LicenseeRegistry:

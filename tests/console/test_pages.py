@@ -12,6 +12,7 @@ from node.config import load_settings
 from node.runtime import open_node
 from node.schemas.agreements import SharingAgreement
 from node.services.actors import Actor
+from node.services.endpoint_policy import EndpointPolicy
 from node.services.peers import PeerRegistry
 from protocol import ALERT_CATEGORIES
 from tests.conftest import create_node
@@ -223,9 +224,13 @@ def peered(console, tmp_path: Path):  # type: ignore[no-untyped-def]
     node = open_node(console.settings, migrate=False)
     try:
         with node.sessions() as session:
-            PeerRegistry(session, Actor("setup", "admin"), node.now(), own_node_id="CM").add(
-                card, fingerprint=fingerprint, agreement=agreement
-            )
+            PeerRegistry(
+                session,
+                Actor("setup", "admin"),
+                node.now(),
+                own_node_id="CM",
+                endpoints=EndpointPolicy.from_settings(node.settings),
+            ).add(card, fingerprint=fingerprint, agreement=agreement)
             session.commit()
     finally:
         node.close()
@@ -305,6 +310,60 @@ def test_peers_page_shows_health_agreement_and_fingerprint_groups(peered):
     assert 'id="peer-CF"' in page and "Central African Republic" in page
     assert "never" in page  # no contact yet
     assert "TLP:AMBER" in page and "Alert categories:" in page
+
+
+def _ask_endpoint_change(console, endpoint: str) -> None:  # type: ignore[no-untyped-def]
+    """CF's newer card asked for ``endpoint`` (held for approval, as card.update does)."""
+    from sqlalchemy import update
+
+    from node.db.models import Peer
+
+    node = open_node(console.settings, migrate=False)
+    try:
+        with node.sessions() as session:
+            session.execute(
+                update(Peer)
+                .where(Peer.node_id == "CF")
+                .values(pending_endpoint=endpoint, pending_endpoint_at=node.now())
+            )
+            session.commit()
+    finally:
+        node.close()
+
+
+def test_admin_approves_or_rejects_endpoint_changes_in_french_or_english(peered):
+    console = peered.as_user("admin1")
+    _ask_endpoint_change(console, "http://169.254.169.254/latest")
+    page = console.get("/console/peers").text
+    assert 'id="pending-endpoint-CF"' in page and "http://169.254.169.254/latest" in page
+    assert "Approve the new endpoint" in page
+    console.post("/console/language", {"language": "fr"})
+    page = console.get("/console/peers").text
+    assert "Changement d\u2019adresse demandé par la carte du pair" in page
+    refused = console.post("/console/peers/CF/endpoint/approve", token_from="/console/peers")
+    assert refused.status_code == 422
+    assert "L\u2019adresse 169.254.169.254 est dans une plage" in refused.text
+    assert "(lien local)" in refused.text
+    console.post("/console/language", {"language": "en"})
+    refused = console.post("/console/peers/CF/endpoint/approve", token_from="/console/peers")
+    assert "The address 169.254.169.254 is in a range" in refused.text
+    rejected = console.post("/console/peers/CF/endpoint/reject", token_from="/console/peers")
+    assert rejected.status_code == 303
+    page = console.get(rejected.headers["location"]).text
+    assert "The endpoint change is rejected" in page and "pending-endpoint-CF" not in page
+    nothing = console.post("/console/peers/CF/endpoint/approve", token_from="/console/peers")
+    assert nothing.status_code == 409 and "no endpoint change waiting" in nothing.text
+
+    _ask_endpoint_change(console, "http://127.0.0.1:8199")
+    approved = console.post("/console/peers/CF/endpoint/approve", token_from="/console/peers")
+    assert approved.status_code == 303
+    page = console.get(approved.headers["location"]).text
+    assert "The new endpoint is approved" in page and "http://127.0.0.1:8199" in page
+    assert "pending-endpoint-CF" not in page
+    analyst = peered.as_user("analyst1")
+    _ask_endpoint_change(analyst, "http://127.0.0.1:8198")
+    forbidden = analyst.post("/console/peers/CF/endpoint/approve")
+    assert forbidden.status_code == 403
 
 
 def test_audit_page_filters_and_verifies(shared_console):

@@ -25,6 +25,7 @@ from node.readiness import ServeProcess
 from node.runtime import open_node
 from node.schemas.agreements import SharingAgreement
 from node.services.actors import Actor
+from node.services.endpoint_policy import EndpointPolicy
 from node.services.peers import PeerRegistry
 
 # conftest modules are imported by pytest; reuse the shared helpers from tests/conftest.py.
@@ -113,9 +114,13 @@ def admit(node: RunningNode, other: RunningNode, agreement: SharingAgreement | N
     runtime = open_node(load_settings(node.data_dir), migrate=False)
     try:
         with runtime.sessions() as session:
-            PeerRegistry(session, ADMIN, runtime.now(), own_node_id=node.node_id).add(
-                card_bytes, fingerprint=fingerprint, agreement=agreement
-            )
+            PeerRegistry(
+                session,
+                ADMIN,
+                runtime.now(),
+                own_node_id=node.node_id,
+                endpoints=EndpointPolicy.from_settings(runtime.settings),
+            ).add(card_bytes, fingerprint=fingerprint, agreement=agreement)
             session.commit()
     finally:
         runtime.close()

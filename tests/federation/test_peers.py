@@ -28,6 +28,7 @@ from node.keystore import load_identity
 from node.runtime import open_node
 from node.schemas.agreements import SharingAgreement
 from node.services.actors import Actor
+from node.services.endpoint_policy import EndpointPolicy
 from node.services.peers import PeerRegistry
 from protocol import (
     ALERT_CATEGORIES,
@@ -174,7 +175,11 @@ def test_cli_peer_lifecycle(tmp_path: Path, cm: Local, cf: Local) -> None:
     listed = kpnet("peer", "list", "--data-dir", data_dir)
     assert listed.returncode == 0, listed.stderr
     assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [["CF", "suspended"]]
-    assert listed.stdout.split("\t")[6:] == [f"fingerprint {cf.fingerprint}", "last error -\n"]
+    assert listed.stdout.split("\t")[6:] == [
+        f"fingerprint {cf.fingerprint}",
+        "last error -",
+        "pending endpoint -\n",
+    ]
 
     assert kpnet("peer", "resume", "--data-dir", data_dir, "CF").returncode == 0
     assert peers_of(cm) == {"CF": "active"}
@@ -210,7 +215,11 @@ def test_fingerprint_may_be_typed_with_spaces_or_dashes(cm: Local, cf: Local, ty
     try:
         with runtime.sessions() as session:
             peer = PeerRegistry(
-                session, Actor("test", "admin"), runtime.now(), own_node_id="CM"
+                session,
+                Actor("test", "admin"),
+                runtime.now(),
+                own_node_id="CM",
+                endpoints=EndpointPolicy.from_settings(runtime.settings),
             ).add(cf.card_bytes, fingerprint=text)
             session.commit()
             assert peer.fingerprint == cf.fingerprint

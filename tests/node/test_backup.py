@@ -39,6 +39,7 @@ from node.services.actors import Actor
 from node.services.audit import verify_chain
 from node.services.backup import BackupError, create_backup
 from node.services.backup_restore import restore_archive
+from node.services.endpoint_policy import EndpointPolicy
 from node.services.peers import PeerRegistry
 from node.services.rotation import rotate_keys
 from node.services.tokens import TokenService
@@ -74,9 +75,13 @@ def populate(settings: Settings, tmp_path: Path) -> None:
     runtime = open_node(settings, migrate=False)
     try:
         with runtime.sessions() as session:
-            PeerRegistry(session, ADMIN, runtime.now(), own_node_id="CM").add(
-                peer.card_path.read_bytes(), fingerprint=peer_fingerprint
-            )
+            PeerRegistry(
+                session,
+                ADMIN,
+                runtime.now(),
+                own_node_id="CM",
+                endpoints=EndpointPolicy.from_settings(settings),
+            ).add(peer.card_path.read_bytes(), fingerprint=peer_fingerprint)
             session.commit()
     finally:
         runtime.close()

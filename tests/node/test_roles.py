@@ -80,6 +80,8 @@ ACCESS: dict[tuple[str, str], frozenset[str]] = {
     ("PUT", "/api/v1/peers/{node_id}/agreement"): ADMINS,
     ("POST", "/api/v1/peers/{node_id}/suspend"): ADMINS,
     ("POST", "/api/v1/peers/{node_id}/resume"): ADMINS,
+    ("POST", "/api/v1/peers/{node_id}/endpoint/approve"): ADMINS,
+    ("POST", "/api/v1/peers/{node_id}/endpoint/reject"): ADMINS,
     ("DELETE", "/api/v1/peers/{node_id}"): ADMINS,
 }
 

@@ -1,5 +1,6 @@
-"""``/api/v1/peers``: admit, list, suspend, resume and remove peers, and set their
-sharing agreements. Admins only."""
+"""``/api/v1/peers``: admit, list, suspend, resume and remove peers, set their
+sharing agreements, and approve or reject the endpoint changes their cards ask for.
+Admins only."""
 
 from __future__ import annotations
 
@@ -53,6 +54,30 @@ def _status_route(path: str, new_status: str, summary: str) -> None:
         peer = work.peers().set_status(node_id, new_status)
         work.commit()
         return peer
+
+
+@router.post(
+    "/{node_id}/endpoint/approve",
+    response_model=PeerOut,
+    summary="Deliver to the endpoint the peer's newer card asks for",
+    responses={409: {"description": "No endpoint change is waiting"}},
+)
+def approve_endpoint(work: AsAdmin, node_id: str) -> Any:
+    peer = work.peers().approve_endpoint(node_id)
+    work.commit()
+    return peer
+
+
+@router.post(
+    "/{node_id}/endpoint/reject",
+    response_model=PeerOut,
+    summary="Keep the current endpoint; forget the one the peer's card asks for",
+    responses={409: {"description": "No endpoint change is waiting"}},
+)
+def reject_endpoint(work: AsAdmin, node_id: str) -> Any:
+    peer = work.peers().reject_endpoint(node_id)
+    work.commit()
+    return peer
 
 
 _status_route("suspend", "suspended", "Stop exchanging with a peer (messages are refused)")

@@ -44,6 +44,10 @@ class Peer(Base):
     next_attempt_at: Mapped[datetime | None]
     # How far the peer's clock is ahead of ours (negative: behind), as last measured.
     clock_offset_seconds: Mapped[float | None]
+    # An endpoint the peer's newer card names, waiting for an admin's approval, and
+    # since when (a peer's card must not redirect our deliveries on its own).
+    pending_endpoint: Mapped[str | None] = mapped_column(String(500))
+    pending_endpoint_at: Mapped[datetime | None]
 
 
 class InboundMessage(Base):
