@@ -8,12 +8,13 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from ..roles import Role
+from .common import Strict, WholeNumber
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     role: Role
-    expires_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    expires_days: Annotated[WholeNumber, Field(ge=1, le=3650)] | None = None
 
 
 class TokenOut(BaseModel):

@@ -40,7 +40,7 @@ from ...services.records import RecordRegistry
 from ...services.subjects import SUBJECT_FIELDS, SubjectRegistry
 from ..auth import ConsoleWork, ReaderWork, Viewer, Writer, WriterWork
 from ..csrf import Posted, WriterForm
-from ..forms import blank_to_none, field_errors, lines
+from ..forms import blank_to_none, field_errors, lines, whole_number
 from ..i18n import N_
 from ..pages import Missing, page, redirect
 
@@ -181,7 +181,7 @@ def licensee_body(values: dict[str, str], record: Any | None) -> dict[str, Any]:
     if record is None:
         body.update(licence_number=values["licence_number"], status=values["status"])
     else:
-        body["version"] = values["version"] or None
+        body["version"] = whole_number(values["version"])
     return body
 
 
@@ -237,7 +237,7 @@ def subject_body(
         "handling": values["handling"],
     }
     if record is not None:
-        body["version"] = values["version"] or None
+        body["version"] = whole_number(values["version"])
     return body, errors
 
 
