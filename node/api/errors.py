@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from protocol import CardError, scrub_text
 
 from ..schemas.errors import ErrorOut, InvalidOut
+from ..schemas.federation import FederationAnswer
 from ..services.errors import Conflict, InvalidInput, NotFound
 
 
@@ -29,6 +30,20 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: _refusal("The body is larger than allowed"),
     422: {"model": InvalidOut, "description": "Invalid input: what is wrong, and where"},
     429: _refusal("Too many requests; wait as Retry-After says"),
+}
+
+# POST /federation/v1/messages: every answer is a FederationAnswer.
+FEDERATION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": FederationAnswer, "description": description}
+    for code, description in (
+        (200, "One result per envelope (a batch, or the one envelope accepted)"),
+        (400, "The envelope is malformed, or off its schema"),
+        (403, "Unknown sender or key, bad signature, not for us, not permitted"),
+        (413, "The body or an envelope is too large, or the batch too long"),
+        (415, "The body's Content-Encoding is not gzip"),
+        (429, "The sender is over its rate; wait as Retry-After says"),
+        (503, "This node cannot store messages now; try again after Retry-After"),
+    )
 }
 
 

@@ -35,10 +35,11 @@ Country = Annotated[
     StringConstraints(pattern=r"^[A-Z]{2}$"),
 ]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
-MAX_INT64 = 2**63 - 1  # the largest integer a database column holds
+MAX_INT64 = 2**63 - 1  # the largest integer a database driver binds
+MAX_ROW_INT = 2**31 - 1  # ids and versions are INTEGER columns (32-bit on PostgreSQL)
 # JSON numbers only: a boolean or a string is refused, not converted.
 WholeNumber = Annotated[int, StrictType(), Field(ge=-MAX_INT64, le=MAX_INT64)]
-Version = Annotated[int, StrictType(), Field(ge=1, le=MAX_INT64)]
+Version = Annotated[int, StrictType(), Field(ge=1, le=MAX_ROW_INT)]
 Number = Annotated[float, StrictType()]
 _PARTIAL_DATE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 

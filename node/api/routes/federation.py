@@ -31,6 +31,7 @@ from ...federation.inbound import MAX_BATCH_MESSAGES, InboundProcessor
 from ...runtime import Node
 from ...web.bodies import Truncated, UnsupportedEncoding, decoded, read_body
 from ...web.request import NodeDep, deliver_soon
+from ..errors import FEDERATION_RESPONSES
 
 router = APIRouter(prefix="/federation/v1", tags=["federation"])
 log = logging.getLogger("kpnet.federation")
@@ -51,7 +52,11 @@ def _split(body: bytes) -> list[bytes] | None:
         return [body]  # reported as malformed by the opener
 
 
-@router.post("/messages", summary="Deliver one envelope or a batch (see docs/protocol.md)")
+@router.post(
+    "/messages",
+    summary="Deliver one envelope or a batch (see docs/protocol.md)",
+    responses=FEDERATION_RESPONSES,
+)
 async def receive_messages(request: Request, node: NodeDep) -> Response:
     settings = node.settings
     limit = settings.max_message_bytes * MAX_BATCH_MESSAGES

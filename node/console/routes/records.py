@@ -38,6 +38,7 @@ from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.licensees import LicenseeRegistry
 from ...services.records import RecordRegistry
 from ...services.subjects import SUBJECT_FIELDS, SubjectRegistry
+from ...web.params import MAX_OFFSET
 from ..auth import ConsoleWork, ReaderWork, Viewer, Writer, WriterWork
 from ..csrf import Posted, WriterForm
 from ..forms import blank_to_none, field_errors, lines, whole_number
@@ -263,7 +264,7 @@ def _list(kind: Kind, work: ConsoleWork) -> Response:
         filters = dict.fromkeys(kind.filters.model_fields)
     q = (params.get("q") or "").strip()[:200]
     try:
-        offset = max(0, int(params.get("offset") or 0))
+        offset = min(MAX_OFFSET, max(0, int(params.get("offset") or 0)))
     except ValueError:
         offset = 0
     items, total = work.registry(kind.registry).search(
