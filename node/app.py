@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import func, select
 
 from . import __version__
-from .api.errors import install_error_handlers
+from .api.errors import ERROR_RESPONSES, install_error_handlers
 from .api.routes import (
     alerts,
     audit,
@@ -44,6 +44,7 @@ from .metrics import HttpMetricsMiddleware, NodeMetrics
 from .runtime import Clock, Node, open_node, utc_now
 from .services.audit import count_entries
 from .services.endpoint_policy import EndpointPolicy
+from .web.url_text import UnstorableUrlRefusal
 
 
 def _database_counts(node: Node) -> dict[str, Any]:
@@ -155,7 +156,7 @@ def create_app(
         "`Authorization: Bearer <token>`; see docs/api.md.",
         lifespan=lifespan,
     )
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     for module in (registry, transfer, alerts, kyc, disclosures, peers, tokens, audit, node_info):
         api.include_router(module.router)
     app.include_router(api)
@@ -163,5 +164,6 @@ def create_app(
     app.include_router(federation.router)
     install_console(app)
     install_error_handlers(app)
+    app.add_middleware(UnstorableUrlRefusal)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

@@ -28,7 +28,8 @@ PREVIOUS_SIGNING_FILE = re.compile(r"signing\.([0-9a-f]{16})\.previous")
 
 
 class KeyFileError(Exception):
-    """The key files are missing, malformed or readable by others."""
+    """The key files are missing, malformed or readable by others, or their directory is
+    open to others."""
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -46,6 +47,17 @@ def replace_secret(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+def check_keys_dir(keys_dir: Path) -> None:
+    """Refuse a key directory others may enter or list (the files' own 0600 is not
+    enough: others could see which retired keys exist, or swap a file in)."""
+    try:
+        mode = keys_dir.stat().st_mode
+    except FileNotFoundError:
+        raise KeyFileError(f"key directory {keys_dir} is missing") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"key directory {keys_dir} is readable by others; run: chmod 700 {keys_dir}"
+        )
 
 
 def _read_secret(path: Path) -> bytes:
@@ -87,6 +99,7 @@ def write_key_files(keys_dir: Path, files: dict[str, bytes]) -> None:
 
 def read_key_files(keys_dir: Path) -> dict[str, bytes]:
     """Every key file in ``keys_dir`` (current and retired keys), checked as on load."""
+    check_keys_dir(keys_dir)
     retired = sorted(p.name for p in keys_dir.glob("encryption.*.retired"))
     return {
         name: _read_secret(keys_dir / name) for name in (SIGNING_FILE, ENCRYPTION_FILE, *retired)
@@ -94,6 +107,7 @@ def read_key_files(keys_dir: Path) -> dict[str, bytes]:
 
 
 def load_identity(keys_dir: Path, node_id: str) -> NodeIdentity:
+    check_keys_dir(keys_dir)
     retired = tuple(_read_secret(p) for p in sorted(keys_dir.glob("encryption.*.retired")))
     return NodeIdentity(
         node_id,

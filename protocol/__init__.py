@@ -9,7 +9,9 @@ A pure library (standard library, PyNaCl and pydantic only). Its parts:
   ``OpenedMessage`` or raises a ``ProtocolError`` subclass with a stable ``code``;
 - payload models, one per message type, listed in ``MESSAGE_TYPES``;
 - the vocabulary (TLP levels, alert categories, severities, party kinds, licence types
-  and statuses, reason categories, risk levels), defined once for the whole project.
+  and statuses, reason categories, risk levels), defined once for the whole project;
+- ``check_text`` / ``check_tree``: the one rule on which strings may be stored and sent
+  (no U+0000, lone surrogates or non-characters).
 
 The specification is ``docs/protocol.md``; test vectors are in
 ``docs/protocol/test-vectors.json`` (made by ``python -m protocol.testvectors``).
@@ -84,6 +86,7 @@ from ._messages import (
     Receipt,
     SharedLicensee,
 )
+from ._text import UNSTORABLE_MESSAGE, check_keys, check_text, check_tree, scrub_text
 from ._vocabulary import (
     ALERT_CATEGORIES,
     HANDLING_LEVELS,
@@ -123,6 +126,7 @@ __all__ = [
     "RISK_LEVELS",
     "SEVERITIES",
     "SUPPORTED_VERSIONS",
+    "UNSTORABLE_MESSAGE",
     "Alert",
     "AlertCategory",
     "AlertRetract",
@@ -179,6 +183,9 @@ __all__ = [
     "b64decode",
     "b64encode",
     "canonical_json",
+    "check_keys",
+    "check_text",
+    "check_tree",
     "fingerprint",
     "fingerprints_equal",
     "handling_rank",
@@ -189,6 +196,7 @@ __all__ = [
     "open_envelope",
     "parse_json",
     "peek_header",
+    "scrub_text",
     "seal",
     "verify_card",
 ]

@@ -13,12 +13,20 @@ from typing import Annotated, Any, Literal
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from ._base64 import b64decode, b64encode
 from ._canonical import canonical_json, parse_json
 from ._errors import CardInvalid, FingerprintMismatch, Malformed
 from ._keys import NODE_ID_PATTERN, NodeIdentity, PublicKey, fingerprint, fingerprints_equal
+from ._text import check_tree
 
 CARD_VERSION = 1
 B64Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}$")]
@@ -29,6 +37,11 @@ Timestamp = Annotated[int, Field(ge=0, le=2**53 - 1)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        return check_tree(data)
 
 
 class CardKey(_Strict):

@@ -1,15 +1,16 @@
 """Payload schemas of protocol version 1, one model per message type.
 
 Every model forbids unknown fields, takes JSON types strictly (no string-to-number
-coercion), and bounds every string and list, so a peer cannot make us store or
-process unbounded input. Scores are integers 0–1000; coordinates are integer
+coercion), bounds every string and list, so a peer cannot make us store or
+process unbounded input, and refuses U+0000, lone surrogates and Unicode
+non-characters in any string (``_text``). Scores are integers 0–1000; coordinates are integer
 micro-degrees: the protocol carries no floating-point numbers.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from ._card import NodeCard
+from ._text import check_tree
 from ._vocabulary import (
     AlertCategory,
     Handling,
@@ -64,6 +66,11 @@ LicenceNumber = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        return check_tree(data)
 
 
 class IdentityDocument(Payload):

@@ -307,6 +307,22 @@ def build() -> dict[str, Any]:
         {"error": "header_mismatch"},
     )
     _rotation_cases(case, cm, cf, cards)
+    alert = next(p for t, _, p in _payloads() if t == "alert")
+    for n, (label, text) in enumerate(
+        (("nul", "Colis\x00saisi"), ("noncharacter", "Colis saisi \ufffe")), start=110
+    ):
+        hostile = Alert.model_construct(**{**dict(alert), "title": text})  # skips validation
+        wire = seal(cm, to_cf, hostile, now=NOW, message_id=_uuid(n), nonce=bytes([n]) * 24)
+        case(
+            f"unstorable-text-{label}",
+            f"An alert whose title holds {'U+0000' if label == 'nul' else 'U+FFFE'}, "
+            "correctly signed and sealed: refused as schema_invalid (protocol.md §8).",
+            cm,
+            cf,
+            NOW,
+            wire.decode(),
+            {"error": "schema_invalid"},
+        )
     return {
         "description": "kpnet protocol version 1 test vectors; see docs/protocol.md.",
         "generator": "python -m protocol.testvectors",

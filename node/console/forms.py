@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from protocol import UNSTORABLE_MESSAGE
+
 from .i18n import N_, Translator
 
 ERROR_MESSAGES: dict[str, str] = {
@@ -31,11 +33,16 @@ ERROR_MESSAGES: dict[str, str] = {
     "datetime_type": N_("Enter a date and time."),
     "float_parsing": N_("Enter a number."),
     "int_parsing": N_("Enter a whole number."),
+    "int_type": N_("Enter a whole number."),
+    "float_type": N_("Enter a number."),
     "greater_than_equal": N_("This number is too small."),
     "less_than_equal": N_("This number is too large."),
 }
 VALUE_ERRORS: dict[str, str] = {
     "use YYYY, YYYY-MM or YYYY-MM-DD": N_("Use YYYY, YYYY-MM or YYYY-MM-DD."),
+    UNSTORABLE_MESSAGE: N_(
+        "This text holds a character that cannot be stored (U+0000 or a non-character)."
+    ),
 }
 INVALID = N_("This value is not valid.")
 
@@ -43,6 +50,15 @@ INVALID = N_("This value is not valid.")
 def lines(text: str | None) -> list[str]:
     """The non-blank lines of a textarea, stripped."""
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def whole_number(value: str | None) -> int | str | None:
+    """A form's number as an int (models take numbers strictly); other text is left for
+    the model to refuse, and a blank is None."""
+    text = blank_to_none(value)
+    if text is not None and text.isascii() and text.isdigit():
+        return int(text)
+    return text
 
 
 def blank_to_none(value: str | None) -> str | None:

@@ -7,16 +7,16 @@ queries from the licensee registry only.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from protocol import ALERT_CATEGORIES, AlertCategory, Handling, RecordKind, handling_rank
+
+from .common import Strict
 
 DEFAULT_KYC_RECORD_KINDS: tuple[RecordKind, ...] = ("licensee",)
 
 
-class SharingAgreement(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SharingAgreement(Strict):
     alert_categories: list[AlertCategory] = Field(
         default_factory=lambda: list(ALERT_CATEGORIES),
         description="Alert categories that may be sent to this peer",

@@ -10,14 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 import protocol
 from protocol import AlertCategory, Handling, Severity
 
-from .common import Country, Name, Strict
+from .common import Code, Country, Name, Number, Strict
 
 
 class PlaceIn(Strict):
     country: Country
     locality: Name | None = None
-    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
-    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+    latitude: Annotated[Number, Field(ge=-90, le=90)] | None = None
+    longitude: Annotated[Number, Field(ge=-180, le=180)] | None = None
 
     def to_protocol(self) -> protocol.Place:
         return protocol.Place(
@@ -41,8 +41,8 @@ class AlertEdit(Strict):
 
 
 class AlertCreate(AlertEdit):
-    recipients: list[str] | None = Field(
-        default=None, description="Peer node ids; omit to send to every active peer"
+    recipients: list[Code] | None = Field(
+        default=None, max_length=200, description="Peer node ids; omit to send to every active peer"
     )
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 import protocol
 from protocol import Handling, RecordKind
 
-from .common import Strict
+from .common import Code, Number, Strict, WholeNumber
 
 Reference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 DisclosableField = Literal[
@@ -45,15 +45,15 @@ class CheckCreate(Strict):
     party: protocol.Party = Field(description="The person or organisation to check")
     purpose: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
     scope: Literal["local", "federation"] = "local"
-    peers: list[str] | None = Field(
+    peers: list[Code] | None = Field(
         default=None,
         max_length=50,
         description="Peers to ask (federation scope); omit to ask every active peer",
     )
-    timeout_seconds: float | None = Field(
+    timeout_seconds: Number | None = Field(
         default=None, gt=0, le=60, description="How long to wait for peers (default: node setting)"
     )
-    max_results: int = Field(default=10, ge=1, le=50)
+    max_results: WholeNumber = Field(default=10, ge=1, le=50)
 
 
 class FeatureOut(BaseModel):
@@ -114,8 +114,8 @@ class CheckSummary(BaseModel):
 
 
 class DisclosureCreate(Strict):
-    check_id: str = Field(description="The check whose peer answer holds the reference")
-    peer: str
+    check_id: Code = Field(description="The check whose peer answer holds the reference")
+    peer: Code
     reference: Reference
     justification: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints
 
 from .agreements import SharingAgreement
+from .common import Strict
 
 
-class PeerAdd(BaseModel):
+class PeerAdd(Strict):
     card: dict[str, Any] = Field(description="The peer's signed card (from `kpnet card`)")
     fingerprint: Annotated[str, StringConstraints(max_length=60)] = Field(
         description="The fingerprint read aloud by the peer's focal point, in person"

@@ -13,7 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from protocol import Handling, LicenceStatus, LicenceType, PartyKind, ReasonCategory, RiskLevel
 
-from .common import Code, Country, Name, ShortText, Strict, check_partial_date, reject_null
+from .common import (
+    Code,
+    Country,
+    Name,
+    ShortText,
+    Strict,
+    Version,
+    check_partial_date,
+    reject_null,
+)
 
 PersonRole = Literal["director", "beneficial_owner", "manager", "other"]
 
@@ -56,7 +65,7 @@ class LicenseeCreate(LicenseeFields):
 class LicenseeUpdate(Strict):
     """Fields to change; absent fields stay as they are. ``version`` guards lost updates."""
 
-    version: int | None = None
+    version: Version | None = None
     licence_type: LicenceType | None = None
     legal_name: Name | None = None
     trade_names: list[Name] | None = Field(default=None, max_length=20)
@@ -101,7 +110,7 @@ class SubjectCreate(SubjectFields):
 
 
 class SubjectUpdate(Strict):
-    version: int | None = None
+    version: Version | None = None
     kind: PartyKind | None = None
     names: list[Name] | None = Field(default=None, min_length=1, max_length=20)
     aliases: list[Name] | None = Field(default=None, max_length=20)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from protocol import Handling
 
 from ..roles import Role
+from .common import Strict, WholeNumber
 
 CLEARANCE_HELP = (
     "Highest TLP level the token may read; records above it are neither returned nor "
@@ -17,16 +18,16 @@ CLEARANCE_HELP = (
 )
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Strict):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     role: Role
-    expires_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    expires_days: Annotated[WholeNumber, Field(ge=1, le=3650)] | None = None
     clearance: Handling | None = Field(
         default=None, description=CLEARANCE_HELP + "; default: the role's (officer AMBER, …)"
     )
 
 
-class TokenUpdate(BaseModel):
+class TokenUpdate(Strict):
     clearance: Handling = Field(description=CLEARANCE_HELP)
 
 

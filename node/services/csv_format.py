@@ -15,12 +15,15 @@ values with ``|``; a document is ``type:number`` or ``type:number:country``; dir
 beneficial owners are names only. Dates are ``YYYY-MM-DD`` or ``DD/MM/YYYY``. Enumerated
 values are accepted in any case and, where a French-locale user would type them, in
 French (``comptoir``, ``actif``, ``révoqué``, ...). A cell that would start a spreadsheet
-formula (``=``, ``+``, ``-``, ``@``) is exported with a leading ``'``, which import removes.
+formula (``=``, ``+``, ``-``, ``@``, or a character that NFKC folds to one of them, such
+as the fullwidth U+FF1D, or a tab or line break) is exported with a leading ``'``, which
+import removes.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -40,8 +43,9 @@ LIST_SEPARATOR = "|"
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FRENCH_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
 _FRENCH_MONTH = re.compile(r"^(\d{1,2})/(\d{4})$")
-_FORMULA_ESCAPED = re.compile(r"^'+[=+\-@]")
-_FORMULA_START = re.compile(r"^'*[=+\-@]")
+# What a spreadsheet may take as the start of a formula, after NFKC (U+FF1D is ``=``).
+_FORMULA_LEADS = frozenset("=+-@")
+_CONTROL_LEADS = frozenset("\t\r\n")
 
 
 # -- cell readers: text -> field value, ValueError with a user-facing message ----------
@@ -154,13 +158,22 @@ def person_writer(role: str) -> Callable[[list[dict[str, Any]]], str]:
     return write
 
 
+def _starts_formula(cell: str) -> bool:
+    """Whether ``cell``, past any leading ``'``, starts as a spreadsheet formula would."""
+    text = cell.lstrip("'")
+    if not text:
+        return False
+    first = text[0]
+    return first in _CONTROL_LEADS or unicodedata.normalize("NFKC", first)[:1] in _FORMULA_LEADS
+
+
 def escape_formula(cell: str) -> str:
     """Keep spreadsheets from running a cell as a formula (reversed by ``unescape_formula``)."""
-    return "'" + cell if _FORMULA_START.match(cell) else cell
+    return "'" + cell if _starts_formula(cell) else cell
 
 
 def unescape_formula(cell: str) -> str:
-    return cell[1:] if _FORMULA_ESCAPED.match(cell) else cell
+    return cell[1:] if cell.startswith("'") and _starts_formula(cell) else cell
 
 
 # -- the column sets ---------------------------------------------------------------------

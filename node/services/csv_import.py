@@ -35,6 +35,7 @@ from .csv_format import FORMATS, RecordFormat
 from .records import fold
 
 MAX_IMPORT_BYTES = 50 * 1024 * 1024  # a larger file is refused before it is read
+MAX_CELL_CHARS = csv.field_size_limit()  # 128 Ki characters: a longer cell (or header) is refused
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(phase, done, total)``; phases are ``validate`` and ``write``."""
@@ -106,7 +107,10 @@ def sniff_delimiter(header_line: str, known: Iterable[str]) -> str:
     names = set(known)
 
     def score(delimiter: str) -> tuple[int, int]:
-        cells = next(csv.reader([header_line], delimiter=delimiter), [])
+        try:
+            cells = next(csv.reader([header_line], delimiter=delimiter), [])
+        except csv.Error:  # a cell over the limit: reported by ``read_records``
+            return 0, 0
         return sum(_column_key(c) in names for c in cells), len(cells)
 
     return max((";", ","), key=score)
@@ -127,6 +131,10 @@ def read_records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as exc:
+            if "field limit" in str(exc):
+                raise UnreadableFile(
+                    row, f"a cell is longer than {MAX_CELL_CHARS} characters; is this a CSV file?"
+                ) from None
             raise UnreadableFile(row, f"unreadable CSV ({exc})") from None
         yield row, cells
 

@@ -5,5 +5,7 @@
   unit of work of a request, which commits and then has the outbox sender deliver;
 - ``bodies``: reading a request body under a size limit before anything parses it;
 - ``streams``: the live alert stream (Server-Sent Events);
-- ``kyc_checks``: running a KYC check and waiting for the peers' answers.
+- ``kyc_checks``: running a KYC check and waiting for the peers' answers;
+- ``params``: bounded ids, offsets and versions in paths and queries;
+- ``url_text``: refusing U+0000 and non-characters in a URL before any route runs.
 """

@@ -115,3 +115,14 @@ def test_serve_with_keys_readable_by_others_says_which_file_and_the_fix(
     key.chmod(0o644)
     line = user_mistake(kpnet("serve", "--data-dir", data_dir, "--port", free_port()))
     assert line == f"error: key file {key} is readable by others; run: chmod 600 {key}"
+
+
+def test_serve_with_a_key_directory_open_to_others_says_so_and_the_fix(
+    tmp_path, kpnet, user_mistake
+):
+    data_dir = tmp_path / "node"
+    init_node(data_dir, node_id="CM", name="x", url="http://x", now=datetime.now(UTC))
+    keys = data_dir / "keys"
+    keys.chmod(0o755)  # the files stay 0600: the directory alone is the mistake
+    line = user_mistake(kpnet("serve", "--data-dir", data_dir, "--port", free_port()))
+    assert line == f"error: key directory {keys} is readable by others; run: chmod 700 {keys}"

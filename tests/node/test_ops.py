@@ -32,18 +32,21 @@ def signing_key(shared_api) -> Iterator[Path]:
     path = shared_api.settings.keys_dir / "signing.key"
     data, mode = path.read_bytes(), path.stat().st_mode & 0o777
     yield path
+    path.parent.chmod(0o700)
     path.unlink(missing_ok=True)
     path.write_bytes(data)
     path.chmod(mode)
 
 
-@pytest.mark.parametrize("damage", ["readable by others", "missing"])
+@pytest.mark.parametrize("damage", ["readable by others", "missing", "directory open"])
 def test_healthz_is_503_when_the_keys_are_unusable_and_the_app_keeps_answering(
     shared_api, signing_key, damage
 ):
     api = shared_api
     if damage == "readable by others":
         signing_key.chmod(0o644)
+    elif damage == "directory open":
+        signing_key.parent.chmod(0o750)
     else:
         signing_key.unlink()
 
@@ -53,12 +56,21 @@ def test_healthz_is_503_when_the_keys_are_unusable_and_the_app_keeps_answering(
     body = response.json()
     assert (body["status"], body["database"]) == ("unhealthy", "ok")
     assert body["keys"].startswith("error:")
-    assert damage in body["keys"]
+    if damage == "directory open":
+        assert body["keys"] == (
+            f"error: key directory {signing_key.parent} is readable by others; "
+            f"run: chmod 700 {signing_key.parent}"
+        )
+    else:
+        assert damage in body["keys"]
     assert api.client.get("/api/v1/node", headers=api.as_role("officer")).status_code == 200
     assert api.client.get("/metrics").status_code == 200
 
     if damage == "readable by others":
         signing_key.chmod(0o600)
+        assert api.client.get("/healthz").status_code == 200
+    if damage == "directory open":
+        signing_key.parent.chmod(0o700)
         assert api.client.get("/healthz").status_code == 200
 
 

@@ -91,7 +91,11 @@ def test_non_canonical_serialisation_of_a_card_still_verifies(net: Any) -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     node_id=st.from_regex(r"\A[A-Z]{2}(-[a-z0-9]{1,16})?\Z"),
-    name=st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=200),
+    name=st.text(
+        st.characters(exclude_categories=["Cs", "Cn"], exclude_characters="\x00"),
+        min_size=1,
+        max_size=200,
+    ),
     endpoints=st.lists(
         st.sampled_from(["https://", "http://"]).flatmap(
             lambda scheme: st.from_regex(r"\A[a-z0-9.-]{1,40}(:[0-9]{1,5})?\Z").map(
@@ -284,7 +288,13 @@ def card_mutations(draw: st.DrawFn, body: dict[str, Any]) -> tuple[str, dict[str
         new = _different(draw, st.from_regex(r"\A[A-Z]{2}\Z"), old)
     elif member == "name":
         new = _different(
-            draw, st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=200), old
+            draw,
+            st.text(
+                st.characters(exclude_categories=["Cs", "Cn"], exclude_characters="\x00"),
+                min_size=1,
+                max_size=200,
+            ),
+            old,
         )
     elif member == "endpoints":
         new = _different(

@@ -75,7 +75,8 @@ PLACE_NAMES = [
     "ß",
     "x",
 ]
-_chars = st.characters(exclude_categories=["Cs"])
+# Text a peer may send: no U+0000, surrogates or non-characters (Cn holds those).
+_chars = st.characters(exclude_categories=["Cs", "Cn"], exclude_characters="\x00")
 
 
 def text(min_size: int = 1, max_size: int = 200) -> st.SearchStrategy[str]:

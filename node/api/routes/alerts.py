@@ -18,6 +18,7 @@ from ...schemas.alerts import (
     AlertOut,
     Retraction,
 )
+from ...web.params import Offset, RowId
 from ...web.streams import alert_stream
 from ..deps import AsReader, AsWriter
 
@@ -47,7 +48,7 @@ def list_alerts(
     work: AsReader,
     direction: Literal["inbound", "outbound"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Any:
     return [_out(a) for a in work.alerts().recent(direction=direction, limit=limit, offset=offset)]
 
@@ -64,19 +65,19 @@ async def stream_alerts(work: AsReader) -> StreamingResponse:
 @router.get(
     "/{alert_id}", response_model=AlertOut, summary="An alert, with per-recipient delivery state"
 )
-def read_alert(work: AsReader, alert_id: int) -> Any:
+def read_alert(work: AsReader, alert_id: RowId) -> Any:
     return _out(work.alerts().get(alert_id))
 
 
 @router.post("/{alert_id}/update", response_model=AlertOut, summary="Send a new revision")
-def update_alert(work: AsWriter, alert_id: int, body: AlertEdit) -> Any:
+def update_alert(work: AsWriter, alert_id: RowId, body: AlertEdit) -> Any:
     alert = work.alerts().update(alert_id, body)
     work.commit()
     return _out(alert)
 
 
 @router.post("/{alert_id}/retract", response_model=AlertOut, summary="Withdraw an alert")
-def retract_alert(work: AsWriter, alert_id: int, body: Retraction) -> Any:
+def retract_alert(work: AsWriter, alert_id: RowId, body: Retraction) -> Any:
     alert = work.alerts().retract(alert_id, body.reason)
     work.commit()
     return _out(alert)
@@ -87,7 +88,7 @@ def retract_alert(work: AsWriter, alert_id: int, body: Retraction) -> Any:
     response_model=AlertOut,
     summary="Mark a received alert read or acted upon (the sender is told)",
 )
-def acknowledge_alert(work: AsReader, alert_id: int, body: Acknowledgement) -> Any:
+def acknowledge_alert(work: AsReader, alert_id: RowId, body: Acknowledgement) -> Any:
     alert = work.alerts().acknowledge(alert_id, body.status)
     work.commit()
     return _out(alert)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from ...schemas.audit import AuditPage, ChainOut
 from ...services.audit import search_entries, verify_chain
+from ...web.params import Offset
 from ..deps import AsAuditor
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -25,7 +26,7 @@ def list_audit(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Any:
     rows, total = search_entries(
         work.session,

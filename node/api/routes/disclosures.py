@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 
 from ...schemas.kyc import DisclosureCreate, DisclosureDecision, DisclosureOut
+from ...web.params import Offset, RowId
 from ..deps import AsReader, AsWriter
 
 router = APIRouter(prefix="/disclosures", tags=["disclosures"])
@@ -41,7 +42,7 @@ def list_disclosures(
     direction: Literal["inbound", "outbound"] | None = None,
     status: Literal["pending", "granted", "denied"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Any:
     shown = work.disclosures().recent(
         direction=direction, status=status, limit=limit, offset=offset
@@ -55,7 +56,7 @@ def list_disclosures(
     response_model=DisclosureOut,
     summary="One request; a pending inbound one shows the fields that could be released",
 )
-def read_disclosure(work: AsReader, disclosure_id: int) -> Any:
+def read_disclosure(work: AsReader, disclosure_id: RowId) -> Any:
     shown = work.disclosures().get(disclosure_id)
     work.commit()  # the read is audited
     return shown
@@ -66,7 +67,7 @@ def read_disclosure(work: AsReader, disclosure_id: int) -> Any:
     response_model=DisclosureOut,
     summary="Grant (releasing the chosen fields) or deny (with a reason) a peer's request",
 )
-def decide_disclosure(work: AsWriter, disclosure_id: int, body: DisclosureDecision) -> Any:
+def decide_disclosure(work: AsWriter, disclosure_id: RowId, body: DisclosureDecision) -> Any:
     service = work.disclosures()
     disclosure, sent = service.decide(disclosure_id, body)
     work.commit(deliver=[sent.message_id])

@@ -39,6 +39,7 @@ from ...federation.inbound import MAX_BATCH_MESSAGES, InboundProcessor, InboundR
 from ...runtime import Node
 from ...web.bodies import Truncated, UnsupportedEncoding, decoded, read_body
 from ...web.request import NodeDep, deliver_soon
+from ..errors import FEDERATION_RESPONSES
 
 router = APIRouter(prefix="/federation/v1", tags=["federation"])
 log = logging.getLogger("kpnet.federation")
@@ -77,7 +78,11 @@ def _canonical(item: bytes, max_bytes: int) -> bytes:
         return item  # reported as malformed by the opener
 
 
-@router.post("/messages", summary="Deliver one envelope or a batch (see docs/protocol.md)")
+@router.post(
+    "/messages",
+    summary="Deliver one envelope or a batch (see docs/protocol.md)",
+    responses=FEDERATION_RESPONSES,
+)
 async def receive_messages(request: Request, node: NodeDep) -> Response:
     settings = node.settings
     # Before anything is read: an address refused too often lately waits.

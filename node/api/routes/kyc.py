@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, status
 
 from ...schemas.kyc import CheckCreate, CheckOut, CheckSummary
 from ...web.kyc_checks import run_check
+from ...web.params import Offset
 from ...web.request import outbox_sender
 from ..deps import AsReader
 
@@ -42,7 +43,7 @@ async def create_check(work: AsReader, body: CheckCreate) -> Any:
 def list_checks(
     work: AsReader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Any:
     return work.kyc().recent(limit=limit, offset=offset)
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from ...schemas.common import Page
 from ...schemas.records import HistoryEntry
 from ...services.records import RecordRegistry
+from ...web.params import ExpectedVersion, Offset
 from ..deps import AsReader, AsWriter
 
 
@@ -36,7 +37,7 @@ def make_record_router(
         where: Annotated[filters, Query()],  # type: ignore[valid-type]
         q: Annotated[str | None, Query(max_length=200, description="Text search")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> Any:
         items, total = work.registry(registry).search(
             q=q, limit=limit, offset=offset, **BaseModel.model_dump(where)
@@ -75,7 +76,7 @@ def make_record_router(
     def delete_record(
         work: AsWriter,
         ref: str,
-        version: Annotated[int | None, Query(description="Expected current version")] = None,
+        version: ExpectedVersion = None,
     ) -> None:
         work.registry(registry).delete(ref, version)
         work.commit()

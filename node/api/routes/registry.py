@@ -19,6 +19,7 @@ from ...schemas.records import (
 )
 from ...services.licensees import LicenseeRegistry
 from ...services.subjects import SubjectRegistry
+from ...web.params import ExpectedVersion
 from ..deps import AsWriter
 from .records import make_record_router
 
@@ -43,7 +44,9 @@ subjects = make_record_router(
 
 
 @licensees.post("/{ref}/status", response_model=LicenseeOut, summary="Change a licence's status")
-def change_status(work: AsWriter, ref: str, body: StatusChange, version: int | None = None) -> Any:
+def change_status(
+    work: AsWriter, ref: str, body: StatusChange, version: ExpectedVersion = None
+) -> Any:
     record = work.licensees().set_status(ref, body, version)
     work.commit()
     return LicenseeOut.model_validate(record, from_attributes=True)

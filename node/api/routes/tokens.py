@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, status
 
 from ...schemas.tokens import TokenCreate, TokenCreated, TokenOut, TokenUpdate
+from ...web.params import RowId
 from ..deps import AsAdmin
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -34,14 +35,14 @@ def create_token(work: AsAdmin, body: TokenCreate) -> Any:
 @router.patch(
     "/{token_id}", response_model=TokenOut, summary="Change a token's clearance (audited)"
 )
-def update_token(work: AsAdmin, token_id: Annotated[int, Path(ge=1)], body: TokenUpdate) -> Any:
+def update_token(work: AsAdmin, token_id: RowId, body: TokenUpdate) -> Any:
     row = work.tokens().set_clearance(token_id, body.clearance)
     work.commit()
     return row
 
 
 @router.delete("/{token_id}", response_model=TokenOut, summary="Revoke a token")
-def revoke_token(work: AsAdmin, token_id: Annotated[int, Path(ge=1)]) -> Any:
+def revoke_token(work: AsAdmin, token_id: RowId) -> Any:
     row = work.tokens().revoke(token_id)
     work.commit()
     return row

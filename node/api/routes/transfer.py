@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from ...schemas.errors import InvalidOut
 from ...services.csv_import import MAX_IMPORT_BYTES, ImportReport
 from ...services.export import start_export
 from ...web.bodies import read_body
@@ -57,9 +58,9 @@ CSV_REQUEST_BODY = {
         413: {"description": "The file is larger than 50 MB"},
         415: {"description": "The body is not CSV"},
         422: {
-            "model": ImportReport,
-            "description": "Some rows are invalid (errors name row and column); "
-            "nothing was written",
+            "model": ImportReport | InvalidOut,
+            "description": "Some rows are invalid (the report's errors name row and column; "
+            "nothing was written), or the request itself is (kind, dry_run)",
         },
     },
     openapi_extra=CSV_REQUEST_BODY,

@@ -21,6 +21,7 @@ from ...schemas.alerts import Acknowledgement, AlertCreate, AlertEdit, AlertOut
 from ...services.alerts import AlertService
 from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.peers import agreement_of
+from ...web.params import Offset, RowId
 from ...web.streams import alert_stream
 from ..auth import ConsoleWork, ReaderWork, Viewer, WriterWork, resolve_viewer
 from ..csrf import ReaderForm, WriterForm
@@ -35,7 +36,7 @@ REFUSAL_CATEGORY = N_("the sharing agreement excludes this category")
 REFUSAL_HANDLING = N_("TLP:%(level)s is above what the agreement allows (TLP:%(max)s)")
 
 
-def _alert(service: AlertService, viewer: Viewer, alert_id: int) -> Alert:
+def _alert(service: AlertService, viewer: Viewer, alert_id: RowId) -> Alert:
     try:
         return service.get(alert_id)
     except NotFound:
@@ -71,7 +72,7 @@ def recipient_preview(
 
 
 @router.get("", include_in_schema=False)
-def inbox(work: ReaderWork, direction: str = "inbound", offset: int = 0) -> Response:
+def inbox(work: ReaderWork, direction: str = "inbound", offset: Offset = 0) -> Response:
     direction = "outbound" if direction == "outbound" else "inbound"
     offset = max(0, offset)
     alerts = work.alerts().recent(direction=direction, limit=PAGE_SIZE + 1, offset=offset)
@@ -116,7 +117,7 @@ def preview_fragment(
 
 
 @router.get("/{alert_id}", include_in_schema=False)
-def detail(work: ReaderWork, alert_id: int) -> Response:
+def detail(work: ReaderWork, alert_id: RowId) -> Response:
     alert = _alert(work.alerts(), work.viewer, alert_id)
     return page(work.request, work.viewer, "alerts/detail.html", alert=alert, errors={})
 
@@ -156,7 +157,7 @@ def send(posted: WriterForm) -> Response:
 
 
 @router.get("/{alert_id}/edit", include_in_schema=False)
-def edit(work: WriterWork, alert_id: int) -> Response:
+def edit(work: WriterWork, alert_id: RowId) -> Response:
     alert = _own(work.alerts(), work.viewer, alert_id)
     return page(
         work.request,
@@ -170,7 +171,7 @@ def edit(work: WriterWork, alert_id: int) -> Response:
 
 
 @router.post("/{alert_id}/update", include_in_schema=False)
-def update(posted: WriterForm, alert_id: int) -> Response:
+def update(posted: WriterForm, alert_id: RowId) -> Response:
     work, viewer = posted.work, posted.viewer
     service = work.alerts()
     alert = _own(service, viewer, alert_id)
@@ -198,7 +199,7 @@ def update(posted: WriterForm, alert_id: int) -> Response:
 
 
 @router.post("/{alert_id}/retract", include_in_schema=False)
-def retract(posted: WriterForm, alert_id: int) -> Response:
+def retract(posted: WriterForm, alert_id: RowId) -> Response:
     work, viewer = posted.work, posted.viewer
     service = work.alerts()
     alert = _own(service, viewer, alert_id)
@@ -222,7 +223,7 @@ def retract(posted: WriterForm, alert_id: int) -> Response:
 
 
 @router.post("/{alert_id}/ack", include_in_schema=False)
-def acknowledge(posted: ReaderForm, alert_id: int) -> Response:
+def acknowledge(posted: ReaderForm, alert_id: RowId) -> Response:
     work, viewer = posted.work, posted.viewer
     service = work.alerts()
     alert = _alert(service, viewer, alert_id)
@@ -240,7 +241,7 @@ def acknowledge(posted: ReaderForm, alert_id: int) -> Response:
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _own(service: AlertService, viewer: Viewer, alert_id: int) -> Alert:
+def _own(service: AlertService, viewer: Viewer, alert_id: RowId) -> Alert:
     alert = _alert(service, viewer, alert_id)
     if alert.direction != "outbound" or alert.status == "retracted":
         raise Missing(viewer)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from ...services.audit import search_entries, verify_chain
+from ...web.params import MAX_OFFSET
 from ..auth import AuditorWork
 from ..pages import page
 
@@ -36,7 +37,7 @@ def audit_log(work: AuditorWork) -> Response:
         for name in ("action", "who", "target_id", "since", "until")
     }
     try:
-        offset = max(0, int(params.get("offset") or 0))
+        offset = min(MAX_OFFSET, max(0, int(params.get("offset") or 0)))
     except ValueError:
         offset = 0
     rows, total = search_entries(

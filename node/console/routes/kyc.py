@@ -18,6 +18,7 @@ from ...schemas.kyc import DISCLOSABLE_FIELDS, CheckCreate, DisclosureCreate, Di
 from ...services.csv_format import read_documents
 from ...services.errors import Conflict, InvalidInput, NotFound
 from ...web import kyc_checks
+from ...web.params import RowId
 from ...web.request import outbox_sender
 from ..auth import ConsoleWork, ReaderWork
 from ..csrf import ReaderForm, WriterForm
@@ -155,7 +156,7 @@ def disclosures(work: ReaderWork, direction: str = "inbound") -> Response:
 
 
 @router.get("/disclosures/{disclosure_id}", include_in_schema=False)
-def disclosure(work: ReaderWork, disclosure_id: int) -> Response:
+def disclosure(work: ReaderWork, disclosure_id: RowId) -> Response:
     try:
         item = work.disclosures().get(disclosure_id)
     except NotFound:
@@ -172,7 +173,7 @@ def disclosure(work: ReaderWork, disclosure_id: int) -> Response:
 
 
 @router.post("/disclosures/{disclosure_id}/decision", include_in_schema=False)
-def decide(posted: WriterForm, disclosure_id: int) -> Response:
+def decide(posted: WriterForm, disclosure_id: RowId) -> Response:
     work, viewer = posted.work, posted.viewer
     service = work.disclosures()
     decision = posted.text("decision")

@@ -38,9 +38,10 @@ from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.licensees import LicenseeRegistry
 from ...services.records import RecordRegistry
 from ...services.subjects import SUBJECT_FIELDS, SubjectRegistry
+from ...web.params import MAX_OFFSET
 from ..auth import ConsoleWork, ReaderWork, Viewer, Writer, WriterWork
 from ..csrf import Posted, WriterForm
-from ..forms import blank_to_none, field_errors, lines
+from ..forms import blank_to_none, field_errors, lines, whole_number
 from ..i18n import N_
 from ..pages import Missing, page, redirect
 
@@ -182,7 +183,7 @@ def licensee_body(values: dict[str, str], record: Any | None) -> dict[str, Any]:
     if record is None:
         body.update(licence_number=values["licence_number"], status=values["status"])
     else:
-        body["version"] = values["version"] or None
+        body["version"] = whole_number(values["version"])
     return body
 
 
@@ -238,7 +239,7 @@ def subject_body(
         "handling": values["handling"],
     }
     if record is not None:
-        body["version"] = values["version"] or None
+        body["version"] = whole_number(values["version"])
     return body, errors
 
 
@@ -264,7 +265,7 @@ def _list(kind: Kind, work: ConsoleWork) -> Response:
         filters = dict.fromkeys(kind.filters.model_fields)
     q = (params.get("q") or "").strip()[:200]
     try:
-        offset = max(0, int(params.get("offset") or 0))
+        offset = min(MAX_OFFSET, max(0, int(params.get("offset") or 0)))
     except ValueError:
         offset = 0
     items, total = work.registry(kind.registry).search(

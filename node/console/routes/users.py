@@ -15,6 +15,7 @@ from ...roles import ROLES
 from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.passwords import WeakPassword, check_strength
 from ...services.users import LANGUAGES, UserAccounts, check_username, is_locked
+from ...web.params import RowId
 from ..auth import AdminViewer, AdminWork, ConsoleWork, Viewer
 from ..csrf import AdminForm, Posted
 from ..i18n import N_
@@ -36,7 +37,7 @@ LAST_ADMIN = N_("The node must keep at least one active administrator.")
 TAKEN = N_("This user name is already taken.")
 
 
-def _user(accounts: UserAccounts, viewer: Viewer, user_id: int) -> Any:
+def _user(accounts: UserAccounts, viewer: Viewer, user_id: RowId) -> Any:
     try:
         return accounts.get(user_id)
     except NotFound:
@@ -129,7 +130,7 @@ def create_user(posted: AdminForm) -> Response:
 
 
 @router.get("/{user_id}", include_in_schema=False)
-def user_page(work: AdminWork, user_id: int) -> Response:
+def user_page(work: AdminWork, user_id: RowId) -> Response:
     user = _user(work.users(), work.viewer, user_id)
     return _user_page(work, user, {})
 
@@ -191,7 +192,7 @@ def _change(posted: Posted, user_id: int, action: str) -> Response:
 
 
 @router.post("/{user_id}/role", include_in_schema=False)
-def change_role(posted: AdminForm, user_id: int) -> Response:
+def change_role(posted: AdminForm, user_id: RowId) -> Response:
     return _change(posted, user_id, "role")
 
 
@@ -201,20 +202,20 @@ def change_clearance(posted: AdminForm, user_id: int) -> Response:
 
 
 @router.post("/{user_id}/disable", include_in_schema=False)
-def disable(posted: AdminForm, user_id: int) -> Response:
+def disable(posted: AdminForm, user_id: RowId) -> Response:
     return _change(posted, user_id, "disable")
 
 
 @router.post("/{user_id}/enable", include_in_schema=False)
-def enable(posted: AdminForm, user_id: int) -> Response:
+def enable(posted: AdminForm, user_id: RowId) -> Response:
     return _change(posted, user_id, "enable")
 
 
 @router.post("/{user_id}/unlock", include_in_schema=False)
-def unlock(posted: AdminForm, user_id: int) -> Response:
+def unlock(posted: AdminForm, user_id: RowId) -> Response:
     return _change(posted, user_id, "unlock")
 
 
 @router.post("/{user_id}/password", include_in_schema=False)
-def reset_password(posted: AdminForm, user_id: int) -> Response:
+def reset_password(posted: AdminForm, user_id: RowId) -> Response:
     return _change(posted, user_id, "password")
