@@ -69,6 +69,18 @@ class Settings(BaseSettings):
         le=1000,
         description="Weakest match (0-1000) this node reports in its answers to peers",
     )
+    kyc_queries_per_peer_per_day: int = Field(
+        default=500,
+        ge=1,
+        description="KYC queries answered per peer and UTC day (a sharing agreement may set "
+        "its own); beyond, a query is refused with quota_exceeded",
+    )
+    disclosure_requests_per_peer_per_day: int = Field(
+        default=50,
+        ge=1,
+        description="Disclosure requests accepted per peer and UTC day (a sharing agreement "
+        "may set its own); beyond, a request is refused with quota_exceeded",
+    )
     metrics_token: str | None = Field(
         default=None, description="If set, /metrics requires this bearer token"
     )

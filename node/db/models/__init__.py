@@ -9,8 +9,8 @@ from .accounts import ApiToken, ConsoleSession, User
 from .alerts import Alert, AlertRecipient
 from .audit import AuditEntry, AuditHead
 from .base import NAMING, Base, table_of
-from .federation import InboundMessage, OutboxMessage, Peer
-from .kyc import Disclosure, KycCheck, KycPeerAnswer, SharedReference
+from .federation import InboundMessage, OutboxMessage, Peer, PeerQuotaUse
+from .kyc import AnsweredReference, Disclosure, KycCheck, KycPeerAnswer, SharedReference
 from .matching import MatchId, MatchKey, MatchRecord
 from .records import LicenceStatusChange, Licensee, RecordChange, RecordMixin, Subject
 
@@ -18,6 +18,7 @@ __all__ = [
     "NAMING",
     "Alert",
     "AlertRecipient",
+    "AnsweredReference",
     "ApiToken",
     "AuditEntry",
     "AuditHead",
@@ -34,6 +35,7 @@ __all__ = [
     "MatchRecord",
     "OutboxMessage",
     "Peer",
+    "PeerQuotaUse",
     "RecordChange",
     "RecordMixin",
     "SharedReference",

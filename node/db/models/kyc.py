@@ -1,4 +1,5 @@
-"""KYC checks, the peers' answers, the references given to peers and disclosures."""
+"""KYC checks, the peers' answers, the references given to peers (and in which answers)
+and disclosures."""
 
 from __future__ import annotations
 
@@ -73,6 +74,28 @@ class SharedReference(Base):
     record_kind: Mapped[RecordKind] = mapped_column(String(10))
     record_id: Mapped[int]
     created_at: Mapped[datetime]
+
+
+class AnsweredReference(Base):
+    """A reference this node put in its answer to one ``kyc.query`` of a peer: a
+    disclosure request from that peer must cite such a (query, reference) pair."""
+
+    __tablename__ = "kyc_answered_references"
+    __table_args__ = (
+        Index(
+            "uq_kyc_answered_references_peer_query",
+            "peer",
+            "query_uuid",
+            "reference",
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    peer: Mapped[str] = mapped_column(String(20))
+    query_uuid: Mapped[str] = mapped_column(String(36))
+    reference: Mapped[str] = mapped_column(String(64))
+    answered_at: Mapped[datetime]
 
 
 class Disclosure(Base):
