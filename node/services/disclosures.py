@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 import protocol
@@ -76,11 +76,19 @@ class DisclosureService:
         if peer.status != "active":
             raise InvalidInput("peer", f"peer {data.peer} is {peer.status}")
         waiting = self.session.execute(
-            select(Disclosure.request_uuid).where(
+            select(Disclosure.request_uuid)
+            .outerjoin(OutboxMessage, OutboxMessage.message_id == Disclosure.message_id)
+            .where(
                 Disclosure.direction == "outbound",
                 Disclosure.peer == peer.node_id,
                 Disclosure.reference == data.reference,
                 Disclosure.status == "pending",
+                # A request the peer refused (quota_exceeded …) or that expired unsent
+                # waits for nothing: it may be asked again.
+                or_(
+                    OutboxMessage.status.is_(None),
+                    OutboxMessage.status.not_in(("failed", "expired")),
+                ),
             )
         ).first()
         if waiting is not None:  # the holder answers one request per reference
@@ -109,6 +117,7 @@ class DisclosureService:
             requested_by_role=self.actor.role,
         )
         sent = enqueue(self.session, self.identity, peer, payload, now=self.now, ttl=DEFAULT_TTL)
+        disclosure.message_id = sent.message_id
         AuditLog(self.session).record(
             str(self.actor),
             "disclosure.request",
@@ -207,7 +216,15 @@ class DisclosureService:
         return [self.view(d) for d in rows.scalars()]
 
     def view(self, disclosure: Disclosure) -> DisclosureOut:
-        record = None
+        record, error = None, None
+        if disclosure.direction == "outbound" and disclosure.status == "pending":
+            sent = self.session.execute(
+                select(OutboxMessage.status, OutboxMessage.last_error).where(
+                    OutboxMessage.message_id == disclosure.message_id
+                )
+            ).first()
+            if sent is not None and sent.status in ("failed", "expired"):
+                error = sent.last_error if sent.status == "failed" else "expired"
         if disclosure.direction == "inbound" and disclosure.status == "pending":
             subject = self.session.get(Subject, disclosure.record_id)
             if subject is not None and subject.deleted_at is None:
@@ -230,6 +247,7 @@ class DisclosureService:
             handling=disclosure.handling,
             reason=disclosure.reason,
             record=record,
+            error=error,
         )
 
 

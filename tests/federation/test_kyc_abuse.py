@@ -4,7 +4,8 @@ requests beyond its daily quota, and asking for disclosures of references it was
 given in an answer (or again and again for one reference).
 
 The peers (CM, CD) are played by this test: it seals their messages with their keys and
-opens CF's answers with them, as they would."""
+opens CF's answers with them, as they would; at the end CM runs, to show what its
+officers see of CF's refusals."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 import protocol
+from node.config import load_settings
 from tests.conftest import fresh_postgres_database
+from tests.console.conftest import CSRF, PASSWORD, add_users, visible_text
 from tests.federation.conftest import (
     RunningNode,
     build_network,
@@ -286,3 +290,79 @@ def test_a_peer_beyond_its_daily_quotas_is_refused_with_quota_exceeded(cf_and_pe
             == 4
         )
     )
+
+
+def test_the_asking_node_shows_a_quota_refusal_and_may_ask_again(cf_and_peers):
+    """CM, running, asks CF beyond its quotas: its officer sees CF's refusal, in French
+    too, and a refused disclosure request does not block asking again later."""
+    cf, cm = cf_and_peers["CF"], cf_and_peers["CM"]
+    add_users(load_settings(cm.data_dir), {"officer-fr": "officer"})
+    cm.start()
+    try:
+        with cm.api("officer") as api:
+            check = api.post(
+                "/api/v1/kyc/checks",
+                json={
+                    "party": {"kind": "person", "names": ["Célestin Ngoy Kabongo"]},
+                    "purpose": "Contrôle à l'export",
+                    "scope": "federation",
+                    "timeout_seconds": 20,
+                },
+            ).json()
+        [hit] = next(p for p in check["peers"] if p["peer"] == "CF")["hits"]
+        with cf.api("admin") as api:
+            agreed = api.put(
+                "/api/v1/peers/CM/agreement",
+                json={
+                    "kyc_record_kinds": ["licensee", "subject"],
+                    "kyc_queries_per_day": 1,
+                    "disclosure_requests_per_day": 1,
+                },
+            )
+            assert agreed.status_code == 200, agreed.text
+        while (
+            metric_value(cf, "kpnet_peer_quota_used_ratio", peer="CM", kind="disclosure_request")
+            < 1
+        ):
+            wire = seal(cm, cf, disclosure_request(hit["reference"], check["id"]))
+            assert post_envelopes(cf, wire).json()["status"] == "accepted"
+
+        ask = {"check_id": check["id"], "peer": "CF", "reference": hit["reference"]}
+        with cm.api("officer") as api:
+            asked = api.post("/api/v1/disclosures", json={**ask, "justification": "Saisie"})
+            assert asked.status_code == 201, asked.text
+            refused = wait_for(
+                lambda: (
+                    (d := api.get(f"/api/v1/disclosures/{asked.json()['id']}").json())["error"]
+                    and d
+                )
+            )
+            assert refused["status"] == "pending" and refused["error"] == "quota_exceeded"
+            again = api.post("/api/v1/disclosures", json={**ask, "justification": "Demain"})
+            assert again.status_code == 201, again.text
+
+            second = api.post(
+                "/api/v1/kyc/checks",
+                json={
+                    "party": {"kind": "person", "names": ["Célestin Ngoy Kabongo"]},
+                    "purpose": "Contrôle à l'export",
+                    "scope": "federation",
+                    "peers": ["CF"],
+                    "timeout_seconds": 20,
+                },
+            ).json()
+        [from_cf] = second["peers"]
+        assert (from_cf["state"], from_cf["error"]) == ("refused", "quota_exceeded")
+
+        with httpx.Client(base_url=cm.url, headers={"Accept-Language": "fr"}) as browser:
+            login = browser.get("/console/login")
+            token = CSRF.search(login.text).group(1)  # type: ignore[union-attr]
+            signed = browser.post(
+                "/console/login",
+                data={"username": "officer-fr", "password": PASSWORD, "csrf_token": token},
+            )
+            assert signed.status_code == 303, signed.text
+            page = visible_text(browser.get(f"/console/kyc/{second['id']}").text)
+        assert "Le quota journalier de ce nœud chez le pair est épuisé" in page
+    finally:
+        cm.stop()

@@ -128,3 +128,5 @@ class Disclosure(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     handling: Mapped[Handling | None] = mapped_column(String(12))
     reason: Mapped[str | None] = mapped_column(String(1000))
+    # Outbound: the message that carried the request (its delivery says if it was refused).
+    message_id: Mapped[str | None] = mapped_column(String(36))

@@ -1,4 +1,5 @@
-"""kyc: per-peer daily quota counts, and the references each answer to a peer carried
+"""kyc: per-peer daily quota counts, the references each answer to a peer carried, and
+the message of each outbound disclosure request
 
 Revision ID: 0007_kycpeer
 Revises: 0006
@@ -46,9 +47,13 @@ def upgrade() -> None:
         ["peer", "query_uuid", "reference"],
         unique=True,
     )
+    with op.batch_alter_table("disclosures") as batch:
+        batch.add_column(sa.Column("message_id", sa.String(length=36), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("disclosures") as batch:
+        batch.drop_column("message_id")
     op.drop_index("uq_kyc_answered_references_peer_query", table_name="kyc_answered_references")
     op.drop_table("kyc_answered_references")
     op.drop_index("uq_peer_quota_use_peer_kind_day", table_name="peer_quota_use")
