@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ import pytest
 
 import protocol
 from node.config import load_settings
-from tests.conftest import fresh_postgres_database
+from tests.conftest import free_port, fresh_postgres_database
 from tests.console.conftest import CSRF, PASSWORD, add_users, visible_text
 from tests.federation.conftest import (
     RunningNode,
@@ -366,3 +367,35 @@ def test_the_asking_node_shows_a_quota_refusal_and_may_ask_again(cf_and_peers):
         assert "Le quota journalier de ce nœud chez le pair est épuisé" in page
     finally:
         cm.stop()
+
+
+def test_two_processes_sharing_the_database_count_one_quota(cf_and_peers):
+    cf, cd = cf_and_peers["CF"], cf_and_peers["CD"]
+    second = cf.start(port=free_port())
+    try:
+        with cf.api("admin") as api:
+            agreement = api.get("/api/v1/peers/CD").json()["agreement"]
+        limit = agreement["kyc_queries_per_day"] or 500
+        used = round(
+            metric_value(cf, "kpnet_peer_quota_used_ratio", peer="CD", kind="kyc_query") * limit
+        )
+        with cf.api("admin") as api:
+            agreement["kyc_queries_per_day"] = used + 10
+            assert api.put("/api/v1/peers/CD/agreement", json=agreement).status_code == 200
+
+        def send(n: int) -> str:
+            url = cf.url if n % 2 else second.url
+            response = httpx.post(
+                f"{url}/federation/v1/messages",
+                content=seal(cd, cf, query_of(f"Personne {n}")),
+                headers={"content-type": "application/json"},
+                timeout=60,
+            )
+            return response.json().get("status") or response.json()["error"]
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            outcomes = list(pool.map(send, range(30)))
+        assert sorted(outcomes) == ["accepted"] * 10 + ["quota_exceeded"] * 20
+    finally:
+        second.process.terminate()
+        second.process.wait(timeout=15)
