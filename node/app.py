@@ -45,6 +45,8 @@ from .runtime import Clock, Node, open_node, utc_now
 from .services.audit import count_entries
 from .services.endpoint_policy import EndpointPolicy
 from .web.url_text import UnstorableUrlRefusal
+from .services.peer_quotas import QuotaDefaults, used_ratios
+from .services.peers import agreement_of
 
 
 def _database_counts(node: Node) -> dict[str, Any]:
@@ -64,8 +66,9 @@ def _database_counts(node: Node) -> dict[str, Any]:
                 .group_by(OutboxMessage.recipient)
             )
         )
-        peers = {}
+        peers, agreements = {}, []
         for peer in session.execute(select(Peer).where(Peer.status != "removed")).scalars():
+            agreements.append((peer.node_id, agreement_of(peer)))
             count, oldest = pending.get(peer.node_id, (0, None))
             if oldest is not None and oldest.tzinfo is None:
                 oldest = oldest.replace(tzinfo=UTC)
@@ -80,7 +83,13 @@ def _database_counts(node: Node) -> dict[str, Any]:
                 else 0,
                 "clock_offset": peer.clock_offset_seconds,
             }
-        return {"records": records, "audit": count_entries(session), "peers": peers}
+        quotas = used_ratios(session, agreements, QuotaDefaults.of(node.settings), now)
+        return {
+            "records": records,
+            "audit": count_entries(session),
+            "peers": peers,
+            "quotas": quotas,
+        }
 
 
 def sender_settings(settings: Settings) -> SenderSettings:

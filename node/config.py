@@ -100,6 +100,18 @@ class Settings(BaseSettings):
         description="Comma-separated address ranges (CIDR) peers' endpoints may be in "
         "although they are not public, e.g. 10.20.0.0/16 for peers over a private link",
     )
+    kyc_queries_per_peer_per_day: int = Field(
+        default=500,
+        ge=1,
+        description="KYC queries answered per peer and UTC day (a sharing agreement may set "
+        "its own); beyond, a query is refused with quota_exceeded",
+    )
+    disclosure_requests_per_peer_per_day: int = Field(
+        default=50,
+        ge=1,
+        description="Disclosure requests accepted per peer and UTC day (a sharing agreement "
+        "may set its own); beyond, a request is refused with quota_exceeded",
+    )
     metrics_token: str | None = Field(
         default=None, description="If set, /metrics requires this bearer token"
     )

@@ -67,6 +67,16 @@ class DatabaseCounts(Collector):
         yield oldest
         yield up
         yield clock
+        quota = GaugeMetricFamily(
+            "kpnet_peer_quota_used_ratio",
+            "Share of the peer's daily quota (UTC day) used, by kind: kyc_query, "
+            "disclosure_request; 1 means further ones are refused with quota_exceeded",
+            labels=["peer", "kind"],
+        )
+        for peer, ratios in sorted(counts.get("quotas", {}).items()):
+            for kind, ratio in sorted(ratios.items()):
+                quota.add_metric([peer, kind], ratio)
+        yield quota
 
 
 class NodeMetrics:

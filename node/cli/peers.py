@@ -102,6 +102,14 @@ def peer_agreement(
         str | None,
         typer.Option(help="Record kinds KYC queries are answered from: licensee,subject."),
     ] = None,
+    kyc_queries_per_day: Annotated[
+        str | None,
+        typer.Option(help="KYC queries answered per UTC day, or 'default' (the node's)."),
+    ] = None,
+    disclosure_requests_per_day: Annotated[
+        str | None,
+        typer.Option(help="Disclosure requests accepted per UTC day, or 'default'."),
+    ] = None,
 ) -> None:
     """Show or change the sharing agreement with a peer."""
     with unit_of_work(data_dir) as work:
@@ -118,6 +126,12 @@ def peer_agreement(
             )
         if kyc is not None:
             values["kyc_record_kinds"] = [k.strip() for k in kyc.split(",") if k.strip()]
+        for name, quota in (
+            ("kyc_queries_per_day", kyc_queries_per_day),
+            ("disclosure_requests_per_day", disclosure_requests_per_day),
+        ):
+            if quota is not None:
+                values[name] = None if quota.strip().lower() == "default" else quota.strip()
         if values != peer.agreement:
             registry.set_agreement(node_id, SharingAgreement.model_validate(values))
             work.session.commit()

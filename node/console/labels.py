@@ -87,6 +87,14 @@ LABELS: dict[str, dict[str, str]] = {
         "legal_form": N_("Legal form"),
         "title": N_("Title"),
     },
+    # A peer's refusal of what this node sent, by its error code (protocol.md §8).
+    "peer_refusal": {
+        "quota_exceeded": N_(
+            "The peer's daily quota for this node is used up; ask again after midnight UTC."
+        ),
+        "not_permitted": N_("The peer's sharing agreement with this node does not allow it."),
+        "expired": N_("It expired before it could be delivered."),
+    },
     "disclosure_status": {
         "pending": N_("Pending"),
         "granted": N_("Granted"),

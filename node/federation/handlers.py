@@ -2,7 +2,8 @@
 
 Handlers run inside the transaction that records the message as received, so a
 message's effects and its de-duplication row commit together or not at all. A handler
-raises ``NotPermitted`` when our sharing agreement with the sender refuses what it sent.
+raises ``NotPermitted`` when our sharing agreement with the sender refuses what it sent,
+and ``QuotaExceeded`` when the sender has used up its daily quota of what it sent.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..services.disclosures import record_request, record_response
 from ..services.kyc import record_answer
 from ..services.kyc_answers import answer_query
 from ..services.outbox import DEFAULT_TTL, enqueue
+from ..services.peer_quotas import QuotaDefaults, QuotaKind, take
 from ..services.peers import PeerRegistry, agreement_of
 
 
@@ -36,6 +38,12 @@ class DeadlinePassed(NotPermitted):
     """A KYC query that arrives after its asker stopped waiting: not answered."""
 
     code = "expired"
+
+
+class QuotaExceeded(NotPermitted):
+    """The sender has used up its quota of this kind of message for the UTC day."""
+
+    code = "quota_exceeded"
 
 
 # A KYC query is answered until its deadline (its envelope's expiry) has passed by more
@@ -54,6 +62,7 @@ class Context:
     # Alerts this batch created or touched, by (origin, alert id): the batch flushes once
     # at the end, so later envelopes of the same batch find them here.
     alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
+    quotas: QuotaDefaults = field(default_factory=QuotaDefaults)
     audit: list[AuditEvent] = field(default_factory=list)
     new_alert: bool = False
     # An answer to one of our KYC queries or disclosure requests arrived.
@@ -184,6 +193,14 @@ def _reply(ctx: Context, payload: protocol.Payload, ttl: int = DEFAULT_TTL) -> N
     ctx.replies.append(row.message_id)
 
 
+def _take_quota(ctx: Context, kind: QuotaKind) -> None:
+    limit = ctx.quotas.limit(agreement_of(ctx.peer), kind)
+    if not take(ctx.session, ctx.peer.node_id, kind, limit, ctx.now):
+        raise QuotaExceeded(
+            f"{ctx.peer.node_id} has used its {limit} {kind} messages of this UTC day"
+        )
+
+
 def handle_kyc_query(ctx: Context) -> None:
     payload = ctx.message.payload
     assert isinstance(payload, protocol.KycQuery)
@@ -194,6 +211,7 @@ def handle_kyc_query(ctx: Context) -> None:
     left = ctx.message.header.expires_at + KYC_DEADLINE_GRACE_SECONDS - int(ctx.now.timestamp())
     if left <= 0:
         raise DeadlinePassed("the asker's deadline for this query has passed")
+    _take_quota(ctx, "kyc_query")
     _reply(
         ctx,
         answer_query(
@@ -220,9 +238,12 @@ def handle_kyc_response(ctx: Context) -> None:
 def handle_disclosure_request(ctx: Context) -> None:
     payload = ctx.message.payload
     assert isinstance(payload, protocol.DisclosureRequest)
-    refusal = record_request(ctx.session, ctx.peer.node_id, payload, ctx.now, ctx.audit)
-    if refusal:
-        raise NotPermitted(refusal)
+    _take_quota(ctx, "disclosure_request")
+    outcome = record_request(ctx.session, ctx.peer.node_id, payload, ctx.now, ctx.audit)
+    if isinstance(outcome, str):
+        raise NotPermitted(outcome)
+    if outcome is not None:  # a repeated request for a decided reference: the same decision
+        _reply(ctx, outcome)
 
 
 def handle_disclosure_response(ctx: Context) -> None:

@@ -29,6 +29,7 @@ from ..db.models import InboundMessage, Peer
 from ..runtime import Node
 from ..services.audit import AuditEvent, AuditLog
 from ..services.errors import ServiceError
+from ..services.peer_quotas import QuotaDefaults
 from ..services.peers import PeerDirectory, current_encryption_key
 from .handlers import HANDLERS, Context, NotPermitted
 
@@ -42,6 +43,7 @@ HTTP_STATUS = {
     "bad_signature": 403,
     "wrong_recipient": 403,
     "not_permitted": 403,
+    "quota_exceeded": 403,
 }
 DEFAULT_REJECT_STATUS = 400
 MAX_BATCH_MESSAGES = 100  # envelopes in one request
@@ -161,6 +163,7 @@ class InboundProcessor:
             node.identity,
             node.settings.kyc_answer_min_score,
             batch.alerts,
+            quotas=QuotaDefaults.of(node.settings),
         )
         savepoint = session.begin_nested() if batch.isolate else None
         try:

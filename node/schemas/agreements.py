@@ -2,7 +2,9 @@
 
 Enforced when sending (nothing leaves that the peer may not see) and checked again on
 receipt. The default shares every alert category up to TLP:AMBER and answers KYC
-queries from the licensee registry only.
+queries from the licensee registry only. The daily quotas of KYC queries and disclosure
+requests accepted from the peer are the node's settings unless the agreement sets its
+own.
 """
 
 from __future__ import annotations
@@ -27,6 +29,21 @@ class SharingAgreement(Strict):
     kyc_record_kinds: list[RecordKind] = Field(
         default_factory=lambda: list(DEFAULT_KYC_RECORD_KINDS),
         description="Record kinds this peer's KYC queries may be answered from",
+    )
+
+    kyc_queries_per_day: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="KYC queries from this peer answered per UTC day; null: the node's "
+        "setting (KPNET_KYC_QUERIES_PER_PEER_PER_DAY)",
+    )
+    disclosure_requests_per_day: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="Disclosure requests from this peer accepted per UTC day; null: the "
+        "node's setting (KPNET_DISCLOSURE_REQUESTS_PER_PEER_PER_DAY)",
     )
 
     def alert_refusal(self, category: str, handling: str) -> str | None:

@@ -162,3 +162,8 @@ class DisclosureOut(BaseModel):
         default=None,
         description="Inbound: the subject's disclosable fields as held now, to choose from",
     )
+    error: str | None = Field(
+        default=None,
+        description="Outbound, still pending: why the request did not reach the peer's "
+        "analysts, if it did not (the peer's refusal code, e.g. quota_exceeded, or expired)",
+    )

@@ -2,9 +2,12 @@
 
 Asker: ``request`` sends a ``disclosure.request`` for a subject reference a peer gave in
 its answer to one of our checks; ``record_response`` keeps the peer's decision.
-Holder: ``record_request`` keeps a peer's request for a reference we gave it; an
-analyst then ``decide``s: grant (releasing only the chosen fields) or deny (with a
-reason), and the decision goes back as a ``disclosure.response``.
+Holder: ``record_request`` keeps a peer's request for a reference we gave it in our
+answer to the query the request cites; an analyst then ``decide``s: grant (releasing
+only the chosen fields) or deny (with a reason), and the decision goes back as a
+``disclosure.response``. Requests are de-duplicated per reference: a repeat while the
+first waits adds nothing for the analyst, and a repeat after the decision gets the same
+decision at once.
 
 A reader sees only the requests within its clearance: an inbound one whose local
 subject, and an outbound one whose released details, are marked at most at its level
@@ -29,7 +32,7 @@ from .audit import AuditEvent, AuditLog
 from .clearance import audit_subjects_returned, within_clearance
 from .errors import Conflict, InvalidInput, NotFound
 from .kyc import KycService
-from .kyc_answers import resolve_reference
+from .kyc_answers import answered_with, resolve_reference
 from .outbox import DEFAULT_TTL, enqueue
 from .peers import PeerRegistry, agreement_of
 
@@ -77,6 +80,26 @@ class DisclosureService:
         peer = self.peers.get(data.peer)
         if peer.status != "active":
             raise InvalidInput("peer", f"peer {data.peer} is {peer.status}")
+        waiting = self.session.execute(
+            select(Disclosure.request_uuid)
+            .outerjoin(OutboxMessage, OutboxMessage.message_id == Disclosure.message_id)
+            .where(
+                Disclosure.direction == "outbound",
+                Disclosure.peer == peer.node_id,
+                Disclosure.reference == data.reference,
+                Disclosure.status == "pending",
+                # A request the peer refused (quota_exceeded …) or that expired unsent
+                # waits for nothing: it may be asked again.
+                or_(
+                    OutboxMessage.status.is_(None),
+                    OutboxMessage.status.not_in(("failed", "expired")),
+                ),
+            )
+        ).first()
+        if waiting is not None:  # the holder answers one request per reference
+            raise Conflict(
+                f"a request for {data.reference} already waits for {peer.node_id}'s decision"
+            )
         disclosure = Disclosure(
             request_uuid=str(uuid.uuid4()),
             direction="outbound",
@@ -99,6 +122,7 @@ class DisclosureService:
             requested_by_role=self.actor.role,
         )
         sent = enqueue(self.session, self.identity, peer, payload, now=self.now, ttl=DEFAULT_TTL)
+        disclosure.message_id = sent.message_id
         AuditLog(self.session).record(
             str(self.actor),
             "disclosure.request",
@@ -244,7 +268,15 @@ class DisclosureService:
         )
 
     def view(self, disclosure: Disclosure) -> DisclosureOut:
-        record = None
+        record, error = None, None
+        if disclosure.direction == "outbound" and disclosure.status == "pending":
+            sent = self.session.execute(
+                select(OutboxMessage.status, OutboxMessage.last_error).where(
+                    OutboxMessage.message_id == disclosure.message_id
+                )
+            ).first()
+            if sent is not None and sent.status in ("failed", "expired"):
+                error = sent.last_error if sent.status == "failed" else "expired"
         if disclosure.direction == "inbound" and disclosure.status == "pending":
             subject = self.session.get(Subject, disclosure.record_id)
             if subject is not None and subject.deleted_at is None:
@@ -267,6 +299,7 @@ class DisclosureService:
             handling=disclosure.handling,
             reason=disclosure.reason,
             record=record,
+            error=error,
         )
 
 
@@ -276,14 +309,19 @@ def record_request(
     payload: protocol.DisclosureRequest,
     now: datetime,
     audit: list[AuditEvent],
-) -> str | None:
-    """Keep a peer's disclosure request for an analyst. Returns why it is refused, or
-    None once kept (a repeated request is kept once)."""
+) -> str | protocol.DisclosureResponse | None:
+    """Keep a peer's disclosure request for an analyst. Returns why it is refused, the
+    response to send at once (a repeat for a reference already decided gets the same
+    decision), or None once kept (a repeated request is kept once)."""
     shared = resolve_reference(session, peer_id, payload.reference)
     if shared is None:
         return "no reference of ours to this peer has this value"
     if shared.record_kind != "subject":
         return "disclosure applies to subjects of interest; licensee answers carry what is shared"
+    if payload.query_id is None or not answered_with(
+        session, peer_id, payload.query_id, payload.reference
+    ):
+        return "no answer of ours to a query of this peer with this query_id gave this reference"
     exists = session.execute(
         select(Disclosure.id).where(
             Disclosure.direction == "inbound",
@@ -291,32 +329,84 @@ def record_request(
             Disclosure.request_uuid == payload.request_id,
         )
     ).first()
-    if exists is None:
-        session.add(
-            Disclosure(
-                request_uuid=payload.request_id,
-                direction="inbound",
-                peer=peer_id,
-                reference=payload.reference,
-                query_uuid=payload.query_id,
-                record_kind=shared.record_kind,
-                record_id=shared.record_id,
-                justification=payload.justification,
-                requested_by=f"{peer_id} ({payload.requested_by_role})",
-                requested_at=now,
-                status="pending",
-            )
+    if exists is not None:
+        return None
+    first = session.execute(
+        select(Disclosure)
+        .where(
+            Disclosure.direction == "inbound",
+            Disclosure.peer == peer_id,
+            Disclosure.reference == payload.reference,
         )
-        audit.append(
-            AuditEvent(
-                peer_id,
-                "disclosure.request_received",
-                "disclosure",
-                payload.request_id,
-                {"reference": payload.reference, "justification": payload.justification},
-            )
+        .order_by(Disclosure.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    if first is not None:
+        return _repeated(first, payload, audit)
+    session.add(
+        Disclosure(
+            request_uuid=payload.request_id,
+            direction="inbound",
+            peer=peer_id,
+            reference=payload.reference,
+            query_uuid=payload.query_id,
+            record_kind=shared.record_kind,
+            record_id=shared.record_id,
+            justification=payload.justification,
+            requested_by=f"{peer_id} ({payload.requested_by_role})",
+            requested_at=now,
+            status="pending",
         )
+    )
+    audit.append(
+        AuditEvent(
+            peer_id,
+            "disclosure.request_received",
+            "disclosure",
+            payload.request_id,
+            {"reference": payload.reference, "justification": payload.justification},
+        )
+    )
     return None
+
+
+def _repeated(
+    first: Disclosure, payload: protocol.DisclosureRequest, audit: list[AuditEvent]
+) -> protocol.DisclosureResponse | None:
+    """A second request for a reference: nothing new for the analyst; once the first is
+    decided, the same decision (the same details, already released to this peer)."""
+    response = None
+    if first.status == "granted":
+        response = protocol.DisclosureResponse(
+            request_id=payload.request_id,
+            reference=first.reference,
+            decision="granted",
+            details=protocol.DisclosedDetails.model_validate(first.details or {}),
+            handling=first.handling,
+        )
+    elif first.status == "denied":
+        response = protocol.DisclosureResponse(
+            request_id=payload.request_id,
+            reference=first.reference,
+            decision="denied",
+            reason=first.reason,
+        )
+    audit.append(
+        AuditEvent(
+            first.peer,
+            "disclosure.request_repeated",
+            "disclosure",
+            payload.request_id,
+            {
+                "reference": payload.reference,
+                "first_request": first.request_uuid,
+                "status": first.status,
+                "fields": (first.fields or []) if first.status == "granted" else [],
+                "justification": payload.justification,
+            },
+        )
+    )
+    return response
 
 
 def record_response(

@@ -43,6 +43,16 @@ SUBJECT_AT_CF = {
     "documents": [{"type": "passport", "number": "OB0412771", "country": "CD"}],
     "handling": "AMBER",
 }
+# A second person CF flags, for a disclosure that is denied (requests are answered once
+# per reference: asking again about Mbala would get the grant again).
+OTHER_AT_CF = {
+    "kind": "person",
+    "names": ["Célestin Ngoy Kabongo"],
+    "date_of_birth": "1968-11-23",
+    "reason_category": "smuggling",
+    "handling": "GREEN",
+}
+OTHER_QUERY = {"kind": "person", "names": ["Celestin NGOY KABONGO"], "date_of_birth": "1968-11-23"}
 LICENSEE_AT_CD = {
     "licence_number": "CD-MBA-2019-044",
     "licence_type": "buying_house",
@@ -78,6 +88,7 @@ def kyc_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Runni
             assert agreed.status_code == 200, agreed.text
         with cf.api("analyst") as api:
             assert api.post("/api/v1/subjects", json=SUBJECT_AT_CF).status_code == 201
+            assert api.post("/api/v1/subjects", json=OTHER_AT_CF).status_code == 201
         with cd.api("analyst") as api:
             assert api.post("/api/v1/licensees", json=LICENSEE_AT_CD).status_code == 201
             assert api.post("/api/v1/subjects", json=SUBJECT_AT_CD).status_code == 201
@@ -132,7 +143,7 @@ def test_federated_check_finds_a_licensee_at_one_peer_and_a_subject_at_another(k
     }
     assert licensee["strength"] == "strong", licensee
     assert {f["feature"] for f in licensee["explanation"]} >= {"names", "date_of_birth"}
-    assert all(f["detail"] for f in licensee["explanation"])
+    assert all(f["detail"] is None for f in licensee["explanation"])  # it would quote
 
     [subject] = from_cf["hits"]
     assert subject["kind"] == "subject" and subject["handling"] == "AMBER"
@@ -169,21 +180,18 @@ def test_every_check_and_every_answer_is_audited_on_both_sides(kyc_network):
     assert answered["actor"] == "CM"
     assert answered["detail"]["purpose"] == "Licence renewal, Kinshasa"
     assert answered["detail"]["searched"] == ["licensee", "subject"]
-    [revealed] = answered["detail"]["revealed"]
-    assert revealed["kind"] == "subject" and revealed["fields"] == []
+    # What each peer was told is what CM received.
+    [revealed] = answered["detail"]["answer"]["hits"]
+    assert revealed["kind"] == "subject" and "licensee" not in revealed
+    assert revealed["reference"] == answer_of(check, "CF")["hits"][0]["reference"]
+    assert list(answered["detail"]["records"]) == [revealed["reference"]]
     [at_cd] = [e for e in audit_actions(cd, "kyc.answered") if e["target_id"] == check["id"]]
     assert at_cd["detail"]["searched"] == ["licensee"]
-    assert at_cd["detail"]["revealed"][0]["fields"] == [
-        "legal_name",
-        "licence_number",
-        "licence_type",
-        "status",
-        "valid_from",
-        "valid_until",
-    ]
+    [told] = at_cd["detail"]["answer"]["hits"]
+    assert told["licensee"] == answer_of(check, "CD")["hits"][0]["licensee"]
 
 
-def request_disclosure(cm: RunningNode, check: dict, justification: str) -> dict:
+def request_disclosure(cm: RunningNode, check: dict, justification: str, expect: int = 201) -> dict:
     reference = answer_of(check, "CF")["hits"][0]["reference"]
     with cm.api("officer") as api:
         response = api.post(
@@ -195,7 +203,7 @@ def request_disclosure(cm: RunningNode, check: dict, justification: str) -> dict
                 "justification": justification,
             },
         )
-    assert response.status_code == 201, response.text
+    assert response.status_code == expect, response.text
     return response.json()
 
 
@@ -224,6 +232,8 @@ def test_granted_disclosure_returns_only_the_fields_the_analyst_chose(kyc_networ
     check = run_check(cm)
     asked = request_disclosure(cm, check, "Parcel of 312 stones seized at Douala, holder named")
     assert asked["status"] == "pending" and asked["direction"] == "outbound"
+    # One request per reference waits for CF's decision at a time.
+    request_disclosure(cm, check, "Asked twice", expect=409)
 
     incoming = inbound_request(cf, asked["request_id"])
     assert incoming["justification"].startswith("Parcel of 312 stones")
@@ -277,7 +287,7 @@ def test_granted_disclosure_returns_only_the_fields_the_analyst_chose(kyc_networ
 
 def test_denied_disclosure_returns_the_reason(kyc_network):
     cm, cf, _ = kyc_network
-    check = run_check(cm)
+    check = run_check(cm, party=OTHER_QUERY)
     asked = request_disclosure(cm, check, "Routine check")
     incoming = inbound_request(cf, asked["request_id"])
     with cf.api("analyst") as api:

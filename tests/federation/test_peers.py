@@ -326,6 +326,8 @@ def test_default_agreement_shares_up_to_amber_and_licensees_only(api: Api) -> No
         "alert_categories": list(ALERT_CATEGORIES),
         "max_handling": "AMBER",
         "kyc_record_kinds": ["licensee"],
+        "kyc_queries_per_day": None,  # the node's setting
+        "disclosure_requests_per_day": None,
     }
     # "All categories" means every category the protocol defines.
     assert set(ALERT_CATEGORIES) == set(
@@ -338,6 +340,8 @@ def test_agreement_given_at_admission_is_kept(api: Api) -> None:
         "alert_categories": ["seizure"],
         "max_handling": "GREEN",
         "kyc_record_kinds": ["licensee", "subject"],
+        "kyc_queries_per_day": 40,
+        "disclosure_requests_per_day": None,
     }
     assert api.add_cf(agreement=wanted).json()["agreement"] == wanted
 
@@ -351,6 +355,10 @@ def test_agreement_given_at_admission_is_kept(api: Api) -> None:
         {"kyc_record_kinds": ["everything"]},
         {"share_all": True},
         {"max_handling": None},
+        {"kyc_queries_per_day": 0},
+        {"disclosure_requests_per_day": -5},
+        {"kyc_queries_per_day": "many"},
+        {"kyc_queries_per_day": 10**7},
     ],
     ids=[
         "unknown-handling",
@@ -359,6 +367,10 @@ def test_agreement_given_at_admission_is_kept(api: Api) -> None:
         "unknown-kind",
         "unknown-member",
         "null-handling",
+        "zero-quota",
+        "negative-quota",
+        "text-quota",
+        "huge-quota",
     ],
 )
 def test_put_agreement_validates(api: Api, change: dict[str, Any]) -> None:
@@ -374,6 +386,8 @@ def test_put_agreement_changes_it(api: Api) -> None:
         "alert_categories": ["seizure", "smuggling_route"],
         "max_handling": "RED",
         "kyc_record_kinds": [],
+        "kyc_queries_per_day": None,
+        "disclosure_requests_per_day": 5,
     }
     response = api.call("PUT", "/CF/agreement", json=wanted)
     assert response.status_code == 200, response.text

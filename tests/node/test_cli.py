@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 from pathlib import Path
@@ -144,6 +145,34 @@ def test_token_create_list_revoke(node_dir, kpnet):
     assert next(
         line for line in listed.stdout.splitlines() if line.startswith(f"{token_id}\t")
     ).endswith("revoked")
+
+
+def test_peer_agreement_sets_and_resets_a_peers_daily_quotas(node_dir, kpnet, user_mistake):
+    data_dir, _ = node_dir
+    cf_dir = data_dir.parent / "cf-node"
+    made = kpnet(*init_args(cf_dir, "CF"))
+    assert made.returncode == 0, made.stderr
+    card = cf_dir / "card.json"
+    card.write_text(kpnet("card", "--data-dir", cf_dir).stdout)
+    fingerprint = FINGERPRINT.findall(made.stdout)[0]
+    added = kpnet("peer", "add", "--data-dir", data_dir, card, "--fingerprint", fingerprint)
+    assert added.returncode == 0, added.stderr
+
+    def agreement(*options: str) -> dict:
+        result = kpnet("peer", "agreement", "--data-dir", data_dir, "CF", *options)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert agreement()["kyc_queries_per_day"] is None  # the node's setting
+    changed = agreement("--kyc-queries-per-day", "40", "--disclosure-requests-per-day", "5")
+    assert (changed["kyc_queries_per_day"], changed["disclosure_requests_per_day"]) == (40, 5)
+    reset = agreement("--kyc-queries-per-day", "default")
+    assert (reset["kyc_queries_per_day"], reset["disclosure_requests_per_day"]) == (None, 5)
+    message = user_mistake(
+        kpnet("peer", "agreement", "--data-dir", data_dir, "CF", "--kyc-queries-per-day", "0")
+    )
+    assert "kyc_queries_per_day" in message
+    assert agreement()["kyc_queries_per_day"] is None
 
 
 def test_init_on_postgresql(tmp_path, postgres_url, kpnet):

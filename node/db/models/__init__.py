@@ -9,8 +9,8 @@ from .accounts import ApiToken, ConsoleSession, User
 from .alerts import Alert, AlertRecipient
 from .audit import AuditEntry, AuditHead
 from .base import NAMING, Base, table_of
-from .federation import InboundMessage, OutboxMessage, Peer
-from .kyc import Disclosure, KycCheck, KycPeerAnswer, SharedReference
+from .federation import InboundMessage, OutboxMessage, Peer, PeerQuotaUse
+from .kyc import AnsweredReference, Disclosure, KycCheck, KycPeerAnswer, SharedReference
 from .matching import MatchId, MatchKey, MatchRecord
 from .own_card import OwnCard
 from .records import LicenceStatusChange, Licensee, RecordChange, RecordMixin, Subject
@@ -19,6 +19,7 @@ __all__ = [
     "NAMING",
     "Alert",
     "AlertRecipient",
+    "AnsweredReference",
     "ApiToken",
     "AuditEntry",
     "AuditHead",
@@ -36,6 +37,7 @@ __all__ = [
     "OutboxMessage",
     "OwnCard",
     "Peer",
+    "PeerQuotaUse",
     "RecordChange",
     "RecordMixin",
     "SharedReference",

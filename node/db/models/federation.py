@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -93,3 +93,18 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None]
     receipt: Mapped[str | None] = mapped_column(Text)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+
+
+class PeerQuotaUse(Base):
+    """How many messages of one quota ``kind`` (``kyc_query``, ``disclosure_request``)
+    this node accepted from a peer on one UTC ``day``. Counted in the database so that
+    every process of the node shares one count."""
+
+    __tablename__ = "peer_quota_use"
+    __table_args__ = (Index("uq_peer_quota_use_peer_kind_day", "peer", "kind", "day", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    peer: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(30))
+    day: Mapped[date]
+    used: Mapped[int] = mapped_column(default=0)

@@ -1,4 +1,5 @@
-"""KYC checks, the peers' answers, the references given to peers and disclosures."""
+"""KYC checks, the peers' answers, the references given to peers (and in which answers)
+and disclosures."""
 
 from __future__ import annotations
 
@@ -75,6 +76,28 @@ class SharedReference(Base):
     created_at: Mapped[datetime]
 
 
+class AnsweredReference(Base):
+    """A reference this node put in its answer to one ``kyc.query`` of a peer: a
+    disclosure request from that peer must cite such a (query, reference) pair."""
+
+    __tablename__ = "kyc_answered_references"
+    __table_args__ = (
+        Index(
+            "uq_kyc_answered_references_peer_query",
+            "peer",
+            "query_uuid",
+            "reference",
+            unique=True,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    peer: Mapped[str] = mapped_column(String(20))
+    query_uuid: Mapped[str] = mapped_column(String(36))
+    reference: Mapped[str] = mapped_column(String(64))
+    answered_at: Mapped[datetime]
+
+
 class Disclosure(Base):
     """Step 2 of a check: a request for the details behind a reference, asked of a peer
     (outbound) or by a peer (inbound), and its decision: pending, granted or denied.
@@ -105,3 +128,5 @@ class Disclosure(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     handling: Mapped[Handling | None] = mapped_column(String(12))
     reason: Mapped[str | None] = mapped_column(String(1000))
+    # Outbound: the message that carried the request (its delivery says if it was refused).
+    message_id: Mapped[str | None] = mapped_column(String(36))
