@@ -36,7 +36,7 @@ from .config import Settings
 from .console import install_console
 from .db.models import Licensee, OutboxMessage, Peer, Subject
 from .federation.feed import Feed
-from .federation.ratelimit import RateLimiter
+from .federation.ratelimit import RateLimiter, Tarpit
 from .federation.refusals import summarise_refusals
 from .federation.sender import OutboxSender, SenderSettings
 from .metrics import HttpMetricsMiddleware, NodeMetrics
@@ -124,6 +124,7 @@ def create_app(
             clock=lambda: node.now().timestamp(),
             max_keys=settings.refusal_addresses_max,
         )
+        app.state.refusal_tarpit = Tarpit(seconds=1.0, max_held=64)
         app.state.sender = None
         task = None
         summaries = asyncio.create_task(
