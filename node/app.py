@@ -37,7 +37,7 @@ from .console import install_console
 from .db.models import Licensee, OutboxMessage, Peer, Subject
 from .federation.feed import Feed
 from .federation.policy_transport import PolicyTransport
-from .federation.ratelimit import RateLimiter
+from .federation.ratelimit import RateLimiter, Tarpit
 from .federation.refusals import summarise_refusals
 from .federation.sender import OutboxSender, SenderSettings
 from .metrics import HttpMetricsMiddleware, NodeMetrics
@@ -136,6 +136,7 @@ def create_app(
             clock=lambda: node.now().timestamp(),
             max_keys=settings.refusal_addresses_max,
         )
+        app.state.refusal_tarpit = Tarpit(seconds=1.0, max_held=64)
         app.state.sender = None
         task = None
         summaries = asyncio.create_task(

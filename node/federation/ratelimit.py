@@ -3,6 +3,7 @@ client address for refusals before authentication."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,3 +92,23 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class Tarpit:
+    """Holds the answers to an address that is over its limit for a while (at most
+    ``seconds``, and at most ``max_held`` answers at once; beyond, they go at once), so
+    a client that ignores ``Retry-After`` cannot make the node answer as fast as it
+    asks. Holding costs a waiting task, not work."""
+
+    def __init__(self, seconds: float, max_held: int) -> None:
+        self.seconds, self.max_held = seconds, max_held
+        self._held = 0  # touched only from the event loop
+
+    async def hold(self, wait: float) -> None:
+        if self._held >= self.max_held:
+            return
+        self._held += 1
+        try:
+            await asyncio.sleep(min(wait, self.seconds))
+        finally:
+            self._held -= 1

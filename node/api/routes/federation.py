@@ -14,7 +14,8 @@ Nothing is parsed whole: a batch is cut into its items by a bounded scan that st
 the 101st item (``federation.batch_split``), and every parse, decompression and
 signature check runs in a worker thread, never on the event loop. Refusals before the
 sender's signature verifies are counted per client address: an address refused more
-often than ``refusal_rate_per_address`` allows gets 429 before its body is read. They
+often than ``refusal_rate_per_address`` allows gets 429 before its body is read (held
+up to a second first, so that ignoring ``Retry-After`` does not pay). They
 are not audited one by one (see ``federation.refusals``).
 """
 
@@ -91,6 +92,7 @@ async def receive_messages(request: Request, node: NodeDep) -> Response:
     wait = refusals.wait(address)
     if wait > 0:
         node.metrics.refuse_unauthenticated("rate_limited")
+        await request.app.state.refusal_tarpit.hold(wait)
         return _slow_down(wait, UNREAD)
     limit = settings.max_message_bytes * MAX_BATCH_MESSAGES
     encoding = request.headers.get("content-encoding")
