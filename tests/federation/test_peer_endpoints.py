@@ -431,7 +431,13 @@ def test_card_update_holds_a_new_endpoint_and_rotates_keys_at_once(peering: Peer
     # Only an admin approves it.
     for role in ("analyst", "officer", "auditor"):
         assert peering.cf.call("POST", "/peers/CM/endpoint/approve", role=role).status_code == 403
-    approved = peering.cf.call("POST", "/peers/CM/endpoint/approve")
+    # A decision names what the admin reviewed: a later change is not approved unseen.
+    stale = peering.cf.call(
+        "POST", "/peers/CM/endpoint/approve", json={"endpoint": "http://127.0.0.1:8396"}
+    )
+    assert stale.status_code == 409, stale.text
+    assert peering.peer()["pending_endpoint"] == moved
+    approved = peering.cf.call("POST", "/peers/CM/endpoint/approve", json={"endpoint": moved})
     assert approved.status_code == 200, approved.text
     assert (approved.json()["endpoint"], approved.json()["pending_endpoint"]) == (moved, None)
     (entry,) = peering.cf.audit("peer.endpoint.approve")
@@ -474,7 +480,27 @@ def test_endpoint_change_approved_or_rejected_with_the_cli(peering: Peering) -> 
 
     _, answer = peering.card_update("http://127.0.0.1:8397")
     assert answer["status"] == "accepted", answer
-    approved = kpnet("peer", "endpoint", "approve", "CM", "--data-dir", data_dir)
+    stale = kpnet(
+        "peer",
+        "endpoint",
+        "approve",
+        "CM",
+        "--endpoint",
+        "http://127.0.0.1:8398",
+        "--data-dir",
+        data_dir,
+    )
+    assert stale.returncode == 1 and "another endpoint" in stale.stderr, stale
+    approved = kpnet(
+        "peer",
+        "endpoint",
+        "approve",
+        "CM",
+        "--endpoint",
+        "http://127.0.0.1:8397",
+        "--data-dir",
+        data_dir,
+    )
     assert approved.returncode == 0, approved.stderr
     assert "http://127.0.0.1:8397" in approved.stdout
     assert peering.peer()["endpoint"] == "http://127.0.0.1:8397"
