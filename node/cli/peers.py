@@ -148,20 +148,30 @@ def endpoint_show(data_dir: DataDir, node_id: str) -> None:
             typer.echo(f"pending\t{peer.pending_endpoint}\tsince {peer.pending_endpoint_at}")
 
 
+Expected = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint",
+        help="The pending endpoint as you reviewed it (`peer endpoint show`); refused if "
+        "the peer has asked for another since.",
+    ),
+]
+
+
 @endpoint_app.command("approve")
-def endpoint_approve(data_dir: DataDir, node_id: str) -> None:
+def endpoint_approve(data_dir: DataDir, node_id: str, endpoint: Expected = None) -> None:
     """Deliver to the endpoint the peer's newer card asks for (checked again against
     the endpoint policy). Confirm the change with the peer's focal point first."""
     with unit_of_work(data_dir) as work:
-        peer = work.peers().approve_endpoint(node_id)
+        peer = work.peers().approve_endpoint(node_id, endpoint)
         work.session.commit()
         typer.echo(f"peer {node_id} is now delivered to at {peer.endpoint}")
 
 
 @endpoint_app.command("reject")
-def endpoint_reject(data_dir: DataDir, node_id: str) -> None:
+def endpoint_reject(data_dir: DataDir, node_id: str, endpoint: Expected = None) -> None:
     """Keep delivering to the current endpoint; forget the one the card asks for."""
     with unit_of_work(data_dir) as work:
-        peer = work.peers().reject_endpoint(node_id)
+        peer = work.peers().reject_endpoint(node_id, endpoint)
         work.session.commit()
         typer.echo(f"peer {node_id} stays at {peer.endpoint}; the endpoint change is rejected")

@@ -20,6 +20,14 @@ class PeerAdd(Strict):
     agreement: SharingAgreement | None = None
 
 
+class EndpointDecision(BaseModel):
+    endpoint: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None,
+        description="The pending endpoint as the admin reviewed it; if given and the peer "
+        "has asked for another since, the decision is refused (409)",
+    )
+
+
 class PeerOut(BaseModel):
     node_id: str
     name: str

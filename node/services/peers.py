@@ -189,16 +189,20 @@ class PeerRegistry:
             self._log("endpoint.pending", peer, endpoint=asked, current=peer.endpoint)
         return peer
 
-    def _pending(self, node_id: str) -> tuple[Peer, str]:
+    def _pending(self, node_id: str, expected: str | None) -> tuple[Peer, str]:
+        """The peer and its pending endpoint; ``expected`` (what the admin was shown)
+        must still be it, so a later card.update cannot slip in under the decision."""
         peer = self.get(node_id)
         if peer.pending_endpoint is None:
             raise Conflict(f"peer {node_id} has no endpoint change waiting for approval")
+        if expected is not None and expected != peer.pending_endpoint:
+            raise Conflict(f"peer {node_id} now asks for another endpoint; review it again")
         return peer, peer.pending_endpoint
 
-    def approve_endpoint(self, node_id: str) -> Peer:
+    def approve_endpoint(self, node_id: str, expected: str | None = None) -> Peer:
         """Deliver to the endpoint the peer's card asked for, if the endpoint policy
         allows it now (``EndpointRefused`` otherwise; the change stays pending)."""
-        peer, endpoint = self._pending(node_id)
+        peer, endpoint = self._pending(node_id, expected)
         self.endpoints.check_url(endpoint)
         previous, peer.endpoint = peer.endpoint, endpoint
         peer.pending_endpoint = peer.pending_endpoint_at = None
@@ -207,9 +211,9 @@ class PeerRegistry:
         self._log("endpoint.approve", peer, endpoint=endpoint, previous=previous)
         return peer
 
-    def reject_endpoint(self, node_id: str) -> Peer:
-        """Keep delivering to the current endpoint; forget the one the card asked for."""
-        peer, endpoint = self._pending(node_id)
+    def reject_endpoint(self, node_id: str, expected: str | None = None) -> Peer:
+        """Keep delivering to the current endpoint; forget the one the card asks for."""
+        peer, endpoint = self._pending(node_id, expected)
         peer.pending_endpoint = peer.pending_endpoint_at = None
         self._log("endpoint.reject", peer, endpoint=endpoint, current=peer.endpoint)
         return peer

@@ -355,7 +355,19 @@ def test_admin_approves_or_rejects_endpoint_changes_in_french_or_english(peered)
     assert nothing.status_code == 409 and "no endpoint change waiting" in nothing.text
 
     _ask_endpoint_change(console, "http://127.0.0.1:8199")
-    approved = console.post("/console/peers/CF/endpoint/approve", token_from="/console/peers")
+    page = console.get("/console/peers").text
+    assert 'name="endpoint" value="http://127.0.0.1:8199"' in page
+    stale = console.post(
+        "/console/peers/CF/endpoint/approve",
+        {"endpoint": "http://127.0.0.1:8197"},
+        token_from="/console/peers",
+    )
+    assert stale.status_code == 409 and "review it again" in stale.text
+    approved = console.post(
+        "/console/peers/CF/endpoint/approve",
+        {"endpoint": "http://127.0.0.1:8199"},
+        token_from="/console/peers",
+    )
     assert approved.status_code == 303
     page = console.get(approved.headers["location"]).text
     assert "The new endpoint is approved" in page and "http://127.0.0.1:8199" in page

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from node.config import parse_networks
 from node.keystore import ENCRYPTION_FILE, SIGNING_FILE
 from tests.deploy.conftest import (
     BIN,
@@ -182,6 +183,22 @@ def test_compose_peering_job_knows_every_node_by_its_url_volume_and_database(com
             v.split(":")[0] for v in service["volumes"] if v.endswith(":/var/lib/kpnet")
         )
         assert by_volume[data_dir] == node_volume
+
+
+def test_compose_nodes_allow_plain_http_only_on_the_compose_network(compose):
+    """The demo's nodes reach each other by http on the compose network: the endpoint
+    policy must allow that network's range, and no other."""
+    (subnet,) = [c["subnet"] for c in compose["networks"]["default"]["ipam"]["config"]]
+    expected = {"KPNET_PEER_ALLOW_HTTP": "true", "KPNET_PEER_ALLOWED_NETWORKS": subnet}
+    for name, service in [
+        *node_services(compose).items(),
+        ("peering", compose["services"]["peering"]),
+    ]:
+        environment = service["environment"]
+        assert {k: environment.get(k) for k in expected} == expected, name
+        for setting in expected:
+            setting_of(setting)
+    assert [str(n) for n in parse_networks(subnet)] == [subnet]
 
 
 def test_compose_prometheus_scrapes_every_node_with_the_shipped_rules(compose):

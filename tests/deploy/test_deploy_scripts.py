@@ -41,6 +41,13 @@ from tests.deploy.conftest import (
 pytestmark = pytest.mark.slow  # several node processes
 
 
+def peer_policy() -> dict[str, str]:
+    """The endpoint policy compose gives nodes and the peering job (plain http allowed),
+    for nodes on loopback here instead of on the compose network's range."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    return {**compose["x-peer-policy"], "KPNET_PEER_ALLOWED_NETWORKS": "127.0.0.0/8"}
+
+
 class ComposeNodes:
     """Nodes started the way compose starts them: deploy/compose/node-entrypoint.sh with
     KPNET_NODE_ID, KPNET_NODE_NAME, KPNET_PUBLIC_URL and KPNET_DATABASE_URL set."""
@@ -59,6 +66,7 @@ class ComposeNodes:
             "database_url": f"sqlite:///{self.root / (node_id.lower() + '.db')}",
         }
         env = script_env(
+            **peer_policy(),
             KPNET_DATA_DIR=node["data_dir"],
             KPNET_NODE_ID=node_id,
             KPNET_NODE_NAME=f"Cellule KP {node_id}",
@@ -101,7 +109,7 @@ class ComposeNodes:
     def peering_env(self, **nodes: dict[str, str]) -> dict[str, str]:
         """The peering job's environment for ``nodes`` (default: every running node)."""
         nodes = nodes or self.nodes
-        env = script_env(NODES=" ".join(nodes))
+        env = script_env(**peer_policy(), NODES=" ".join(nodes))
         for node_id, node in nodes.items():
             env[f"NODE_{node_id}"] = f"{node['url']} {node['data_dir']} {node['database_url']}"
         return env

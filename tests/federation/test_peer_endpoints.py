@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 import protocol
 from node.app import create_app
-from node.config import Settings
+from node.config import Settings, parse_networks
+from node.federation.policy_transport import EndpointBlocked, PolicyTransport
 from node.keystore import load_identity
 from node.runtime import open_node
 from node.services.actors import Actor
@@ -289,6 +291,72 @@ def test_name_resolving_to_loopback_is_refused_at_connect_time(
     assert listener.hosts[0] == f"{REBINDING_NAME}:{listener.port}"
 
 
+class TlsListener(socketserver.ThreadingTCPServer):
+    """Reads a TLS ClientHello and records the server name it asks for (SNI), then
+    hangs up: no certificate is needed to see where the client thinks it connects."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HelloReader)
+        self.names: list[str] = []
+
+
+class _HelloReader(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        hello = b""
+        while len(hello) < 5 or len(hello) < 5 + int.from_bytes(hello[3:5], "big"):
+            chunk = self.request.recv(4096)
+            if not chunk:
+                return
+            hello += chunk
+        assert isinstance(self.server, TlsListener)
+        self.server.names.append(_server_name(hello))
+
+
+def _server_name(record: bytes) -> str:
+    """The host name of a ClientHello's server_name extension ("" if it has none)."""
+    at = 5 + 4 + 2 + 32  # record and handshake headers, version, random
+    at += 1 + record[at]  # session id
+    at += 2 + int.from_bytes(record[at : at + 2], "big")  # cipher suites
+    at += 1 + record[at]  # compression methods
+    end = at + 2 + int.from_bytes(record[at : at + 2], "big")
+    at += 2
+    while at < end:
+        kind, size = (
+            int.from_bytes(record[at : at + 2], "big"),
+            int.from_bytes(record[at + 2 : at + 4], "big"),
+        )
+        if kind == 0:  # server_name: list length, name type, name length, name
+            length = int.from_bytes(record[at + 7 : at + 9], "big")
+            return record[at + 9 : at + 9 + length].decode("ascii")
+        at += 4 + size
+    return ""
+
+
+def test_tls_goes_to_the_checked_address_under_the_peers_name(rebinding_dns: None) -> None:
+    server = TlsListener()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://{REBINDING_NAME}:{server.server_address[1]}/livez"
+
+    async def get(policy: EndpointPolicy) -> None:
+        async with httpx.AsyncClient(transport=PolicyTransport(policy)) as client:
+            await client.get(url, timeout=10)
+
+    try:
+        with pytest.raises(EndpointBlocked) as blocked:
+            asyncio.run(get(EndpointPolicy()))
+        assert blocked.value.refusal.params["range"] == "loopback"
+        assert server.names == []
+        loopback = EndpointPolicy(allowed_networks=parse_networks("127.0.0.0/8"))
+        with pytest.raises(httpx.ConnectError):  # the listener hangs up after the hello
+            asyncio.run(get(loopback))
+        assert server.names == [REBINDING_NAME]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # -- a peer's card.update moving its endpoint ------------------------------------------------
 
 
@@ -363,7 +431,13 @@ def test_card_update_holds_a_new_endpoint_and_rotates_keys_at_once(peering: Peer
     # Only an admin approves it.
     for role in ("analyst", "officer", "auditor"):
         assert peering.cf.call("POST", "/peers/CM/endpoint/approve", role=role).status_code == 403
-    approved = peering.cf.call("POST", "/peers/CM/endpoint/approve")
+    # A decision names what the admin reviewed: a later change is not approved unseen.
+    stale = peering.cf.call(
+        "POST", "/peers/CM/endpoint/approve", json={"endpoint": "http://127.0.0.1:8396"}
+    )
+    assert stale.status_code == 409, stale.text
+    assert peering.peer()["pending_endpoint"] == moved
+    approved = peering.cf.call("POST", "/peers/CM/endpoint/approve", json={"endpoint": moved})
     assert approved.status_code == 200, approved.text
     assert (approved.json()["endpoint"], approved.json()["pending_endpoint"]) == (moved, None)
     (entry,) = peering.cf.audit("peer.endpoint.approve")
@@ -406,7 +480,27 @@ def test_endpoint_change_approved_or_rejected_with_the_cli(peering: Peering) -> 
 
     _, answer = peering.card_update("http://127.0.0.1:8397")
     assert answer["status"] == "accepted", answer
-    approved = kpnet("peer", "endpoint", "approve", "CM", "--data-dir", data_dir)
+    stale = kpnet(
+        "peer",
+        "endpoint",
+        "approve",
+        "CM",
+        "--endpoint",
+        "http://127.0.0.1:8398",
+        "--data-dir",
+        data_dir,
+    )
+    assert stale.returncode == 1 and "another endpoint" in stale.stderr, stale
+    approved = kpnet(
+        "peer",
+        "endpoint",
+        "approve",
+        "CM",
+        "--endpoint",
+        "http://127.0.0.1:8397",
+        "--data-dir",
+        data_dir,
+    )
     assert approved.returncode == 0, approved.stderr
     assert "http://127.0.0.1:8397" in approved.stdout
     assert peering.peer()["endpoint"] == "http://127.0.0.1:8397"

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from ...schemas.agreements import SharingAgreement
-from ...schemas.peers import PeerAdd, PeerOut
+from ...schemas.peers import EndpointDecision, PeerAdd, PeerOut
 from ..deps import AsAdmin
 
 router = APIRouter(prefix="/peers", tags=["peers"])
@@ -60,10 +60,10 @@ def _status_route(path: str, new_status: str, summary: str) -> None:
     "/{node_id}/endpoint/approve",
     response_model=PeerOut,
     summary="Deliver to the endpoint the peer's newer card asks for",
-    responses={409: {"description": "No endpoint change is waiting"}},
+    responses={409: {"description": "No endpoint change is waiting, or another one"}},
 )
-def approve_endpoint(work: AsAdmin, node_id: str) -> Any:
-    peer = work.peers().approve_endpoint(node_id)
+def approve_endpoint(work: AsAdmin, node_id: str, body: EndpointDecision | None = None) -> Any:
+    peer = work.peers().approve_endpoint(node_id, body.endpoint if body else None)
     work.commit()
     return peer
 
@@ -72,10 +72,10 @@ def approve_endpoint(work: AsAdmin, node_id: str) -> Any:
     "/{node_id}/endpoint/reject",
     response_model=PeerOut,
     summary="Keep the current endpoint; forget the one the peer's card asks for",
-    responses={409: {"description": "No endpoint change is waiting"}},
+    responses={409: {"description": "No endpoint change is waiting, or another one"}},
 )
-def reject_endpoint(work: AsAdmin, node_id: str) -> Any:
-    peer = work.peers().reject_endpoint(node_id)
+def reject_endpoint(work: AsAdmin, node_id: str, body: EndpointDecision | None = None) -> Any:
+    peer = work.peers().reject_endpoint(node_id, body.endpoint if body else None)
     work.commit()
     return peer
 

@@ -39,7 +39,9 @@ ENDPOINT_REFUSED = {
     QUERY: N_("The endpoint has a query or a fragment."),
     NOT_A_URL: N_("The endpoint is not a valid address."),
 }
-NOTHING_PENDING = N_("This peer has no endpoint change waiting.")
+NOTHING_PENDING = N_(
+    "This peer has no endpoint change waiting, or has asked for another one since: review it again."
+)
 # The ranges ``endpoint_policy.address_range`` names.
 RANGES = {
     "unspecified": N_("unspecified address"),
@@ -85,11 +87,12 @@ def peers(work: AdminWork) -> Response:
 def _decide(posted: Posted, node_id: str, approve: bool) -> Response:
     work, t = posted.work, posted.viewer.t
     registry = work.peers()
+    shown = posted.text("endpoint") or None  # what the admin saw on the page
     try:
         if approve:
-            registry.approve_endpoint(node_id)
+            registry.approve_endpoint(node_id, shown)
         else:
-            registry.reject_endpoint(node_id)
+            registry.reject_endpoint(node_id, shown)
     except NotFound:
         raise Missing(posted.viewer) from None
     except EndpointRefused as exc:
