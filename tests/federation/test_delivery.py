@@ -25,8 +25,9 @@ from tests.federation.conftest import (
 
 
 def received(node: RunningNode, alert_uuid: str) -> list[dict[str, Any]]:
-    """``node``'s inbound copies of the alert (there must never be more than one)."""
-    return [a for a in inbound_alerts(node) if a["alert_uuid"] == alert_uuid]
+    """``node``'s inbound copies of the alert (there must never be more than one), as an
+    analyst sees them (cleared for RED, so every copy is seen)."""
+    return [a for a in inbound_alerts(node, "analyst") if a["alert_uuid"] == alert_uuid]
 
 
 def wait_received(

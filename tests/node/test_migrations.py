@@ -125,3 +125,43 @@ def test_processes_starting_together_upgrade_one_after_another(tmp_path, databas
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_existing_tokens_and_accounts_get_their_roles_clearance(empty_engine):
+    """Upgrading a node that already has tokens and accounts gives each its role's
+    default clearance; downgrading removes the column again."""
+    from alembic import command
+
+    from node.db.migrate import alembic_config
+
+    upgrade(empty_engine, "0006")
+    roles = ("admin", "analyst", "officer", "auditor")
+    with empty_engine.begin() as connection:
+        for n, role in enumerate(roles):
+            connection.execute(
+                text(
+                    "INSERT INTO api_tokens (name, role, token_hash, prefix, created_at,"
+                    " created_by) VALUES (:name, :role, :hash, 'kpn_x', :at, 'test')"
+                ),
+                {"name": role, "role": role, "hash": f"{n:064d}", "at": "2026-12-01 10:00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO users (username, role, password_hash, must_change_password,"
+                    " failed_attempts, created_at, created_by, password_changed_at)"
+                    " VALUES (:name, :role, 'x', false, 0, :at, 'test', :at)"
+                ),
+                {"name": f"{role}1", "role": role, "at": "2026-12-01 10:00:00"},
+            )
+    upgrade(empty_engine)
+    expected = {"admin": "CLEAR", "analyst": "RED", "officer": "AMBER", "auditor": "CLEAR"}
+    with empty_engine.connect() as connection:
+        for table in ("api_tokens", "users"):
+            rows = connection.execute(text(f"SELECT role, clearance FROM {table}")).all()
+            assert dict(rows) == expected, table
+
+    config = alembic_config()
+    with empty_engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0006")
+    assert "clearance" not in {c["name"] for c in inspect(empty_engine).get_columns("users")}
