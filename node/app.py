@@ -41,6 +41,7 @@ from .federation.sender import OutboxSender, SenderSettings
 from .metrics import HttpMetricsMiddleware, NodeMetrics
 from .runtime import Clock, Node, open_node, utc_now
 from .services.audit import count_entries
+from .web.disconnects import ClientDisconnects
 from .web.url_text import UnstorableUrlRefusal
 
 
@@ -147,6 +148,7 @@ def create_app(
     app.include_router(federation.router)
     install_console(app)
     install_error_handlers(app)
+    app.add_middleware(ClientDisconnects)
     app.add_middleware(UnstorableUrlRefusal)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app
