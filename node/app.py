@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import func, select
 
 from . import __version__
+from .api import docs
 from .api.errors import ERROR_RESPONSES, install_error_handlers
 from .api.routes import (
     alerts,
@@ -44,6 +45,7 @@ from .metrics import HttpMetricsMiddleware, NodeMetrics
 from .runtime import Clock, Node, open_node, utc_now
 from .services.audit import count_entries
 from .services.endpoint_policy import EndpointPolicy
+from .web.disconnects import ClientDisconnects
 from .web.url_text import UnstorableUrlRefusal
 from .services.peer_quotas import QuotaDefaults, used_ratios
 from .services.peers import agreement_of
@@ -165,15 +167,19 @@ def create_app(
         description="Local API of a kpnet national node. Every /api/v1 route needs "
         "`Authorization: Bearer <token>`; see docs/api.md.",
         lifespan=lifespan,
+        docs_url=None,  # served by node.api.docs, without a CDN
+        redoc_url=None,
     )
     api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
     for module in (registry, transfer, alerts, kyc, disclosures, peers, tokens, audit, node_info):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ops.router)
+    app.include_router(docs.router)
     app.include_router(federation.router)
     install_console(app)
     install_error_handlers(app)
+    app.add_middleware(ClientDisconnects)
     app.add_middleware(UnstorableUrlRefusal)
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     return app

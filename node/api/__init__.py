@@ -3,5 +3,6 @@ services.
 
 ``routes/`` holds one module per route family; ``deps`` checks the caller's token and
 permission and gives each route its unit of work; ``errors`` maps service errors to
-answers. What the API shares with the console lives in ``node.web``.
+answers; ``docs`` serves Swagger UI at ``/docs`` from the node's own files. What the API
+shares with the console lives in ``node.web``.
 """

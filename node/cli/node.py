@@ -51,7 +51,9 @@ def serve(
     failure is one line on stderr, which is the node's log (the journal under systemd,
     the container's log under compose or Kubernetes), and exit status 1."""
     import uvicorn
+    import uvicorn.config
 
+    from ..access_log import logging_config
     from ..app import create_app
 
     settings = settings_for(data_dir)
@@ -65,6 +67,7 @@ def serve(
             host=host,
             port=port,
             log_level="info",
+            log_config=logging_config(uvicorn.config.LOGGING_CONFIG),
             proxy_headers=True,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )

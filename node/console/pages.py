@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..roles import Permission, may
+from ..web.security_headers import SECURITY_HEADERS
 from .auth import Forbidden, PasswordChangeRequired, SignInRequired, Viewer, sign_in_url
 from .i18n import N_, Translator
-from .templating import SECURITY_HEADERS, render
+from .templating import render
 
 # (path, label, permission): the navigation, in order; each user sees what their role
 # may open (the same permission the area's routes require).

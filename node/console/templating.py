@@ -20,20 +20,11 @@ from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescap
 from jinja2.runtime import Context
 from markupsafe import Markup
 
+from ..web.security_headers import SECURITY_HEADERS
 from .i18n import LANGUAGE_NAMES, LANGUAGES, Translator
 from .labels import field_label, label
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 
 def _gettext_for(translator: Translator) -> Callable[..., str]:

@@ -7,5 +7,6 @@
 - ``streams``: the live alert stream (Server-Sent Events);
 - ``kyc_checks``: running a KYC check and waiting for the peers' answers;
 - ``params``: bounded ids, offsets and versions in paths and queries;
-- ``url_text``: refusing U+0000 and non-characters in a URL before any route runs.
+- ``url_text``: refusing U+0000 and non-characters in a URL before any route runs;
+- ``disconnects``: a client gone mid-request is one log line, not a traceback.
 """

@@ -361,3 +361,19 @@ def test_federated_kyc_hit_then_disclosure_granted_on_the_other_console(browser,
     assert page.locator("#disclosure-status").inner_text() == "Granted"
     shot(page, "disclosure-received-en")
     page.context.close()
+
+
+def test_the_api_docs_render_from_the_nodes_own_files_under_the_csp(browser, nodes):
+    context = browser.new_context()
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else None)
+    elsewhere: list[str] = []
+    page.on(
+        "request", lambda r: None if r.url.startswith(nodes["CM"].url) else elsewhere.append(r.url)
+    )
+    page.goto(f"{nodes['CM'].url}/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=20_000)  # the operations, listed
+    assert page.locator(".opblock").count() > 40
+    assert refused == [] and elsewhere == []
+    context.close()

@@ -93,12 +93,8 @@ PUBLIC_ROUTES = {
     ("GET", "/livez"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
-    ("GET", "/redoc"),
+    ("GET", "/docs/assets/{name}"),  # Swagger UI's files, served by the node
     ("HEAD", "/openapi.json"),
-    ("HEAD", "/docs"),
-    ("HEAD", "/docs/oauth2-redirect"),
-    ("HEAD", "/redoc"),
     ("POST", "/federation/v1/messages"),  # envelopes prove their sender by signature
 }
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from ...schemas.errors import InvalidOut
+from ...schemas.errors import ErrorOut, InvalidOut
 from ...services.csv_import import MAX_IMPORT_BYTES, ImportReport
 from ...services.export import start_export
 from ...web.bodies import read_body
@@ -55,8 +55,8 @@ CSV_REQUEST_BODY = {
     response_model=ImportReport,
     summary="Import records from a CSV file",
     responses={
-        413: {"description": "The file is larger than 50 MB"},
-        415: {"description": "The body is not CSV"},
+        413: {"model": ErrorOut, "description": "The file is larger than 50 MB"},
+        415: {"model": ErrorOut, "description": "The body is not CSV"},
         422: {
             "model": ImportReport | InvalidOut,
             "description": "Some rows are invalid (the report's errors name row and column; "
