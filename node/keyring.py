@@ -130,8 +130,9 @@ class KeyRing:
     def card(self) -> NodeCard:
         return self.loaded.card
 
-    def identity(self) -> NodeIdentity:
-        """The identity to seal with now; it opens what is sealed to any key we hold."""
+    def sealing(self) -> NodeIdentity:
+        """The identity to sign and seal with now (it too opens what is sealed to any
+        key the node holds)."""
         loaded = self.loaded
         if (
             self._announcing

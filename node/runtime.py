@@ -41,9 +41,15 @@ class Node:
 
     @property
     def identity(self) -> NodeIdentity:
-        """The keys to seal and sign with now; they open whatever is sealed to any of
-        the node's encryption keys."""
-        return self.keys.identity()
+        """The node's current keys, those of its card (and its fingerprint); they open
+        whatever is sealed to any of the node's encryption keys."""
+        return self.keys.loaded.identity
+
+    @property
+    def sealing(self) -> NodeIdentity:
+        """The keys to sign and seal with now: after a rotation, the previous ones until
+        every peer has the new card (``node.keyring``)."""
+        return self.keys.sealing()
 
     @property
     def card(self) -> NodeCard:
