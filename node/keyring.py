@@ -130,8 +130,9 @@ class KeyRing:
     def card(self) -> NodeCard:
         return self.loaded.card
 
-    def identity(self) -> NodeIdentity:
-        """The identity to seal with now; it opens what is sealed to any key we hold."""
+    def sealing(self) -> NodeIdentity:
+        """The identity to sign and seal with now (it too opens what is sealed to any
+        key the node holds)."""
         loaded = self.loaded
         if (
             self._announcing
@@ -168,13 +169,16 @@ class KeyRing:
 
         Read only, in a session of its own that does not wait for writers (callers may
         be inside a write transaction of the same database)."""
-        with self._lock:
-            if (
-                not force
-                and self._checked is not None
-                and time.monotonic() - self._checked < CHECK_SECONDS
-            ):
-                return False
+        if (
+            not force
+            and self._checked is not None
+            and time.monotonic() - self._checked < CHECK_SECONDS
+        ):
+            return False
+        # Unless forced, a thread that finds another checking goes on with the keys it has.
+        if not self._lock.acquire(blocking=force):
+            return False
+        try:
             self._checked = time.monotonic()
             with self._reader() as session:
                 serial = session.execute(
@@ -188,6 +192,8 @@ class KeyRing:
                         log.error("%s", self._mismatch(serial))
                 self._announcing = self._card_update_pending(session)
             return changed
+        finally:
+            self._lock.release()
 
     def _mismatch(self, serial: int) -> str:
         return (

@@ -37,13 +37,19 @@ class Node:
     keys: KeyRing
     clock: Clock = utc_now
     metrics: NodeMetrics = field(default_factory=NodeMetrics)
-    reader: Engine | None = None  # the keys' read-only engine, when not ``engine``
+    reader: Engine | None = None  # the keys' read-only engine
 
     @property
     def identity(self) -> NodeIdentity:
-        """The keys to seal and sign with now; they open whatever is sealed to any of
-        the node's encryption keys."""
-        return self.keys.identity()
+        """The node's current keys, those of its card (and its fingerprint); they open
+        whatever is sealed to any of the node's encryption keys."""
+        return self.keys.loaded.identity
+
+    @property
+    def sealing(self) -> NodeIdentity:
+        """The keys to sign and seal with now: after a rotation, the previous ones until
+        every peer has the new card (``node.keyring``)."""
+        return self.keys.sealing()
 
     @property
     def card(self) -> NodeCard:
@@ -75,7 +81,7 @@ class Node:
 
     def close(self) -> None:
         self.engine.dispose()
-        if self.reader is not None and self.reader is not self.engine:
+        if self.reader is not None:
             self.reader.dispose()
 
 
@@ -85,13 +91,10 @@ def open_node(settings: Settings, *, migrate: bool = True, clock: Clock = utc_no
     if migrate:
         upgrade(engine)
     sessions = make_session_factory(engine)
-    # The keys' periodic check reads in sessions that never wait for a writer (SQLite
-    # takes the write lock at BEGIN; the check may run inside a write transaction).
-    reader = (
-        make_engine(settings.sqlalchemy_url, read_only=True)
-        if engine.dialect.name == "sqlite"
-        else engine
-    )
+    # The keys' periodic check has a connection of its own, in sessions that never wait
+    # for a writer: it may run inside a write transaction (SQLite takes the write lock at
+    # BEGIN) or while every pooled connection is taken.
+    reader = make_engine(settings.sqlalchemy_url, read_only=True, pool_size=1, max_overflow=0)
     keys = KeyRing(settings, sessions, make_session_factory(reader), clock, load_keys(settings))
     try:
         keys.sync()

@@ -160,7 +160,7 @@ class _Pair:
         """Queue ``count`` alerts at CM for CF; when, and their sealed bytes."""
         node = self.nodes["CM"]
         with node.sessions() as session:
-            service = AlertService(session, node.identity, ANALYST, node.now())
+            service = AlertService(session, node.sealing, ANALYST, node.now())
             for n in range(count):
                 service.create(_alert(n))
             session.commit()

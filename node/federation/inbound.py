@@ -160,7 +160,7 @@ class InboundProcessor:
             peer,
             message,
             now,
-            node.identity,
+            node.sealing,
             node.settings.kyc_answer_min_score,
             batch.alerts,
             quotas=QuotaDefaults.of(node.settings),
@@ -235,7 +235,7 @@ class InboundProcessor:
             message_id=message.id, status="delivered", at=int(now.timestamp())
         )
         wire = protocol.seal(
-            self.node.identity,
+            self.node.sealing,
             recipient,
             payload,
             now=int(now.timestamp()),

@@ -33,13 +33,13 @@ class UnitOfWork:
         self.now = node.now()
 
     def alerts(self) -> AlertService:
-        return AlertService(self.session, self.node.identity, self.actor, self.now)
+        return AlertService(self.session, self.node.sealing, self.actor, self.now)
 
     def kyc(self) -> KycService:
-        return KycService(self.session, self.node.identity, self.actor, self.now)
+        return KycService(self.session, self.node.sealing, self.actor, self.now)
 
     def disclosures(self) -> DisclosureService:
-        return DisclosureService(self.session, self.node.identity, self.actor, self.now)
+        return DisclosureService(self.session, self.node.sealing, self.actor, self.now)
 
     def peers(self) -> PeerRegistry:
         return PeerRegistry(

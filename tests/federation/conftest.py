@@ -237,7 +237,7 @@ def queue_alerts_sized(
     try:
         with runtime.sessions() as session:
             service = AlertService(
-                session, runtime.identity, Actor("bulk-test", "analyst"), runtime.now()
+                session, runtime.sealing, Actor("bulk-test", "analyst"), runtime.now()
             )
             uuids = [
                 service.create(
