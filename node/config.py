@@ -126,6 +126,13 @@ class Settings(BaseSettings):
     console_session_max_hours: int = Field(
         default=12, ge=1, description="Console sign-in ends this long after it began"
     )
+    stream_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=30,
+        description="How often a live alert stream looks for new alerts and re-checks its "
+        "token or console session (it also re-checks before each event)",
+    )
 
     @field_validator("node_id")
     @classmethod

@@ -16,11 +16,13 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..roles import GRANTS, Permission, may
+from ..runtime import Node
 from ..services.actors import Actor
 from ..services.tokens import authenticate
 from ..web.request import NodeDep, RequestWork, SessionDep
 
 bearer = HTTPBearer(auto_error=False, description="An API token: `kpnet token create`")
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 LAST_USED_GRANULARITY = timedelta(minutes=5)
 
 
@@ -44,7 +46,7 @@ class Allow:
     def __call__(
         self,
         node: NodeDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        credentials: Bearer,
     ) -> Actor:
         if credentials is None:
             raise _unauthorised("missing bearer token")
@@ -60,6 +62,18 @@ class Allow:
         if not may(actor.role, self.permission):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {actor.role} may not do this")
         return actor
+
+
+def token_still_admits(node: Node, secret: str, permission: Permission) -> Callable[[], bool]:
+    """A re-check for long requests (the live stream): whether the token is still live
+    (not revoked, not expired) and its role still holds ``permission``."""
+
+    def check() -> bool:
+        with node.sessions() as session:
+            token = authenticate(session, secret, node.now())
+            return token is not None and may(token.role, permission)
+
+    return check
 
 
 def work_as(permission: Permission) -> Callable[..., RequestWork]:

@@ -136,6 +136,24 @@ class Require:
             raise Forbidden(viewer, viewer.t)
         return viewer
 
+    def still_admits(self, request: Request, node: Node) -> Callable[[], bool]:
+        """A re-check for long requests (the live stream): whether the request's session
+        is still live and its user's role still holds the permission. It does not count
+        as use of the session."""
+        secret = request.cookies.get(SESSION_COOKIE)
+
+        def check() -> bool:
+            with node.sessions() as session:
+                opened = sessions_for(node, session).recheck(secret)
+                session.commit()
+            return (
+                opened is not None
+                and not opened.must_change_password
+                and may(opened.role, self.permission)
+            )
+
+        return check
+
 
 def secure_cookies(request: Request) -> bool:
     return request.url.scheme == "https" or bool(

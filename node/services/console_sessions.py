@@ -3,7 +3,8 @@
 The browser's cookie holds a random secret; the table holds its SHA-256, the user,
 the session's CSRF token and its times. A session ends when it has not been used for
 ``idle``, when it is older than ``max_age``, when the user signs out, or when the
-account is disabled or its password reset (``UserAccounts`` deletes the rows).
+account is disabled, its password reset (every session) or changed by the user (every
+other session); ``UserAccounts`` deletes the rows.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ class ConsoleSessions:
 
     def resolve(self, secret: str | None) -> OpenSession | None:
         """The live session named by a cookie secret (touched), or None."""
+        return self._live(secret, touch=True)
+
+    def recheck(self, secret: str | None) -> OpenSession | None:
+        """Like ``resolve``, without counting as use: an open stream re-checking its
+        session does not keep an unattended session alive."""
+        return self._live(secret, touch=False)
+
+    def _live(self, secret: str | None, *, touch: bool) -> OpenSession | None:
         if not secret or len(secret) > 100:
             return None
         row = self.session.execute(
@@ -81,7 +90,7 @@ class ConsoleSessions:
             self.session.delete(row)
             self.session.flush()
             return None
-        if self.now - row.last_seen_at > TOUCH_GRANULARITY:
+        if touch and self.now - row.last_seen_at > TOUCH_GRANULARITY:
             row.last_seen_at = self.now
             self.session.flush()
         return OpenSession(

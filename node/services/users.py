@@ -3,7 +3,12 @@ lock-out, own password and language. Every change and every sign-in (or failure)
 audited; callers commit.
 
 A user has one role, the same four roles API tokens have. Five failed sign-ins in a
-row lock the account for fifteen minutes, even against the right password.
+row lock the account for fifteen minutes, even against the right password; wrong
+current passwords on the password-change form count towards the same lock-out (a
+stolen session cannot guess its way to the password). Every sign-in refusal costs one
+scrypt verification, whether the name is unknown, locked or has a wrong password, so
+neither the answer nor its timing tells them apart. Changing one's password ends one's
+other sessions; an admin's reset (or disabling) ends them all.
 """
 
 from __future__ import annotations
@@ -55,10 +60,19 @@ def is_locked(user: User, now: datetime) -> bool:
     return user.locked_until is not None and user.locked_until > now
 
 
+class TooManyAttempts(InvalidInput):
+    """The account is locked after too many wrong passwords; ``until`` says how long."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__("current_password", "too many wrong passwords")
+        self.until = until
+
+
 @dataclass(frozen=True)
 class SignInResult:
     """``outcome`` is ``ok``, ``invalid`` (unknown user or wrong password), ``locked``
-    or ``disabled``; ``user`` is set only when it is ``ok``."""
+    or ``disabled`` (the right password of a disabled account); ``user`` is set only
+    when it is ``ok``. Surfaces answer ``invalid`` and ``locked`` alike."""
 
     outcome: str
     user: User | None = None
@@ -199,8 +213,21 @@ class UserAccounts:
         return user
 
     # -- a user's own account ----------------------------------------------------------
-    def change_own_password(self, user: User, current: str, new: str) -> None:
+    def change_own_password(
+        self, user: User, current: str, new: str, *, session_id: int | None = None
+    ) -> None:
+        """Check the current password (failures counted as sign-ins' are; the caller
+        commits them even when this raises), set the new one and end the user's other
+        sessions (all but ``session_id``, the one making the change)."""
+        if is_locked(user, self.now):
+            burn_time(current)
+            self._log("password_change_failure", user, reason="locked")
+            assert user.locked_until is not None
+            raise TooManyAttempts(user.locked_until)
         if not verify_password(current, user.password_hash):
+            if self._count_failure(user, "user.password_change_failure"):
+                assert user.locked_until is not None
+                raise TooManyAttempts(user.locked_until)
             raise InvalidInput("current_password", "wrong password")
         if current == new:
             raise InvalidInput("new_password", "choose a password different from the current one")
@@ -208,6 +235,8 @@ class UserAccounts:
         user.password_hash = hash_password(new)
         user.password_changed_at = self.now
         user.must_change_password = False
+        user.failed_attempts, user.locked_until = 0, None
+        self._end_sessions(user, keep=session_id)
         self._log("password_change", user)
 
     def set_language(self, user: User, language: str | None) -> None:
@@ -226,27 +255,13 @@ class UserAccounts:
             burn_time(password)
             self._sign_in_log(user.username, "user.sign_in_failure", reason="locked")
             return SignInResult("locked")
-        if user.locked_until is not None:  # the lock has expired: start counting afresh
-            user.failed_attempts, user.locked_until = 0, None
         if not verify_password(password, user.password_hash):
-            user.failed_attempts += 1
-            self._sign_in_log(
-                user.username,
-                "user.sign_in_failure",
-                reason="wrong_password",
-                attempts=user.failed_attempts,
-            )
-            if user.failed_attempts >= MAX_FAILED_ATTEMPTS:
-                user.locked_until = self.now + LOCKOUT
-                self._sign_in_log(
-                    user.username, "user.lockout", until=user.locked_until.isoformat()
-                )
-                return SignInResult("locked")
+            self._count_failure(user, "user.sign_in_failure")
             return SignInResult("invalid")
         if user.disabled_at is not None:
             self._sign_in_log(user.username, "user.sign_in_failure", reason="disabled")
             return SignInResult("disabled")
-        user.failed_attempts = 0
+        user.failed_attempts, user.locked_until = 0, None
         user.last_sign_in_at = self.now
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
@@ -259,6 +274,21 @@ class UserAccounts:
         )
 
     # -- helpers ---------------------------------------------------------------------
+    def _count_failure(self, user: User, action: str) -> bool:
+        """Count a wrong password (audited as ``action``); lock the account at the
+        limit. Whether this failure locked it."""
+        if user.locked_until is not None:  # the lock has expired: start counting afresh
+            user.failed_attempts, user.locked_until = 0, None
+        user.failed_attempts += 1
+        self._sign_in_log(
+            user.username, action, reason="wrong_password", attempts=user.failed_attempts
+        )
+        if user.failed_attempts < MAX_FAILED_ATTEMPTS:
+            return False
+        user.locked_until = self.now + LOCKOUT
+        self._sign_in_log(user.username, "user.lockout", until=user.locked_until.isoformat())
+        return True
+
     def _keep_an_admin(self, leaving: User) -> None:
         others = self.session.execute(
             select(func.count())
@@ -268,5 +298,8 @@ class UserAccounts:
         if others == 0:
             raise InvalidInput("role", "the node must keep at least one active admin")
 
-    def _end_sessions(self, user: User) -> None:
-        self.session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
+    def _end_sessions(self, user: User, *, keep: int | None = None) -> None:
+        ended = delete(ConsoleSession).where(ConsoleSession.user_id == user.id)
+        if keep is not None:
+            ended = ended.where(ConsoleSession.id != keep)
+        self.session.execute(ended)

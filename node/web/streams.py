@@ -3,8 +3,12 @@
 It reads new inbound alerts from the database, so it also sees alerts received by
 another process sharing the database; ``AlertFeed`` (``app.state.alert_feed``) only
 wakes it promptly. ``encode`` turns an alert into the event's data: JSON for the API,
-a rendered table row for the console. ``still_allowed`` is asked between polls, so a
-stream ends when its user signs out or is disabled.
+a rendered table row for the console.
+
+``still_allowed`` re-checks the caller's token or console session: at every tick (each
+``stream_check_seconds``, at most 30 s, even when no alert comes) and before each event.
+A stream ends as soon as it says no (token revoked or expired, session ended, account
+disabled, role changed), so nothing is delivered after that.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from ..schemas.alerts import AlertOut
 from ..services.actors import Actor
 from ..services.work import UnitOfWork
 
-STREAM_POLL_SECONDS = 5.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -39,11 +42,11 @@ def alert_stream(
     node: Node,
     actor: Actor,
     *,
+    still_allowed: Callable[[], bool],
     encode: Callable[[AlertOut], str] = as_json,
-    still_allowed: Callable[[], bool] | None = None,
-    poll_seconds: float = STREAM_POLL_SECONDS,
 ) -> StreamingResponse:
     feed = request.app.state.alert_feed
+    tick = node.settings.stream_check_seconds
 
     def newest_id() -> int:
         with node.sessions() as session:
@@ -66,12 +69,15 @@ def alert_stream(
         last = await run_in_threadpool(newest_id)
         yield ": connected\n\n"
         while not await request.is_disconnected():
-            if still_allowed is not None and not await run_in_threadpool(still_allowed):
+            if not await run_in_threadpool(still_allowed):
                 return
-            for alert_id, data in await run_in_threadpool(newer_than, last):
+            for position, (alert_id, data) in enumerate(await run_in_threadpool(newer_than, last)):
+                # The first event follows the tick's check; each later one is checked anew.
+                if position and not await run_in_threadpool(still_allowed):
+                    return
                 last = alert_id
                 yield _event(alert_id, data)
-            await feed.wait(poll_seconds)
+            await feed.wait(tick)
             yield ": keep-alive\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=STREAM_HEADERS)

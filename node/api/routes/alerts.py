@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
+from ...roles import Permission
 from ...schemas.alerts import (
     Acknowledgement,
     AlertCreate,
@@ -20,7 +21,7 @@ from ...schemas.alerts import (
 )
 from ...web.params import Offset, RowId
 from ...web.streams import alert_stream
-from ..deps import AsReader, AsWriter
+from ..deps import AsReader, AsWriter, Bearer, token_still_admits
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -58,8 +59,10 @@ def list_alerts(
     summary="Server-Sent Events: each new inbound alert as it arrives",
     response_class=StreamingResponse,
 )
-async def stream_alerts(work: AsReader) -> StreamingResponse:
-    return alert_stream(work.request, work.node, work.actor)
+async def stream_alerts(work: AsReader, credentials: Bearer) -> StreamingResponse:
+    assert credentials is not None  # AsReader has admitted the token
+    still_allowed = token_still_admits(work.node, credentials.credentials, Permission.READ)
+    return alert_stream(work.request, work.node, work.actor, still_allowed=still_allowed)
 
 
 @router.get(

@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from protocol import ALERT_CATEGORIES, HANDLING_LEVELS, SEVERITIES
 
 from ...db.models import Alert, Peer
-from ...roles import Permission, may
 from ...schemas.agreements import SharingAgreement
 from ...schemas.alerts import Acknowledgement, AlertCreate, AlertEdit, AlertOut
 from ...services.alerts import AlertService
@@ -23,7 +22,7 @@ from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.peers import agreement_of
 from ...web.params import Offset, RowId
 from ...web.streams import alert_stream
-from ..auth import ConsoleWork, ReaderWork, Viewer, WriterWork, resolve_viewer
+from ..auth import READERS, ConsoleWork, ReaderWork, Viewer, WriterWork
 from ..csrf import ReaderForm, WriterForm
 from ..forms import blank_to_none, field_errors, lines
 from ..i18n import N_, Translator
@@ -95,10 +94,7 @@ async def stream(work: ReaderWork) -> Response:
     def encode(alert: AlertOut) -> str:
         return render_text(viewer.t, "alerts/_row.html", alert=alert, direction="inbound")
 
-    def still_allowed() -> bool:
-        current = resolve_viewer(request, node)
-        return current is not None and may(current.role, Permission.READ)
-
+    still_allowed = READERS.still_admits(request, node)
     return alert_stream(request, node, viewer.actor, encode=encode, still_allowed=still_allowed)
 
 

@@ -13,7 +13,7 @@ from starlette.datastructures import FormData
 from ...services.actors import Actor
 from ...services.errors import InvalidInput
 from ...services.passwords import WeakPassword
-from ...services.users import LANGUAGES
+from ...services.users import LANGUAGES, TooManyAttempts
 from ...web.request import NodeDep, RequestWork, SessionDep
 from ..auth import (
     LANGUAGE_COOKIE,
@@ -42,11 +42,18 @@ WEAK_PASSWORD = {
     "contains_username": N_("The password must not contain your user name."),
     "too_simple": N_("Use more different characters."),
 }
+# An unknown name, a wrong password and a locked account get the same answer, so it
+# does not tell which names exist or are locked (the service spends the same time).
+WRONG_CREDENTIALS = N_(
+    "Wrong user name or password. After 5 failed attempts in a row, an account is "
+    "locked for 15 minutes."
+)
 SIGN_IN_REFUSED = {
-    "invalid": N_("Wrong user name or password."),
-    "locked": N_("Too many failed attempts: this account is locked for 15 minutes."),
+    "invalid": WRONG_CREDENTIALS,
+    "locked": WRONG_CREDENTIALS,
     "disabled": N_("This account is disabled. Ask an administrator."),
 }
+TOO_MANY_ATTEMPTS = N_("Too many wrong passwords: try again in 15 minutes.")
 
 
 def _safe_next(value: object) -> str | None:
@@ -136,7 +143,7 @@ def sign_in(
             error=SIGN_IN_REFUSED[result.outcome],
             username=username.strip()[:64],
             next_path=next_path,
-            status_code=401 if result.outcome == "invalid" else 403,
+            status_code=403 if result.outcome == "disabled" else 401,
         )
     secret = sessions_for(node, session).open(result.user)
     work.commit()
@@ -206,27 +213,38 @@ def change_password(posted: AnyForm) -> Response:
         str(posted.form.get("new_password") or ""),
     )
     errors: dict[str, str] = {}
+    status_code = 422
     if new != str(posted.form.get("confirm_password") or ""):
         errors["confirm_password"] = N_("The two new passwords differ.")
     else:
         accounts = work.users()
         try:
-            accounts.change_own_password(accounts.get(viewer.session.user_id), current, new)
+            accounts.change_own_password(
+                accounts.get(viewer.session.user_id),
+                current,
+                new,
+                session_id=viewer.session.session_id,
+            )
         except WeakPassword as exc:
             errors["new_password"] = WEAK_PASSWORD[exc.code]
+        except TooManyAttempts:
+            errors["current_password"], status_code = TOO_MANY_ATTEMPTS, 429
         except InvalidInput as exc:
             errors[exc.field] = (
                 N_("Wrong password.")
                 if exc.field == "current_password"
                 else N_("Choose a password different from the current one.")
             )
-    if errors:
+    if "current_password" in errors:
+        work.commit()  # the failed attempt and any lock-out are recorded
+    elif errors:
         work.rollback()
+    if errors:
         return page(
             work.request,
             viewer,
             "password.html",
-            status_code=422,
+            status_code=status_code,
             errors={k: viewer.t.gettext(v) for k, v in errors.items()},
         )
     work.commit()
