@@ -45,10 +45,10 @@ from .metrics import HttpMetricsMiddleware, NodeMetrics
 from .runtime import Clock, Node, open_node, utc_now
 from .services.audit import count_entries
 from .services.endpoint_policy import EndpointPolicy
-from .web.disconnects import ClientDisconnects
-from .web.url_text import UnstorableUrlRefusal
 from .services.peer_quotas import QuotaDefaults, used_ratios
 from .services.peers import agreement_of
+from .web.disconnects import ClientDisconnects
+from .web.url_text import UnstorableUrlRefusal
 
 
 def _database_counts(node: Node) -> dict[str, Any]:

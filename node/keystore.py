@@ -47,6 +47,8 @@ def replace_secret(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
 def check_keys_dir(keys_dir: Path) -> None:
     """Refuse a key directory others may enter or list (the files' own 0600 is not
     enough: others could see which retired keys exist, or swap a file in)."""

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 
 from protocol import CardError, scrub_text
 
-from ..services.endpoint_policy import EndpointRefused
 from ..schemas.errors import ErrorOut, InvalidOut
 from ..schemas.federation import FederationAnswer
+from ..services.endpoint_policy import EndpointRefused
 from ..services.errors import Conflict, InvalidInput, NotFound
 
 

@@ -134,7 +134,7 @@ def test_existing_tokens_and_accounts_get_their_roles_clearance(empty_engine):
 
     from node.db.migrate import alembic_config
 
-    upgrade(empty_engine, "0006")
+    upgrade(empty_engine, "0007")
     roles = ("admin", "analyst", "officer", "auditor")
     with empty_engine.begin() as connection:
         for n, role in enumerate(roles):
@@ -163,5 +163,5 @@ def test_existing_tokens_and_accounts_get_their_roles_clearance(empty_engine):
     config = alembic_config()
     with empty_engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
+        command.downgrade(config, "0007")
     assert "clearance" not in {c["name"] for c in inspect(empty_engine).get_columns("users")}

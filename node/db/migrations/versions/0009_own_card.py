@@ -1,7 +1,7 @@
 """keys: the serial of this node's current card, for processes to notice a rotation
 
-Revision ID: 0007_rotation
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03 13:30:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import node.db.types
 
-revision: str = "0007_rotation"
-down_revision: str | None = "0006"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

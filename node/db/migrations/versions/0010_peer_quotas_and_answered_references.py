@@ -1,8 +1,8 @@
 """kyc: per-peer daily quota counts, the references each answer to a peer carried, and
 the message of each outbound disclosure request
 
-Revision ID: 0007_kycpeer
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03 13:30:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import node.db.types
 
-revision: str = "0007_kycpeer"
-down_revision: str | None = "0006"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,8 +3,8 @@
 Existing rows get their role's default (``node.roles.DEFAULT_CLEARANCE``, written out
 here so that the migration does not change if the defaults do).
 
-Revision ID: 0007_clearance
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 13:30:00.000000
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_clearance"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

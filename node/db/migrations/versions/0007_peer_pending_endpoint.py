@@ -1,6 +1,6 @@
 """peers: an endpoint change a peer's card asks for, held until an admin approves it
 
-Revision ID: 0007_ssrf
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-03 13:30:00.000000
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import node.db.types
 
-revision: str = "0007_ssrf"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
