@@ -14,6 +14,7 @@ from node.keystore import KeyFileError, load_identity
 from node.runtime import Node, open_node
 from node.services import rotation
 from node.services.actors import Actor
+from node.services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
 from node.services.peers import PeerRegistry
 from tests.conftest import create_node
 
@@ -28,7 +29,10 @@ def admit_peer(settings: Settings, tmp_path: Path) -> None:
     node = open_node(settings, migrate=False)
     try:
         with node.sessions() as session:
-            PeerRegistry(session, ADMIN, node.now(), own_node_id="CM").add(
+            loopback = EndpointPolicy.from_settings(settings.model_copy(update=LOOPBACK_PEERS))
+            PeerRegistry(
+                session, ADMIN, node.now(), own_node_id="CM", endpoints=loopback
+            ).add(
                 peer.card_path.read_bytes(), fingerprint=fingerprint
             )
             session.commit()
