@@ -30,9 +30,7 @@ def admit_peer(settings: Settings, tmp_path: Path) -> None:
     try:
         with node.sessions() as session:
             loopback = EndpointPolicy.from_settings(settings.model_copy(update=LOOPBACK_PEERS))
-            PeerRegistry(
-                session, ADMIN, node.now(), own_node_id="CM", endpoints=loopback
-            ).add(
+            PeerRegistry(session, ADMIN, node.now(), own_node_id="CM", endpoints=loopback).add(
                 peer.card_path.read_bytes(), fingerprint=fingerprint
             )
             session.commit()
