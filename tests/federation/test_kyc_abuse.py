@@ -307,6 +307,7 @@ def test_the_asking_node_shows_a_quota_refusal_and_may_ask_again(cf_and_peers):
                     "party": {"kind": "person", "names": ["Célestin Ngoy Kabongo"]},
                     "purpose": "Contrôle à l'export",
                     "scope": "federation",
+                    "peers": ["CF"],
                     "timeout_seconds": 20,
                 },
             ).json()
