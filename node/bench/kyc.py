@@ -8,7 +8,9 @@ a million takes minutes. Labelled queries (``kyc_queries``) then run through
 ``find_candidates`` (limit 10) and through ``rapidfuzz.process.extract`` (token sort
 ratio, limit 10) over every normalised name of the same kind of party; for both we
 report latency and recall@10 of the true record. Brute force costs about a second a
-query at full size, so it runs on a random subset of the queries.
+query at full size, so it runs on a random subset of the queries. Last, the same queries
+run as local checks through the API of a ``kpnet serve`` process on the same node
+(``kyc_api``): their p95 is reported next to the lookup's, with the ratio of the two.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..bootstrap import init_node
 from ..matching import MatchQuery, find_candidates, index_rows, normalise_name
 from ..matching.index import match_id
 from ..runtime import open_node, utc_now
+from .kyc_api import time_api_checks
 from .kyc_names import TOWNS, Party, organisation, person
 from .kyc_queries import LabelledQuery, make_queries
 
@@ -303,8 +306,16 @@ def run_kyc_bench(
         )
         ours_on_subset = [found[labelled.index(q)] for q in subset]
         echo(f"our recall@10 on the same subset: {sum(ours_on_subset) / len(subset):.4f}")
+        echo(f"local checks through the API of a served node ({len(labelled)} queries)…")
+        api = time_api_checks(settings, labelled, Path(tmp))
+        echo(
+            f"API local check: p50 {_ms(statistics.median(api.latencies))} ms, p95 "
+            f"{_ms(_percentile(api.latencies, 0.95))} ms, recall@10 "
+            f"{sum(api.found) / len(api.found):.4f}"
+        )
     p95 = _percentile(latencies, 0.95)
     brute_p95 = _percentile(brute_latencies, 0.95)
+    api_p95 = _percentile(api.latencies, 0.95)
     return {
         "records": built["parties"],
         "keys": built["keys"],
@@ -317,6 +328,10 @@ def run_kyc_bench(
         "speedup": round(brute_p95 / p95, 1),
         "recall_at_10": round(sum(found) / len(found), 4),
         "bruteforce_recall_at_10": round(sum(brute_found) / len(brute_found), 4),
+        "api_p50_ms": _ms(statistics.median(api.latencies)),
+        "api_p95_ms": _ms(api_p95),
+        "api_index_p95_ratio": round(api_p95 / p95, 2),
+        "api_recall_at_10": round(sum(api.found) / len(api.found), 4),
     }
 
 
