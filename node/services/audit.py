@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from protocol import canonical_json
@@ -24,6 +24,11 @@ from protocol import canonical_json
 from ..db.models import AuditEntry, AuditHead, table_of
 
 GENESIS_HASH = "0" * 64
+_head = table_of(AuditHead)
+_LOCK_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
+_MOVE_HEAD = (
+    update(_head).where(_head.c.id == 1).values(seq=bindparam("seq"), hash=bindparam("hash"))
+)
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,10 @@ class AuditLog:
         self.record_many([AuditEvent(actor, action, target_kind, target_id, detail or {})], now=now)
 
     def record_many(self, events: Iterable[AuditEvent], *, now: datetime) -> int:
-        head = self._session.execute(
-            select(AuditHead).where(AuditHead.id == 1).with_for_update()
-        ).scalar_one()
-        seq, prev = head.seq, head.hash
+        # The caller's pending changes go first, as before the entries that record them;
+        # the head is read and moved with Core (no ORM object to load and flush again).
+        self._session.flush()
+        seq, prev = self._session.execute(_LOCK_HEAD).one()
         rows: list[dict[str, Any]] = []
         for event in events:
             seq += 1
@@ -97,8 +102,7 @@ class AuditLog:
             prev = digest
         if rows:
             self._session.execute(insert(table_of(AuditEntry)), rows)  # Core: no ORM bookkeeping
-            head.seq, head.hash = seq, prev
-            self._session.flush()
+            self._session.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
         return len(rows)
 
 

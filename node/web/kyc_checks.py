@@ -26,23 +26,28 @@ async def run_check(
     node: Node, actor: Actor, body: CheckCreate, *, sender: OutboxSender | None, answers: Feed
 ) -> CheckOut:
     timeout = body.timeout_seconds or node.settings.kyc_timeout_seconds
-    check_uuid, queued = await asyncio.to_thread(_start, node, actor, body, timeout)
+    view, queued = await asyncio.to_thread(_start, node, actor, body, timeout)
     if sender is not None:
         sender.deliver_soon(queued, timeout)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    view = await asyncio.to_thread(read_check, node, actor, check_uuid)
     while not view.complete and loop.time() < deadline:
         await answers.wait(min(POLL_SECONDS, deadline - loop.time()))
-        view = await asyncio.to_thread(read_check, node, actor, check_uuid)
+        view = await asyncio.to_thread(read_check, node, actor, view.id)
     return view
 
 
-def _start(node: Node, actor: Actor, body: CheckCreate, timeout: float) -> tuple[str, list[str]]:
+def _start(
+    node: Node, actor: Actor, body: CheckCreate, timeout: float
+) -> tuple[CheckOut, list[str]]:
+    """Start and commit the check; its view as it stands then, taken in the same
+    transaction (a local check is complete at once: it is never read back)."""
     with node.sessions() as session:
-        check, queued = UnitOfWork(node, session, actor).kyc().start(body, timeout=timeout)
+        service = UnitOfWork(node, session, actor).kyc()
+        check, queued = service.start(body, timeout=timeout)
+        view = service.view(check)
         session.commit()
-        return check.check_uuid, queued
+        return view, queued
 
 
 def read_check(node: Node, actor: Actor, check_uuid: str) -> CheckOut:
