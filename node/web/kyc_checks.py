@@ -5,7 +5,8 @@ The check and its queries are committed, the queries delivered at once (each pee
 concurrently), and the caller waits until every peer asked has answered or refused, or
 the timeout has passed, whichever comes first. Answers received by another process of
 the node are seen by polling the database; the in-process ``answers`` feed only makes
-the wait end promptly.
+the wait end promptly. The first view of the check is taken in the transaction that
+writes it: a local check, complete at once, is one transaction.
 """
 
 from __future__ import annotations
