@@ -102,7 +102,9 @@ def _readers(node_settings: Settings, streams: int, console: int) -> list[_Reade
     return readers
 
 
-def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Settings, list[bytes]]:
+def _prepare(
+    base: Path, database_url: str | None, messages: int
+) -> tuple[Settings, list[tuple[str, bytes]]]:
     """The receiver CM and a peer CF allowed to send up to RED; CF's alerts sealed."""
     now = datetime.now(UTC)
     receiver = init_node(
@@ -135,14 +137,18 @@ def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Setti
     finally:
         node.close()
     ts = int(now.timestamp())
+    handlings = [HANDLINGS[n % len(HANDLINGS)] for n in range(messages)]
     envelopes = [
-        protocol.seal(
-            sender_identity,
-            recipient,
-            _alert(ts, n).model_copy(update={"handling": HANDLINGS[n % len(HANDLINGS)]}),
-            now=ts,
+        (
+            handling,
+            protocol.seal(
+                sender_identity,
+                recipient,
+                _alert(ts, n).model_copy(update={"handling": handling}),
+                now=ts,
+            ),
         )
-        for n in range(messages)
+        for n, handling in enumerate(handlings)
     ]
     return receiver, envelopes
 
@@ -175,46 +181,56 @@ async def _hold_open(port: int, reader: _Reader, connected: asyncio.Event) -> No
         stream_out.close()
 
 
+async def _post(client: httpx.AsyncClient, url: str, envelope: bytes) -> None:
+    response = await client.post(
+        url, content=b"[" + envelope + b"]", headers={"content-type": "application/json"}
+    )
+    response.raise_for_status()
+    if response.json()["results"][0].get("status") != "accepted":
+        raise RuntimeError(f"an alert was not accepted: {response.text}")
+
+
 async def _deliver(
     port: int,
     readers: list[_Reader],
-    envelopes: list[bytes],
+    envelopes: list[tuple[str, bytes]],
     *,
-    warm_up: int,
+    alerts: int,
     pause: float,
     pid: int,
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
-    opened = [asyncio.Event() for _ in readers]
-    holders = [
-        asyncio.create_task(_hold_open(port, reader, event))
-        for reader, event in zip(readers, opened, strict=True)
-    ]
+    """``alerts`` alerts with no stream open (what receiving them costs alone), then,
+    with every stream open, a warm-up of one alert per handling and ``alerts`` more."""
     url = f"http://127.0.0.1:{port}/federation/v1/messages"
-    seen: set[int] = set()
-    first_ms: list[float] = []
-    last_ms: list[float] = []
-    try:
-        waiting = asyncio.gather(*(event.wait() for event in opened))
-        await asyncio.wait_for(asyncio.shield(waiting), WAIT_SECONDS)
-        echo(f"{len(readers)} streams open; delivering {len(envelopes) - warm_up} alerts…")
-        cpu_start = 0.0
-        async with httpx.AsyncClient(timeout=60) as client:
-            for n, envelope in enumerate(envelopes):
+    async with httpx.AsyncClient(timeout=60) as client:
+        echo(f"delivering {alerts} alerts with no stream open…")
+        await _post(client, url, envelopes[0][1])  # warm-up
+        cpu_start = _cpu_seconds(pid) or 0.0
+        for _, envelope in envelopes[1 : alerts + 1]:
+            await _post(client, url, envelope)
+            await asyncio.sleep(pause)
+        cpu_alone = (_cpu_seconds(pid) or 0.0) - cpu_start
+        opened = [asyncio.Event() for _ in readers]
+        holders = [
+            asyncio.create_task(_hold_open(port, reader, event))
+            for reader, event in zip(readers, opened, strict=True)
+        ]
+        seen: set[int] = set()
+        first_ms: list[float] = []
+        last_ms: list[float] = []
+        streamed = envelopes[alerts + 1 :]
+        warm_up = len(streamed) - alerts
+        try:
+            waiting = asyncio.gather(*(event.wait() for event in opened))
+            await asyncio.wait_for(asyncio.shield(waiting), WAIT_SECONDS)
+            echo(f"{len(readers)} streams open; delivering {alerts} alerts…")
+            for n, (handling, envelope) in enumerate(streamed):
                 if n == warm_up:
                     cpu_start = _cpu_seconds(pid) or 0.0
-                handling = HANDLINGS[n % len(HANDLINGS)]
                 cleared = [r for r in readers if cleared_for(r.clearance, handling)]
                 sent = time.perf_counter()
-                response = await client.post(
-                    url,
-                    content=b"[" + envelope + b"]",
-                    headers={"content-type": "application/json"},
-                )
-                response.raise_for_status()
-                status = response.json()["results"][0].get("status")
-                if status != "accepted":
-                    raise RuntimeError(f"alert {n} was not accepted: {response.text}")
+                await _post(client, url, envelope)
                 alert_id = await _arrival(cleared, seen, holders)
                 seen.add(alert_id)
                 times = [r.received[alert_id] - sent for r in cleared]
@@ -222,25 +238,27 @@ async def _deliver(
                     first_ms.append(min(times) * 1000)
                     last_ms.append(max(times) * 1000)
                 await asyncio.sleep(pause)
-            cpu_spent = (_cpu_seconds(pid) or 0.0) - cpu_start
-    finally:
-        for holder in holders:
-            holder.cancel()
-        await asyncio.gather(*holders, return_exceptions=True)
-    measured = len(envelopes) - warm_up
+            cpu_streamed = (_cpu_seconds(pid) or 0.0) - cpu_start
+        finally:
+            for holder in holders:
+                holder.cancel()
+            await asyncio.gather(*holders, return_exceptions=True)
     overexposed = sum(
         1
         for reader in readers
-        for alert_id, n in zip(sorted(seen), range(len(envelopes)), strict=True)
-        if alert_id in reader.received and not cleared_for(reader.clearance, HANDLINGS[n % 3])
+        for alert_id, (handling, _) in zip(sorted(seen), streamed, strict=True)
+        if alert_id in reader.received and not cleared_for(reader.clearance, handling)
     )
     first, last = statistics.median(first_ms), statistics.median(last_ms)
+    per_alert, alone = cpu_streamed * 1000 / alerts, cpu_alone * 1000 / alerts
     return {
         "streams": len(readers),
         "console_streams": sum(1 for r in readers if r.path.startswith("/console")),
-        "alerts": measured,
-        "cpu_ms_per_alert": round(cpu_spent * 1000 / measured, 2),
-        "cpu_ms_per_alert_per_stream": round(cpu_spent * 1000 / measured / len(readers), 4),
+        "alerts": alerts,
+        "cpu_ms_per_alert": round(per_alert, 2),
+        "cpu_ms_per_alert_per_stream": round(per_alert / len(readers), 4),
+        "cpu_ms_per_alert_no_stream": round(alone, 2),
+        "fanout_cpu_ms_per_alert_per_stream": round((per_alert - alone) / len(readers), 4),
         "first_ms_p50": round(first, 1),
         "last_ms_p50": round(last, 1),
         "last_ms_max": round(max(last_ms), 1),
@@ -281,7 +299,7 @@ def run_stream_bench(
     warm_up = len(HANDLINGS)
     with tempfile.TemporaryDirectory(prefix="kpnet-bench-") as tmp:
         echo(f"preparing a node with {streams} readers…")
-        settings, envelopes = _prepare(Path(tmp), database_url, alerts + warm_up)
+        settings, envelopes = _prepare(Path(tmp), database_url, 1 + 2 * alerts + warm_up)
         readers = _readers(settings, streams, console)
         port = _free_port()
         env = {
@@ -306,7 +324,7 @@ def run_stream_bench(
                     port,
                     readers,
                     envelopes,
-                    warm_up=warm_up,
+                    alerts=alerts,
                     pause=pause,
                     pid=server.pid,
                     echo=echo,

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from ..config import Settings
 from ..db.models import ConsoleSession, User
 
 TOUCH_GRANULARITY = timedelta(minutes=1)
+IN_CHUNK = 500  # sessions looked up per query (well under any database's bound parameters)
 
 
 def _digest(secret: str) -> str:
@@ -46,6 +49,16 @@ class ConsoleSessions:
     ) -> None:
         self.session, self.now, self.idle, self.max_age = session, now, idle, max_age
 
+    @classmethod
+    def configured(cls, session: Session, now: datetime, settings: Settings) -> ConsoleSessions:
+        """Sessions ending as the node's settings say."""
+        return cls(
+            session,
+            now,
+            idle=timedelta(minutes=settings.console_session_idle_minutes),
+            max_age=timedelta(hours=settings.console_session_max_hours),
+        )
+
     def open(self, user: User) -> str:
         """Start a session for ``user``; return the cookie secret (stored hashed)."""
         secret = secrets.token_urlsafe(32)
@@ -65,14 +78,6 @@ class ConsoleSessions:
 
     def resolve(self, secret: str | None) -> OpenSession | None:
         """The live session named by a cookie secret (touched), or None."""
-        return self._live(secret, touch=True)
-
-    def recheck(self, secret: str | None) -> OpenSession | None:
-        """Like ``resolve``, without counting as use: an open stream re-checking its
-        session does not keep an unattended session alive."""
-        return self._live(secret, touch=False)
-
-    def _live(self, secret: str | None, *, touch: bool) -> OpenSession | None:
         if not secret or len(secret) > 100:
             return None
         row = self.session.execute(
@@ -81,27 +86,40 @@ class ConsoleSessions:
         if row is None:
             return None
         user = self.session.get(User, row.user_id)
-        if (
-            user is None
-            or user.disabled_at is not None
-            or row.expires_at <= self.now
-            or self.now - row.last_seen_at > self.idle
-        ):
+        if user is None or self._ended(row, user):
             self.session.delete(row)
             self.session.flush()
             return None
-        if touch and self.now - row.last_seen_at > TOUCH_GRANULARITY:
+        if self.now - row.last_seen_at > TOUCH_GRANULARITY:
             row.last_seen_at = self.now
             self.session.flush()
-        return OpenSession(
-            row.id,
-            user.id,
-            user.username,
-            user.role,
-            user.language,
-            row.csrf_token,
-            user.must_change_password,
-            user.clearance,
+        return _open_session(row, user)
+
+    def recheck_many(self, cookies: Iterable[str]) -> dict[str, OpenSession]:
+        """Of many cookie secrets, those naming a live session, each with it: what
+        ``resolve`` decides, in one query for all, without counting as use (open
+        streams re-checking their sessions do not keep unattended sessions alive).
+        Ended sessions' rows are left to the purge: this only reads."""
+        wanted = {_digest(secret): secret for secret in cookies if secret and len(secret) <= 100}
+        digests, live = list(wanted), dict[str, OpenSession]()
+        for start in range(0, len(digests), IN_CHUNK):
+            rows = self.session.execute(
+                select(ConsoleSession, User)
+                .join(User, User.id == ConsoleSession.user_id)
+                .where(ConsoleSession.token_hash.in_(digests[start : start + IN_CHUNK]))
+            )
+            live.update(
+                (wanted[row.token_hash], _open_session(row, user))
+                for row, user in rows
+                if not self._ended(row, user)
+            )
+        return live
+
+    def _ended(self, row: ConsoleSession, user: User) -> bool:
+        return (
+            user.disabled_at is not None
+            or row.expires_at <= self.now
+            or self.now - row.last_seen_at > self.idle
         )
 
     def close(self, secret: str | None) -> None:
@@ -117,3 +135,16 @@ class ConsoleSessions:
                 | (ConsoleSession.last_seen_at < self.now - self.idle)
             )
         )
+
+
+def _open_session(row: ConsoleSession, user: User) -> OpenSession:
+    return OpenSession(
+        row.id,
+        user.id,
+        user.username,
+        user.role,
+        user.language,
+        row.csrf_token,
+        user.must_change_password,
+        user.clearance,
+    )
