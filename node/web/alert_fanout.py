@@ -11,8 +11,9 @@ fan-out runs one round:
    revoked or has expired, whose session ended (signed out, idle, too old, password
    reset), whose account was disabled, or whose role or clearance changed is ended, and
    what it had not yet sent is dropped;
-3. it encodes each alert once per clearance and encoding (API JSON, a console row in
-   one language) and hands the same bytes to every remaining stream of that clearance.
+3. it encodes each alert once per encoding (API JSON, a console row in one language:
+   an alert's text does not depend on who reads it) and hands the same bytes to every
+   remaining stream whose clearance read it.
 
 So a stream gets no event read after a change committed before that event's round, made
 by this process or another; an idle stream ends within ``stream_check_seconds`` of it.
@@ -62,7 +63,7 @@ class StreamPass:
 @dataclass(frozen=True)
 class Encoder:
     """Turns an alert into an event's data. Encoders with the same ``key`` give the same
-    text, so each alert is encoded once per key (and clearance), however many read it."""
+    text, so each alert is encoded once per key, however many streams read it."""
 
     key: Hashable
     encode: Callable[[AlertOut], str]
@@ -177,13 +178,13 @@ class AlertFanout:
         for stream in streams:
             if stream.admission in current and not _admits(current[stream.admission], stream):
                 stream.end()
-        encoded: dict[tuple[str, Hashable, int], bytes] = {}
+        encoded: dict[tuple[Hashable, int], bytes] = {}
         for stream in streams:
             clearance = stream.actor.clearance
             for alert in fresh.get(clearance, ()):
                 if alert.id <= stream.after or not stream.open:
                     continue
-                key = (clearance, stream.encoder.key, alert.id)
+                key = (stream.encoder.key, alert.id)
                 if key not in encoded:
                     encoded[key] = event_bytes(alert.id, stream.encoder.encode(alert))
                 stream.put(encoded[key])
