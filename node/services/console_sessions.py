@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
@@ -25,7 +25,7 @@ TOUCH_GRANULARITY = timedelta(minutes=1)
 IN_CHUNK = 500  # sessions looked up per query (well under any database's bound parameters)
 
 
-def _digest(secret: str) -> str:
+def session_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
@@ -64,7 +64,7 @@ class ConsoleSessions:
         secret = secrets.token_urlsafe(32)
         self.session.add(
             ConsoleSession(
-                token_hash=_digest(secret),
+                token_hash=session_digest(secret),
                 user_id=user.id,
                 csrf_token=secrets.token_urlsafe(32),
                 created_at=self.now,
@@ -81,7 +81,7 @@ class ConsoleSessions:
         if not secret or len(secret) > 100:
             return None
         row = self.session.execute(
-            select(ConsoleSession).where(ConsoleSession.token_hash == _digest(secret))
+            select(ConsoleSession).where(ConsoleSession.token_hash == session_digest(secret))
         ).scalar_one_or_none()
         if row is None:
             return None
@@ -95,21 +95,22 @@ class ConsoleSessions:
             self.session.flush()
         return _open_session(row, user)
 
-    def recheck_many(self, cookies: Iterable[str]) -> dict[str, OpenSession]:
-        """Of many cookie secrets, those naming a live session, each with it: what
-        ``resolve`` decides, in one query for all, without counting as use (open
-        streams re-checking their sessions do not keep unattended sessions alive).
-        Ended sessions' rows are left to the purge: this only reads."""
-        wanted = {_digest(secret): secret for secret in cookies if secret and len(secret) <= 100}
-        digests, live = list(wanted), dict[str, OpenSession]()
-        for start in range(0, len(digests), IN_CHUNK):
-            rows = self.session.execute(
-                select(ConsoleSession, User)
-                .join(User, User.id == ConsoleSession.user_id)
-                .where(ConsoleSession.token_hash.in_(digests[start : start + IN_CHUNK]))
-            )
+    def recheck_many(self, digests: Iterable[str]) -> dict[str, OpenSession]:
+        """Of many sessions, named by the digest of their cookie's secret
+        (``session_digest``), those still live, each with it: what ``resolve`` decides,
+        in one query for all, without counting as use (open streams re-checking their
+        sessions do not keep unattended sessions alive). Ended sessions' rows are left
+        to the purge: this only reads."""
+        wanted, live = list(dict.fromkeys(digests)), dict[str, OpenSession]()
+        query = (
+            select(ConsoleSession, User)
+            .join(User, User.id == ConsoleSession.user_id)
+            .where(ConsoleSession.token_hash.in_(bindparam("digests", expanding=True)))
+        )
+        for start in range(0, len(wanted), IN_CHUNK):
+            rows = self.session.execute(query, {"digests": wanted[start : start + IN_CHUNK]})
             live.update(
-                (wanted[row.token_hash], _open_session(row, user))
+                (row.token_hash, _open_session(row, user))
                 for row, user in rows
                 if not self._ended(row, user)
             )
@@ -125,7 +126,7 @@ class ConsoleSessions:
     def close(self, secret: str | None) -> None:
         if secret:
             self.session.execute(
-                delete(ConsoleSession).where(ConsoleSession.token_hash == _digest(secret))
+                delete(ConsoleSession).where(ConsoleSession.token_hash == session_digest(secret))
             )
 
     def _purge_expired(self) -> None:

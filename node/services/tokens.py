@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ..db.models import ApiToken
@@ -18,7 +18,7 @@ from .clearance import check_clearance
 from .errors import NotFound
 
 TOKEN_PREFIX = "kpn_"  # noqa: S105 (the public prefix, not a secret)
-IN_CHUNK = 500  # secrets looked up per query (well under any database's bound parameters)
+IN_CHUNK = 500  # tokens looked up per query (well under any database's bound parameters)
 
 
 def hash_token(token: str) -> str:
@@ -123,25 +123,19 @@ def authenticate(session: Session, secret: str, now: datetime) -> ApiToken | Non
     return row
 
 
-def live_tokens(session: Session, candidates: Iterable[str], now: datetime) -> dict[str, Actor]:
-    """Of many secrets, those naming a live token (not revoked, not expired), each with
-    who acts by it: what ``authenticate`` decides for one, in one query for all."""
-    wanted = {
-        hash_token(secret): secret
-        for secret in candidates
-        if secret.startswith(TOKEN_PREFIX) and len(secret) <= 200
-    }
-    live: dict[str, Actor] = {}
-    hashes = list(wanted)
+def live_tokens(session: Session, token_hashes: Iterable[str], now: datetime) -> dict[str, Actor]:
+    """Of many tokens, named by the hash of their secret (``hash_token``), those still
+    live (not revoked, not expired), each with who acts by it: what ``authenticate``
+    decides for one, in one query for all."""
+    hashes, live = list(dict.fromkeys(token_hashes)), dict[str, Actor]()
+    query = select(ApiToken.token_hash, ApiToken.name, ApiToken.role, ApiToken.clearance).where(
+        ApiToken.token_hash.in_(bindparam("hashes", expanding=True)),
+        ApiToken.revoked_at.is_(None),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+    )
     for start in range(0, len(hashes), IN_CHUNK):
-        rows = session.execute(
-            select(ApiToken.token_hash, ApiToken.name, ApiToken.role, ApiToken.clearance).where(
-                ApiToken.token_hash.in_(hashes[start : start + IN_CHUNK]),
-                ApiToken.revoked_at.is_(None),
-                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
-            )
-        )
+        rows = session.execute(query, {"hashes": hashes[start : start + IN_CHUNK]})
         live.update(
-            (wanted[digest], Actor(name, role, clearance)) for digest, name, role, clearance in rows
+            (digest, Actor(name, role, clearance)) for digest, name, role, clearance in rows
         )
     return live

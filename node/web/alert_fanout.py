@@ -39,8 +39,8 @@ from ..roles import Permission, may
 from ..runtime import Node
 from ..schemas.alerts import AlertOut
 from ..services.actors import Actor
-from ..services.console_sessions import ConsoleSessions
-from ..services.tokens import live_tokens
+from ..services.console_sessions import ConsoleSessions, session_digest
+from ..services.tokens import hash_token, live_tokens
 from ..services.work import UnitOfWork
 
 log = logging.getLogger("kpnet.streams")
@@ -52,12 +52,20 @@ QUEUE_LIMIT = 500  # events held for a client that does not read them; beyond, i
 
 @dataclass(frozen=True)
 class StreamPass:
-    """What admitted a stream, re-checked at every round: an API token or a console
-    session (by its secret), and the permission it must still hold."""
+    """What admitted a stream, re-checked at its rounds: an API token or a console
+    session (by the hash of its secret, as stored), and the permission it must hold."""
 
     kind: Literal["token", "session"]
-    secret: str
+    digest: str
     permission: Permission
+
+    @classmethod
+    def of_token(cls, secret: str, permission: Permission) -> StreamPass:
+        return cls("token", hash_token(secret), permission)
+
+    @classmethod
+    def of_session(cls, secret: str, permission: Permission) -> StreamPass:
+        return cls("session", session_digest(secret), permission)
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,8 @@ class AlertFanout:
     async def _round(self, *, keep_alive: bool) -> bool:
         """One round (see the module's docstring); whether a page was full."""
         streams = [s for s in self._streams if s.open]
+        if not streams:
+            return False
         # Per clearance, one reader and what the stream furthest behind has had.
         readers = {s.actor.clearance: s.actor for s in streams}
         cursors: dict[str, int] = {}
@@ -237,15 +247,15 @@ class AlertFanout:
         for admission in current:
             by_kind[admission.kind].append(admission)
         now = self.node.now()
-        tokens = live_tokens(session, (p.secret for p in by_kind["token"]), now)
+        tokens = live_tokens(session, (p.digest for p in by_kind["token"]), now)
         for admission in by_kind["token"]:
-            if (actor := tokens.get(admission.secret)) is not None:
+            if (actor := tokens.get(admission.digest)) is not None:
                 current[admission] = actor
         opened = ConsoleSessions.configured(session, now, self.node.settings).recheck_many(
-            p.secret for p in by_kind["session"]
+            p.digest for p in by_kind["session"]
         )
         for admission in by_kind["session"]:
-            found = opened.get(admission.secret)
+            found = opened.get(admission.digest)
             if found is not None and not found.must_change_password:
                 current[admission] = Actor(found.username, found.role, found.clearance)
         return current

@@ -61,7 +61,7 @@ def list_alerts(
 )
 async def stream_alerts(work: AsReader, credentials: Bearer) -> StreamingResponse:
     assert credentials is not None  # AsReader has admitted the token
-    admission = StreamPass("token", credentials.credentials, Permission.READ)
+    admission = StreamPass.of_token(credentials.credentials, Permission.READ)
     return alert_stream(work.request, work.actor, admission=admission)
 
 

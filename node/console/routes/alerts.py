@@ -96,7 +96,7 @@ async def stream(work: ReaderWork) -> Response:
 
     # The row depends only on the alert and the language: one rendering per language.
     encoder = Encoder(key=("console-row", viewer.t.language), encode=encode)
-    admission = StreamPass("session", request.cookies.get(SESSION_COOKIE, ""), READERS.permission)
+    admission = StreamPass.of_session(request.cookies.get(SESSION_COOKIE, ""), READERS.permission)
     return alert_stream(request, viewer.actor, admission=admission, encoder=encoder)
 
 
