@@ -36,12 +36,12 @@ import protocol
 
 from ..bootstrap import init_node
 from ..config import Settings
-from ..console.auth import sessions_for
 from ..keystore import load_identity
 from ..readiness import ServeProcess
 from ..roles import cleared_for
 from ..runtime import open_node
 from ..schemas.agreements import SharingAgreement
+from ..services.console_sessions import ConsoleSessions
 from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
 from ..services.peers import PeerRegistry
 from ..services.tokens import TokenService
@@ -82,15 +82,11 @@ def _readers(node_settings: Settings, streams: int, console: int) -> list[_Reade
                 headers = {"Authorization": f"Bearer {secret}"}
                 readers.append(_Reader(clearance, headers, "/api/v1/alerts/stream"))
             accounts = UserAccounts(session, SETUP, node.now())
-            users = (
-                [
-                    accounts.create(f"{role}-{language}", role, PASSWORD, language=language)
-                    for role, language in CONSOLE_USERS[: max(1, min(console, len(CONSOLE_USERS)))]
-                ]
-                if console
-                else []
-            )
-            opened = sessions_for(node, session)
+            users = [
+                accounts.create(f"{role}-{language}", role, PASSWORD, language=language)
+                for role, language in CONSOLE_USERS[:console]
+            ]
+            opened = ConsoleSessions.configured(session, node.now(), node_settings)
             for n in range(console):
                 user = users[n % len(users)]
                 secret = opened.open(user)
