@@ -47,6 +47,7 @@ from .services.audit import count_entries
 from .services.endpoint_policy import EndpointPolicy
 from .services.peer_quotas import QuotaDefaults, used_ratios
 from .services.peers import agreement_of
+from .web.alert_fanout import AlertFanout
 from .web.disconnects import ClientDisconnects
 from .web.url_text import UnstorableUrlRefusal
 
@@ -125,6 +126,7 @@ def create_app(
         metrics.watch_database(lambda: _database_counts(node))
         app.state.node = node
         app.state.alert_feed = Feed()
+        app.state.alert_fanout = AlertFanout(node, app.state.alert_feed)
         app.state.answer_feed = Feed()
         app.state.rate_limiter = RateLimiter(
             settings.peer_rate_per_second,
@@ -159,6 +161,7 @@ def create_app(
                         running.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await running
+                await app.state.alert_fanout.close()
                 node.close()
 
     app = FastAPI(

@@ -130,8 +130,8 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         le=30,
-        description="How often a live alert stream looks for new alerts and re-checks its "
-        "token or console session (it also re-checks before each event)",
+        description="How often the live alert streams look for new alerts and re-check their "
+        "tokens or console sessions (they are also re-checked before each event)",
     )
 
     @field_validator("node_id")

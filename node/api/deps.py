@@ -16,7 +16,6 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..roles import GRANTS, Permission, may
-from ..runtime import Node
 from ..services.actors import Actor
 from ..services.tokens import authenticate
 from ..web.request import NodeDep, RequestWork, SessionDep
@@ -62,18 +61,6 @@ class Allow:
         if not may(actor.role, self.permission):
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {actor.role} may not do this")
         return actor
-
-
-def token_still_admits(node: Node, secret: str, permission: Permission) -> Callable[[], bool]:
-    """A re-check for long requests (the live stream): whether the token is still live
-    (not revoked, not expired) and its role still holds ``permission``."""
-
-    def check() -> bool:
-        with node.sessions() as session:
-            token = authenticate(session, secret, node.now())
-            return token is not None and may(token.role, permission)
-
-    return check
 
 
 def work_as(permission: Permission) -> Callable[..., RequestWork]:

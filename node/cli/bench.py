@@ -106,3 +106,30 @@ def bench_abuse(
         seconds=seconds, samples=samples, database_url=database_url, echo=_to_stderr
     )
     typer.echo(json.dumps(result))
+
+
+@bench_app.command("stream")
+def bench_stream(
+    streams: Annotated[int, typer.Option(min=1, help="Live streams held open.")] = 200,
+    console: Annotated[
+        int, typer.Option(min=0, help="How many of them are console sessions.")
+    ] = 20,
+    alerts: Annotated[int, typer.Option(min=3, help="Alerts delivered, one at a time.")] = 30,
+    pause: Annotated[float, typer.Option(min=0, help="Seconds between alerts.")] = 0.2,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="The node's database (an empty PostgreSQL database); default SQLite."),
+    ] = None,
+) -> None:
+    """Server CPU per alert per open stream, and the first and last stream's wait."""
+    from ..bench.stream import run_stream_bench
+
+    result = run_stream_bench(
+        streams=streams,
+        console=console,
+        alerts=alerts,
+        pause=pause,
+        database_url=database_url,
+        echo=_to_stderr,
+    )
+    typer.echo(json.dumps(result))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
@@ -83,13 +82,7 @@ class PasswordChangeRequired(Exception):
 
 
 def sessions_for(node: Node, session: Session) -> ConsoleSessions:
-    settings = node.settings
-    return ConsoleSessions(
-        session,
-        node.now(),
-        idle=timedelta(minutes=settings.console_session_idle_minutes),
-        max_age=timedelta(hours=settings.console_session_max_hours),
-    )
+    return ConsoleSessions.configured(session, node.now(), node.settings)
 
 
 def anonymous_translator(request: Request) -> Translator:
@@ -135,24 +128,6 @@ class Require:
         if not may(viewer.role, self.permission):
             raise Forbidden(viewer, viewer.t)
         return viewer
-
-    def still_admits(self, request: Request, node: Node) -> Callable[[], bool]:
-        """A re-check for long requests (the live stream): whether the request's session
-        is still live and its user's role still holds the permission. It does not count
-        as use of the session."""
-        secret = request.cookies.get(SESSION_COOKIE)
-
-        def check() -> bool:
-            with node.sessions() as session:
-                opened = sessions_for(node, session).recheck(secret)
-                session.commit()
-            return (
-                opened is not None
-                and not opened.must_change_password
-                and may(opened.role, self.permission)
-            )
-
-        return check
 
 
 def secure_cookies(request: Request) -> bool:

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from ..config import Settings
 from ..db.models import ConsoleSession, User
 
 TOUCH_GRANULARITY = timedelta(minutes=1)
+IN_CHUNK = 500  # sessions looked up per query (well under any database's bound parameters)
 
 
-def _digest(secret: str) -> str:
+def session_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
@@ -46,12 +49,22 @@ class ConsoleSessions:
     ) -> None:
         self.session, self.now, self.idle, self.max_age = session, now, idle, max_age
 
+    @classmethod
+    def configured(cls, session: Session, now: datetime, settings: Settings) -> ConsoleSessions:
+        """Sessions ending as the node's settings say."""
+        return cls(
+            session,
+            now,
+            idle=timedelta(minutes=settings.console_session_idle_minutes),
+            max_age=timedelta(hours=settings.console_session_max_hours),
+        )
+
     def open(self, user: User) -> str:
         """Start a session for ``user``; return the cookie secret (stored hashed)."""
         secret = secrets.token_urlsafe(32)
         self.session.add(
             ConsoleSession(
-                token_hash=_digest(secret),
+                token_hash=session_digest(secret),
                 user_id=user.id,
                 csrf_token=secrets.token_urlsafe(32),
                 created_at=self.now,
@@ -65,49 +78,55 @@ class ConsoleSessions:
 
     def resolve(self, secret: str | None) -> OpenSession | None:
         """The live session named by a cookie secret (touched), or None."""
-        return self._live(secret, touch=True)
-
-    def recheck(self, secret: str | None) -> OpenSession | None:
-        """Like ``resolve``, without counting as use: an open stream re-checking its
-        session does not keep an unattended session alive."""
-        return self._live(secret, touch=False)
-
-    def _live(self, secret: str | None, *, touch: bool) -> OpenSession | None:
         if not secret or len(secret) > 100:
             return None
         row = self.session.execute(
-            select(ConsoleSession).where(ConsoleSession.token_hash == _digest(secret))
+            select(ConsoleSession).where(ConsoleSession.token_hash == session_digest(secret))
         ).scalar_one_or_none()
         if row is None:
             return None
         user = self.session.get(User, row.user_id)
-        if (
-            user is None
-            or user.disabled_at is not None
-            or row.expires_at <= self.now
-            or self.now - row.last_seen_at > self.idle
-        ):
+        if user is None or self._ended(row, user):
             self.session.delete(row)
             self.session.flush()
             return None
-        if touch and self.now - row.last_seen_at > TOUCH_GRANULARITY:
+        if self.now - row.last_seen_at > TOUCH_GRANULARITY:
             row.last_seen_at = self.now
             self.session.flush()
-        return OpenSession(
-            row.id,
-            user.id,
-            user.username,
-            user.role,
-            user.language,
-            row.csrf_token,
-            user.must_change_password,
-            user.clearance,
+        return _open_session(row, user)
+
+    def recheck_many(self, digests: Iterable[str]) -> dict[str, OpenSession]:
+        """Of many sessions, named by the digest of their cookie's secret
+        (``session_digest``), those still live, each with it: what ``resolve`` decides,
+        in one query for all, without counting as use (open streams re-checking their
+        sessions do not keep unattended sessions alive). Ended sessions' rows are left
+        to the purge: this only reads."""
+        wanted, live = list(dict.fromkeys(digests)), dict[str, OpenSession]()
+        query = (
+            select(ConsoleSession, User)
+            .join(User, User.id == ConsoleSession.user_id)
+            .where(ConsoleSession.token_hash.in_(bindparam("digests", expanding=True)))
+        )
+        for start in range(0, len(wanted), IN_CHUNK):
+            rows = self.session.execute(query, {"digests": wanted[start : start + IN_CHUNK]})
+            live.update(
+                (row.token_hash, _open_session(row, user))
+                for row, user in rows
+                if not self._ended(row, user)
+            )
+        return live
+
+    def _ended(self, row: ConsoleSession, user: User) -> bool:
+        return (
+            user.disabled_at is not None
+            or row.expires_at <= self.now
+            or self.now - row.last_seen_at > self.idle
         )
 
     def close(self, secret: str | None) -> None:
         if secret:
             self.session.execute(
-                delete(ConsoleSession).where(ConsoleSession.token_hash == _digest(secret))
+                delete(ConsoleSession).where(ConsoleSession.token_hash == session_digest(secret))
             )
 
     def _purge_expired(self) -> None:
@@ -117,3 +136,16 @@ class ConsoleSessions:
                 | (ConsoleSession.last_seen_at < self.now - self.idle)
             )
         )
+
+
+def _open_session(row: ConsoleSession, user: User) -> OpenSession:
+    return OpenSession(
+        row.id,
+        user.id,
+        user.username,
+        user.role,
+        user.language,
+        row.csrf_token,
+        user.must_change_password,
+        user.clearance,
+    )

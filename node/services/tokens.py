@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ..db.models import ApiToken
@@ -17,6 +18,7 @@ from .clearance import check_clearance
 from .errors import NotFound
 
 TOKEN_PREFIX = "kpn_"  # noqa: S105 (the public prefix, not a secret)
+IN_CHUNK = 500  # tokens looked up per query (well under any database's bound parameters)
 
 
 def hash_token(token: str) -> str:
@@ -119,3 +121,21 @@ def authenticate(session: Session, secret: str, now: datetime) -> ApiToken | Non
     if row.expires_at is not None and row.expires_at <= now:
         return None
     return row
+
+
+def live_tokens(session: Session, token_hashes: Iterable[str], now: datetime) -> dict[str, Actor]:
+    """Of many tokens, named by the hash of their secret (``hash_token``), those still
+    live (not revoked, not expired), each with who acts by it: what ``authenticate``
+    decides for one, in one query for all."""
+    hashes, live = list(dict.fromkeys(token_hashes)), dict[str, Actor]()
+    query = select(ApiToken.token_hash, ApiToken.name, ApiToken.role, ApiToken.clearance).where(
+        ApiToken.token_hash.in_(bindparam("hashes", expanding=True)),
+        ApiToken.revoked_at.is_(None),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+    )
+    for start in range(0, len(hashes), IN_CHUNK):
+        rows = session.execute(query, {"hashes": hashes[start : start + IN_CHUNK]})
+        live.update(
+            (digest, Actor(name, role, clearance)) for digest, name, role, clearance in rows
+        )
+    return live

@@ -1,7 +1,9 @@
 """Live alert streams end when what opened them no longer admits them: a revoked or
-expired API token, an ended console session, a disabled account. The node runs on a
-real socket (an endless Server-Sent Events response needs one); alerts "arrive" as the
-federation receiver delivers them: a row in the database, then the feed's wake-up."""
+expired API token, an ended console session, a disabled account, a changed clearance.
+All the streams of a node share one reading of each alert per clearance: each still
+gets exactly what it may see. The node runs on a real socket (an endless Server-Sent
+Events response needs one); alerts "arrive" as the federation receiver delivers them: a
+row in the database, then the feed's wake-up."""
 
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ class LiveNode:
     app: FastAPI
     loop: asyncio.AbstractEventLoop
 
-    def alert_arrives(self, title: str) -> None:
+    def alert_arrives(self, title: str, handling: str = "GREEN") -> None:
         """What the federation receiver does for a new alert: store it, wake streams."""
         node = open_node(self.settings, migrate=False)
         now = datetime.now(UTC)
@@ -71,7 +73,7 @@ class LiveNode:
                         body="",
                         subjects=[],
                         place=None,
-                        handling="GREEN",
+                        handling=handling,
                         references=[],
                         issued_at=now,
                         expires_at=None,
@@ -122,7 +124,7 @@ def serve(settings: Settings, clock: Clock | None = None) -> Iterator[LiveNode]:
 
 
 def node_with(tmp_path: Path, database_url: str | None, tick: float) -> tuple[Settings, str]:
-    """A node with officer1 (console) and an officer token; the token's secret."""
+    """A node with officer1 (console, AMBER) and an officer token; the token's secret."""
     settings = create_node(tmp_path / "node", database_url=database_url)
     settings = settings.model_copy(update={"stream_check_seconds": tick, "sender_enabled": False})
     node = open_node(settings, migrate=False)
@@ -152,16 +154,32 @@ def api_stream(live: LiveNode, secret: str) -> Iterator[Iterator[str]]:
         yield lines
 
 
+def more_readers(settings: Settings, **tokens: tuple[str, str]) -> dict[str, str]:
+    """Tokens named as given, each ``(role, clearance)``; their secrets by name."""
+    node = open_node(settings, migrate=False)
+    try:
+        with node.sessions() as session:
+            service = TokenService(session, Actor("test-setup", "admin"), node.now())
+            secrets = {
+                name: service.create(name=name, role=role, clearance=clearance)[1]
+                for name, (role, clearance) in tokens.items()
+            }
+            session.commit()
+    finally:
+        node.close()
+    return secrets
+
+
 @contextmanager
-def console_client(live: LiveNode) -> Iterator[httpx.Client]:
-    """A browser signed in as officer1."""
+def console_client(live: LiveNode, username: str = "officer1") -> Iterator[httpx.Client]:
+    """A browser signed in as ``username``."""
     with httpx.Client(base_url=live.url, timeout=LONG_TICK + 15) as client:
         page = client.get("/console/login")
         match = LOGIN_TOKEN.search(page.text)
         assert match
         signed_in = client.post(
             "/console/login",
-            data={"username": "officer1", "password": PASSWORD, "csrf_token": match.group(1)},
+            data={"username": username, "password": PASSWORD, "csrf_token": match.group(1)},
         )
         assert signed_in.status_code == 303, signed_in.text
         yield client
@@ -267,5 +285,106 @@ def test_an_open_stream_does_not_keep_an_unattended_session_alive(tmp_path, data
         # Two ticks: the stream has re-checked its session since the clock moved.
         assert [next(lines) for _ in range(4)].count(": keep-alive") == 2
         clock.advance(minutes=100)  # 200 minutes since the session was last used
+        rest = rest_of(lines)
+    assert events_in(rest) == []
+
+
+def events_until(lines: Iterator[str], last: str) -> list[tuple[str, str]]:
+    """(title, data) of each alert a stream sends, up to and including the one titled
+    ``last``: JSON for the API, a table row (``data-title``) for the console."""
+    events: list[tuple[str, str]] = []
+    data: list[str] = []
+    for line in lines:
+        if line.startswith("data:"):
+            data.append(line.removeprefix("data: "))
+            continue
+        if line or not data:
+            continue
+        text, data = "\n".join(data), []  # an empty line ends the event
+        row = re.search(r'data-title="([^"]*)"', text)
+        events.append((json.loads(text)["title"] if row is None else row[1], text))
+        if events[-1][0] == last:
+            return events
+    raise AssertionError(f"the stream ended before {last!r}: {events}")
+
+
+def titles_until(lines: Iterator[str], last: str) -> list[str]:
+    return [title for title, _ in events_until(lines, last)]
+
+
+def test_streams_of_each_clearance_get_exactly_what_they_may_see(tmp_path, database_url):
+    """One reading per clearance, shared by every stream of it: a GREEN reader never
+    gets an AMBER alert, a RED reader gets all, and the console's rows are each in
+    their reader's language."""
+    settings, amber = node_with(tmp_path, database_url, LONG_TICK)
+    secrets = more_readers(
+        settings,
+        green=("officer", "GREEN"),
+        green_too=("officer", "GREEN"),
+        red=("analyst", "RED"),
+    )
+    node = open_node(settings, migrate=False)
+    try:
+        with node.sessions() as session:
+            accounts = UserAccounts(session, Actor("test-setup", "admin"), node.now())
+            accounts.create("officer2", "officer", PASSWORD, language="fr")
+            session.commit()
+    finally:
+        node.close()
+    arriving = [("Rouge", "RED"), ("Ambre", "AMBER"), ("Vert", "GREEN"), ("Clair", "CLEAR")]
+    with (
+        serve(settings) as live,
+        api_stream(live, secrets["green"]) as green,
+        api_stream(live, secrets["green_too"]) as green_too,
+        api_stream(live, amber) as amber_lines,
+        api_stream(live, secrets["red"]) as red,
+        console_client(live) as english,
+        console_client(live, "officer2") as french,
+        console_stream(english) as english_rows,
+        console_stream(french) as french_rows,
+    ):
+        for title, handling in arriving:
+            live.alert_arrives(title, handling)
+        assert titles_until(green, "Clair") == ["Vert", "Clair"]
+        assert titles_until(green_too, "Clair") == ["Vert", "Clair"]
+        assert titles_until(amber_lines, "Clair") == ["Ambre", "Vert", "Clair"]
+        assert titles_until(red, "Clair") == ["Rouge", "Ambre", "Vert", "Clair"]
+        english_events = events_until(english_rows, "Clair")
+        french_events = events_until(french_rows, "Clair")
+    assert [title for title, _ in english_events] == ["Ambre", "Vert", "Clair"]
+    assert [title for title, _ in french_events] == ["Ambre", "Vert", "Clair"]
+    assert all('data-label="Category"' in row for _, row in english_events)
+    assert all('data-label="Catégorie"' in row for _, row in french_events)
+
+
+def test_a_token_revoked_through_the_api_gets_nothing_more_while_others_do(tmp_path, database_url):
+    """Revoked by an admin on this node while its stream is open: the stream ends, and
+    the next alert reaches the other reader of the same clearance only."""
+    settings, secret = node_with(tmp_path, database_url, LONG_TICK)
+    secrets = more_readers(settings, other=("officer", "AMBER"), admin=("admin", "CLEAR"))
+    with (
+        serve(settings) as live,
+        api_stream(live, secret) as revoked,
+        api_stream(live, secrets["other"]) as other,
+        httpx.Client(
+            base_url=live.url, headers={"Authorization": f"Bearer {secrets['admin']}"}
+        ) as admin,
+    ):
+        (token,) = [t for t in admin.get("/api/v1/tokens").json() if t["name"] == "officer-1"]
+        assert admin.delete(f"/api/v1/tokens/{token['id']}").status_code == 200
+        live.alert_arrives("Après la révocation", "AMBER")
+        assert titles_until(other, "Après la révocation") == ["Après la révocation"]
+        rest = rest_of(revoked)  # well within LONG_TICK: closed at the event, not the tick
+    assert events_in(rest) == []
+
+
+def test_a_lowered_clearance_ends_the_stream_opened_above_it(tmp_path, database_url):
+    """A stream reads at the clearance its token had when it opened: once an admin
+    lowers it, the stream ends (a new one opens at the new clearance)."""
+    settings, _ = node_with(tmp_path, database_url, LONG_TICK)
+    secrets = more_readers(settings, red=("analyst", "RED"))
+    with serve(settings) as live, api_stream(live, secrets["red"]) as lines:
+        live.change(ApiToken, "red", clearance="GREEN")
+        live.alert_arrives("Réservé", "RED")
         rest = rest_of(lines)
     assert events_in(rest) == []

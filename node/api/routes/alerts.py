@@ -20,8 +20,8 @@ from ...schemas.alerts import (
     Retraction,
 )
 from ...web.params import Offset, RowId
-from ...web.streams import alert_stream
-from ..deps import AsReader, AsWriter, Bearer, token_still_admits
+from ...web.streams import StreamPass, alert_stream
+from ..deps import AsReader, AsWriter, Bearer
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -61,8 +61,8 @@ def list_alerts(
 )
 async def stream_alerts(work: AsReader, credentials: Bearer) -> StreamingResponse:
     assert credentials is not None  # AsReader has admitted the token
-    still_allowed = token_still_admits(work.node, credentials.credentials, Permission.READ)
-    return alert_stream(work.request, work.node, work.actor, still_allowed=still_allowed)
+    admission = StreamPass.of_token(credentials.credentials, Permission.READ)
+    return alert_stream(work.request, work.actor, admission=admission)
 
 
 @router.get(

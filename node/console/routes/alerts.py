@@ -21,8 +21,8 @@ from ...services.alerts import AlertService
 from ...services.errors import Conflict, InvalidInput, NotFound
 from ...services.peers import agreement_of
 from ...web.params import Offset, RowId
-from ...web.streams import alert_stream
-from ..auth import READERS, ConsoleWork, ReaderWork, Viewer, WriterWork
+from ...web.streams import Encoder, StreamPass, alert_stream
+from ..auth import READERS, SESSION_COOKIE, ConsoleWork, ReaderWork, Viewer, WriterWork
 from ..csrf import ReaderForm, WriterForm
 from ..forms import blank_to_none, field_errors, lines
 from ..i18n import N_, Translator
@@ -89,13 +89,15 @@ def inbox(work: ReaderWork, direction: str = "inbound", offset: Offset = 0) -> R
 
 @router.get("/stream", include_in_schema=False)
 async def stream(work: ReaderWork) -> Response:
-    request, node, viewer = work.request, work.node, work.viewer
+    request, viewer = work.request, work.viewer
 
     def encode(alert: AlertOut) -> str:
         return render_text(viewer.t, "alerts/_row.html", alert=alert, direction="inbound")
 
-    still_allowed = READERS.still_admits(request, node)
-    return alert_stream(request, node, viewer.actor, encode=encode, still_allowed=still_allowed)
+    # The row depends only on the alert and the language: one rendering per language.
+    encoder = Encoder(key=("console-row", viewer.t.language), encode=encode)
+    admission = StreamPass.of_session(request.cookies.get(SESSION_COOKIE, ""), READERS.permission)
+    return alert_stream(request, viewer.actor, admission=admission, encoder=encoder)
 
 
 @router.get("/new", include_in_schema=False)
