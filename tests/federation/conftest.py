@@ -132,13 +132,18 @@ def build_network(
     return nodes
 
 
+def start_all(nodes: list[RunningNode]) -> None:
+    """Start every node's process at once; return when they are all ready."""
+    for started in [node.start(wait=False) for node in nodes]:
+        started.wait_ready()
+
+
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[list[RunningNode]]:
     """Three running nodes, CM, CF and CD, each peered with the other two (SQLite)."""
     nodes = build_network(tmp_path, ("CM", "CF", "CD"))
     try:
-        for node in nodes:
-            node.start()
+        start_all(nodes)
         yield nodes
     finally:
         for node in nodes:

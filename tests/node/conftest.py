@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from node.app import create_app
 from node.config import Settings
 from node.db import make_engine
-from tests.conftest import create_node, fresh_postgres_database, issue_tokens
+from tests.conftest import create_node, fresh_postgres_database, issue_tokens, run_kpnet
 
 KPNET = Path(sys.executable).parent / "kpnet"
 PG_URL = os.environ.get("KPNET_TEST_DATABASE_URL")
@@ -159,6 +159,12 @@ def init_args(data_dir: Path, node_id: str = "CM") -> list[str | Path]:
     ]
 
 
+def clean_env(**extra: str) -> dict[str, str | None]:
+    """``cli_env`` as changes to this process's environment (None removes a variable)."""
+    removed: dict[str, str | None] = {k: None for k in os.environ if k.startswith("KPNET_")}
+    return {**removed, **extra}
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment without any KPNET_* setting of the developer's, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPNET_")}
@@ -168,7 +174,22 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def kpnet() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the ``kpnet`` command; ``env`` entries are added to a clean environment."""
+    """Run a ``kpnet`` command in this process (``run_kpnet``), in an environment
+    without the developer's KPNET_* settings; ``env`` entries are added to it."""
+
+    def run(
+        *args: str | Path,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        return run_kpnet(*args, env=clean_env(**(env or {})))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def kpnet_process() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed ``kpnet`` command as a process; ``env`` entries are added to
+    a clean environment."""
 
     def run(
         *args: str | Path,

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import stat
+import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -55,6 +56,15 @@ FRESH_START = {"outbox": ("leased_until", "leased_by"), "peers": ("next_attempt_
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def kpnet(
+    kpnet_process: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The CLI tests run ``kpnet`` as a process: it derives keys at their real cost,
+    which ``quick_key_derivation`` lowers in this process."""
+    return kpnet_process
 
 
 @pytest.fixture(autouse=True)
