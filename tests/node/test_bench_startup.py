@@ -25,4 +25,5 @@ def test_bench_startup_reports_seconds_to_ready_and_the_import_time() -> None:
     # A start includes importing the app.
     assert 0 < result["import_node_app_s"] < result["serve_to_healthz_max_s"]
     assert result["kpnet_help_s"] > 0
+    assert result["serve_cpu_to_healthz_median_s"] > 0
     assert "starting kpnet serve" in done.stderr
