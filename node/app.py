@@ -14,7 +14,7 @@ from datetime import UTC
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from . import __version__
@@ -173,10 +173,10 @@ def create_app(
         docs_url=None,  # served by node.api.docs, without a CDN
         redoc_url=None,
     )
-    api = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+    # Straight into the app: each include builds its routes again (an intermediate
+    # /api/v1 router would build them twice at every start).
     for module in (registry, transfer, alerts, kyc, disclosures, peers, tokens, audit, node_info):
-        api.include_router(module.router)
-    app.include_router(api)
+        app.include_router(module.router, prefix="/api/v1", responses=ERROR_RESPONSES)
     app.include_router(ops.router)
     app.include_router(docs.router)
     app.include_router(federation.router)

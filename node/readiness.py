@@ -1,16 +1,20 @@
-"""Waiting for a started ``kpnet serve`` process to be ready, and saying why it is not.
+"""Starting a ``kpnet serve`` process, waiting for it to be ready, and saying why it
+is not.
 
-The demo and the tests start nodes as processes whose output goes to a log file. They
-wait on readiness (``/healthz`` answering 200), never for a fixed time; a node that
-exits or does not become ready is reported with its exit status and the last lines of
-its own log, which say why.
+The demo, the benchmarks and the tests start nodes as processes whose output goes to a
+log file (``start_serve``). They wait on readiness (``/healthz`` answering 200), never
+for a fixed time; a node that exits or does not become ready is reported with its exit
+status and the last lines of its own log, which say why.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +49,9 @@ class ServeProcess:
     url: str
     log: Path
 
-    def wait_ready(self, timeout: float = READY_SECONDS) -> None:
-        """Return once ``/healthz`` answers 200; raise ``NodeNotReady`` if the process
-        exits first or ``timeout`` seconds pass."""
+    def wait_ready(self, timeout: float = READY_SECONDS, interval: float = 0.1) -> None:
+        """Return once ``/healthz`` answers 200 (asked every ``interval`` seconds); raise
+        ``NodeNotReady`` if the process exits first or ``timeout`` seconds pass."""
         deadline = time.monotonic() + timeout
         while True:
             status = self.process.poll()
@@ -60,9 +64,44 @@ class ServeProcess:
                 pass
             if time.monotonic() > deadline:
                 raise self._not_ready(f"was not ready within {timeout:.0f} s")
-            time.sleep(0.1)
+            time.sleep(interval)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Terminate the process and wait for it (killed if it outlives ``timeout``)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def _not_ready(self, what: str) -> NodeNotReady:
         return NodeNotReady(
             f"the node at {self.url} {what}; the last lines of {self.log}:\n" + last_lines(self.log)
         )
+
+
+def kpnet_command() -> str:
+    """The ``kpnet`` script installed beside this Python."""
+    return str(Path(sys.executable).parent / "kpnet")
+
+
+def start_serve(
+    data_dir: Path,
+    port: int,
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> ServeProcess:
+    """Start ``kpnet serve`` for the node in ``data_dir`` on loopback ``port``, its
+    output appended to ``log`` and ``env`` added to this process's environment. It
+    returns at once: ``wait_ready`` waits for the node."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [kpnet_command(), "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return ServeProcess(process, f"http://127.0.0.1:{port}", log)

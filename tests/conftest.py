@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +22,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
 from node.app import create_app
 from node.bootstrap import init_node
+from node.cli import main as kpnet_main
 from node.config import Settings
 from node.roles import ROLES
 from node.runtime import open_node
@@ -57,6 +61,35 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def run_kpnet(
+    *args: str | Path, env: Mapping[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``kpnet ARGS`` run in this process, through the installed command's own entry
+    point (``node.cli.main``: parsing, one-line errors, exit statuses), its output and
+    environment isolated by typer's ``CliRunner``: ``env`` entries are set for the run
+    (None removes one). Answers as ``subprocess.run`` would, without starting Python."""
+    umask = os.umask(0o077)  # main sets the command's own; this process keeps its own
+    os.umask(umask)
+    argv, sys.argv = sys.argv, ["kpnet", *map(str, args)]
+    status = 0
+    try:
+        with CliRunner().isolation(env=env) as (out, err, _):
+            try:
+                kpnet_main()
+            except SystemExit as exc:
+                status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            stdout, stderr = out.getvalue(), err.getvalue()
+    finally:
+        sys.argv = argv
+        os.umask(umask)
+    return subprocess.CompletedProcess(
+        ["kpnet", *map(str, args)], status, stdout.decode(), stderr.decode()
+    )
 
 
 def _postgres_admin_url() -> str:

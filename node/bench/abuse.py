@@ -22,8 +22,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,7 +38,7 @@ from ..bootstrap import init_node
 from ..config import Settings, load_settings
 from ..db.models import AuditEntry
 from ..federation.refusals import ACTION as SUMMARY_ACTION
-from ..readiness import ServeProcess
+from ..readiness import start_serve
 from ..runtime import open_node
 from .ingest import _free_port
 
@@ -213,19 +211,16 @@ def run_abuse_bench(
             database_url=database_url,
         )
         settings = load_settings(Path(tmp) / "CM")
-        kpnet = str(Path(sys.executable).parent / "kpnet")
-        log_path = Path(tmp) / "serve.log"
-        env = {**os.environ, "KPNET_SENDER_ENABLED": "false"}
-        with log_path.open("ab") as log:
-            server = subprocess.Popen(
-                [kpnet, "serve", "--data-dir", str(settings.data_dir), "--port", str(port)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        serving = start_serve(
+            settings.data_dir,
+            port,
+            Path(tmp) / "serve.log",
+            env={"KPNET_SENDER_ENABLED": "false"},
+        )
+        server = serving.process
         try:
-            base = f"http://127.0.0.1:{port}"
-            ServeProcess(server, base, log_path).wait_ready()
+            base = serving.url
+            serving.wait_ready()
             with httpx.Client(base_url=base, timeout=60) as client:
                 _time_livez(client, lambda n: n >= 50)  # warm up
                 echo(f"timing {samples} requests to /livez on the idle node…")
@@ -240,8 +235,7 @@ def run_abuse_bench(
                 rows_after, summaries_after = _audit_rows(settings)
             peak = _peak_rss_mb(server.pid)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            serving.stop()
     idle_p99, busy_p99 = _p99(idle) * 1000, _p99(busy) * 1000
     return {
         "livez_p99_idle_ms": round(idle_p99, 2),

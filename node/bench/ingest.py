@@ -12,9 +12,6 @@ client, with the same concurrency, then times ``/livez``.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -29,7 +26,7 @@ import protocol
 
 from ..bootstrap import init_node
 from ..keystore import load_identity
-from ..readiness import ServeProcess
+from ..readiness import start_serve
 from ..runtime import open_node
 from ..services.actors import Actor
 from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
@@ -157,23 +154,14 @@ def run_ingest_bench(
         data_dir, envelopes = _prepare(Path(tmp), database_url, messages)
         port = _free_port()
         env = {
-            **os.environ,
             "KPNET_SENDER_ENABLED": "false",
             "KPNET_PEER_RATE_PER_SECOND": "1000000",
             "KPNET_PEER_RATE_BURST": "1000000",
         }
-        kpnet = str(Path(sys.executable).parent / "kpnet")
-        log_path = Path(tmp) / "serve.log"
-        with log_path.open("ab") as log:
-            server = subprocess.Popen(
-                [kpnet, "serve", "--data-dir", str(data_dir), "--port", str(port)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        serving = start_serve(data_dir, port, Path(tmp) / "serve.log", env=env)
         try:
-            base = f"http://127.0.0.1:{port}"
-            ServeProcess(server, base, log_path).wait_ready()
+            base = serving.url
+            serving.wait_ready()
             bodies = [
                 b"[" + b",".join(envelopes[i : i + batch]) + b"]"
                 for i in range(0, len(envelopes), batch)
@@ -192,8 +180,7 @@ def run_ingest_bench(
                 _drive(base + "/livez", [b""] * trivial_requests, concurrency, _ok)
             )
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            serving.stop()
     ingest_per_s = accepted / ingest_s
     trivial_per_s = done / trivial_s
     return {

@@ -22,9 +22,6 @@ second: docs/operations.md on sizing it for catch-up).
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -40,7 +37,7 @@ import protocol
 from ..bootstrap import init_node
 from ..config import Settings, load_settings
 from ..db.models import OutboxMessage, Peer
-from ..readiness import ServeProcess
+from ..readiness import ServeProcess, start_serve
 from ..runtime import open_node
 from ..schemas.alerts import AlertCreate
 from ..services.actors import Actor
@@ -119,40 +116,26 @@ class _Pair:
         with self.nodes["CM"].sessions() as session:
             session.execute(update(Peer).where(Peer.node_id == "CF").values(endpoint=link.url))
             session.commit()
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.processes: list[ServeProcess] = []
 
     def start(self, node_id: str) -> None:
         env = {
-            **os.environ,
             "KPNET_PEER_RATE_PER_SECOND": "1000000",
             "KPNET_PEER_RATE_BURST": "1000000",
             "KPNET_DELIVERY_POLL_SECONDS": "0.2",
         }
-        log_path = self.base / f"{node_id}.log"
-        kpnet = str(Path(sys.executable).parent / "kpnet")
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [
-                    kpnet,
-                    "serve",
-                    "--data-dir",
-                    str(self.settings[node_id].data_dir),
-                    "--port",
-                    str(self.ports[node_id]),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes.append(process)
-        url = f"http://127.0.0.1:{self.ports[node_id]}"
-        ServeProcess(process, url, log_path).wait_ready()
+        serving = start_serve(
+            self.settings[node_id].data_dir,
+            self.ports[node_id],
+            self.base / f"{node_id}.log",
+            env=env,
+        )
+        self.processes.append(serving)
+        serving.wait_ready()
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            process.wait(timeout=30)
+        for serving in self.processes:
+            serving.stop()
         for node in self.nodes.values():
             node.close()
 

@@ -13,14 +13,7 @@ import os
 import sys
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
-from protocol import ProtocolError
-
-from ..keystore import KeyFileError
-from ..services.backup import BackupError
-from ..services.errors import ServiceError
 from .audit import audit_app
 from .backup import backup, restore
 from .bench import bench_app
@@ -59,27 +52,51 @@ def main() -> None:
     except CliError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except ValidationError as exc:  # before ValueError, of which it is a subclass
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        typer.echo(f"error: {where}: {first['msg']}", err=True)
-        sys.exit(1)
-    except (KeyFileError, ServiceError, ProtocolError, BackupError, ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        typer.echo(f"error: database: {reason}", err=True)
-        sys.exit(1)
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(1)
-    except Exception as exc:  # usage errors and exits (typer now carries its own click)
-        import click
-
-        if isinstance(exc, (click.ClickException, typer.TyperException)) and hasattr(exc, "show"):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, (click.exceptions.Exit, typer.Exit)):
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        line = _one_line(exc)
+        if line is not None:
+            typer.echo(f"error: {line}", err=True)
+            sys.exit(1)
+        _usage_or_exit(exc)
         raise
+
+
+def _one_line(exc: Exception) -> str | None:
+    """What a user can fix, in one line; None for anything else. The error classes are
+    imported here, once a command has failed, so that a command never loads more than
+    it uses."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from protocol import ProtocolError
+
+    from ..keystore import KeyFileError
+    from ..services.backup import BackupError
+    from ..services.errors import ServiceError
+
+    if isinstance(exc, ValidationError):  # before ValueError, of which it is a subclass
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}"
+    if isinstance(
+        exc, (KeyFileError, ServiceError, ProtocolError, BackupError, ValueError, OSError)
+    ):
+        return str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return f"database: {reason}"
+    return None
+
+
+def _usage_or_exit(exc: Exception) -> None:
+    """Usage errors and exits (typer now carries its own click) end the process."""
+    import click
+
+    if isinstance(exc, (click.ClickException, typer.TyperException)) and hasattr(exc, "show"):
+        exc.show()
+        sys.exit(exc.exit_code)
+    if isinstance(exc, (click.exceptions.Exit, typer.Exit)):
+        sys.exit(exc.exit_code)

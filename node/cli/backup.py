@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from ..runtime import utc_now
 from .common import CLI_ACTOR, DataDir, fail, settings_for
 from .progress import progress_bar
 
@@ -48,6 +47,7 @@ def backup(
 ) -> None:
     """Back up the node into one archive: database, config, card and keys, all but the
     public card encrypted with a passphrase. The node may keep running."""
+    from ..runtime import utc_now
     from ..services.backup import create_backup
 
     settings = settings_for(data_dir)
@@ -84,6 +84,7 @@ def restore(
 ) -> None:
     """Restore a node from an archive into a new (or empty) data directory and an empty
     database. The archive is checked in full before anything is written."""
+    from ..runtime import utc_now
     from ..services.backup_restore import restore_archive
 
     with progress_bar() as progress:

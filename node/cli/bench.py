@@ -133,3 +133,16 @@ def bench_stream(
         echo=_to_stderr,
     )
     typer.echo(json.dumps(result))
+
+
+@bench_app.command("startup")
+def bench_startup(
+    runs: Annotated[int, typer.Option(min=1, help="Times `kpnet serve` is started.")] = 5,
+    imports: Annotated[
+        int, typer.Option(min=1, help="Fresh interpreters timing the imports and --help.")
+    ] = 3,
+) -> None:
+    """Seconds from spawning `kpnet serve` to /healthz 200; import time of the app."""
+    from ..bench.startup import run_startup_bench
+
+    typer.echo(json.dumps(run_startup_bench(runs=runs, imports=imports, echo=_to_stderr)))

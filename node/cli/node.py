@@ -9,8 +9,6 @@ from typing import Annotated
 
 import typer
 
-from ..bootstrap import NodeExists, init_node
-from ..runtime import open_node, utc_now
 from .common import DataDir, fail, opened, settings_for
 
 db_app = typer.Typer(no_args_is_help=True, help="Database.")
@@ -28,6 +26,9 @@ def init(
     ] = None,
 ) -> None:
     """Create a node: data directory, keys, signed card, database. Prints the fingerprint."""
+    from ..bootstrap import NodeExists, init_node
+    from ..runtime import utc_now
+
     try:
         settings = init_node(
             data_dir, node_id=node_id, name=name, url=url, now=utc_now(), database_url=database_url
@@ -55,6 +56,7 @@ def serve(
 
     from ..access_log import logging_config
     from ..app import create_app
+    from ..runtime import open_node
 
     settings = settings_for(data_dir)
     host, port = host or settings.host, port or settings.port

@@ -8,8 +8,6 @@ from typing import Annotated, Literal
 
 import typer
 
-from ..services.csv_import import import_csv
-from ..services.export import start_export
 from .common import CLI_ACTOR, DataDir, fail, opened
 from .progress import progress_bar
 
@@ -26,6 +24,8 @@ def import_records(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only.")] = False,
 ) -> None:
     """Import records from a CSV file: every row, or none if one is invalid (docs/csv.md)."""
+    from ..services.csv_import import import_csv
+
     data = file.read_bytes()
     with opened(data_dir) as node, progress_bar() as progress:
         report = import_csv(
@@ -68,6 +68,8 @@ def export_records(
     ] = None,
 ) -> None:
     """Export every live record of a kind (the export is audited)."""
+    from ..services.export import start_export
+
     with opened(data_dir) as node:
         export = start_export(
             node.sessions, kind, fmt, actor=CLI_ACTOR, now=node.now(), node_id=node.settings.node_id

@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from ..roles import ROLES
-from ..services.passwords import WeakPassword
-from ..services.users import is_locked
 from .common import DataDir, fail, unit_of_work
 from .tokens import CLEARANCE_HELP
 
@@ -50,6 +48,8 @@ def user_create(
     clearance: Annotated[str | None, typer.Option(help=CLEARANCE_HELP)] = None,
 ) -> None:
     """Create a web console account (the first admin is made this way)."""
+    from ..services.passwords import WeakPassword
+
     if role not in ROLES:
         fail(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
     password = _read_password(password_file)
@@ -83,6 +83,8 @@ def user_create(
 @user_app.command("list")
 def user_list(data_dir: DataDir) -> None:
     """List console accounts."""
+    from ..services.users import is_locked
+
     with unit_of_work(data_dir) as work:
         for user in work.users().all():
             state = (

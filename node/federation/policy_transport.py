@@ -89,12 +89,14 @@ class PolicyTransport(httpx.AsyncHTTPTransport):
     refuses before anything is resolved."""
 
     def __init__(self, policy: EndpointPolicy, limits: httpx.Limits = DEFAULT_LIMITS) -> None:
-        super().__init__(trust_env=False, limits=limits)
+        # One TLS context (loading the CA bundle is a noticeable part of a start).
+        ssl_context = httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
         self.policy = policy
         # httpx builds its pool without a way to name the network backend: rebuild it
         # with the same settings and ours.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -62,7 +62,6 @@ import nacl.encoding
 import nacl.exceptions
 import nacl.hash
 import nacl.utils
-from alembic.runtime.migration import MigrationContext
 from nacl.pwhash import argon2id
 from sqlalchemy import (
     JSON,
@@ -88,6 +87,7 @@ from sqlalchemy.orm import Session
 from .. import __version__
 from ..config import CONFIG_FILE, Settings
 from ..db import make_engine
+from ..db.migrate import revision_of
 from ..db.session import normalise_url
 from ..keystore import (
     KEY_FILE_NAME,
@@ -276,7 +276,7 @@ def _dump_database(
     tables_meta: list[dict[str, Any]] = []
     members: list[_Member] = []
     with _snapshot(engine) as connection:
-        revision = MigrationContext.configure(connection).get_current_revision()
+        revision = revision_of(connection)
         if revision is None:
             raise BackupError("the database has no kpnet schema; nothing to back up")
         metadata = MetaData()

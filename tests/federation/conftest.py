@@ -7,7 +7,6 @@ Delivery timings are shortened through environment variables so tests run quickl
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from node.config import load_settings
-from node.readiness import ServeProcess
+from node.readiness import ServeProcess, start_serve
 from node.runtime import open_node
 from node.schemas.agreements import SharingAgreement
 from node.services.actors import Actor
@@ -58,24 +57,13 @@ class RunningNode:
     ) -> ServeProcess:
         """Start a `kpnet serve` process (several may share one PostgreSQL database);
         unless ``wait`` is false, return once it is ready."""
-        env = {**os.environ, **FAST_DELIVERY, **(extra_env or {})}
-        log_path = self.data_dir / f"serve-{len(self.processes)}.log"
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                [
-                    KPNET,
-                    "serve",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--port",
-                    str(port or self.port),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.processes.append(process)
-        started = ServeProcess(process, f"http://127.0.0.1:{port or self.port}", log_path)
+        started = start_serve(
+            self.data_dir,
+            port or self.port,
+            self.data_dir / f"serve-{len(self.processes)}.log",
+            env={**FAST_DELIVERY, **(extra_env or {})},
+        )
+        self.processes.append(started.process)
         if wait:
             started.wait_ready()
         return started
@@ -144,13 +132,18 @@ def build_network(
     return nodes
 
 
+def start_all(nodes: list[RunningNode]) -> None:
+    """Start every node's process at once; return when they are all ready."""
+    for started in [node.start(wait=False) for node in nodes]:
+        started.wait_ready()
+
+
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[list[RunningNode]]:
     """Three running nodes, CM, CF and CD, each peered with the other two (SQLite)."""
     nodes = build_network(tmp_path, ("CM", "CF", "CD"))
     try:
-        for node in nodes:
-            node.start()
+        start_all(nodes)
         yield nodes
     finally:
         for node in nodes:

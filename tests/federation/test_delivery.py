@@ -1,11 +1,17 @@
 """Delivery between real nodes (CM, CF, CD: separate `kpnet serve` processes, real HTTP):
 broadcast, chosen recipients, sharing agreements, updates, retraction, acknowledgements
-coming back as receipts, and the live alert stream."""
+coming back as receipts, and the live alert stream.
+
+The three nodes are started once for the module: each test starts from the default
+sharing agreements, and counts what it sent and received from where the nodes were
+when it began (alerts by their ids, metrics as differences)."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +26,41 @@ from tests.federation.conftest import (
     metric_value,
     recipient_states,
     send_alert,
+    start_all,
     wait_for,
 )
+
+RECEIVED = "kpnet_federation_messages_received_total"
+
+
+@pytest.fixture(scope="module")
+def running_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RunningNode]]:
+    nodes = build_network(Path(tmp_path_factory.mktemp("delivery")), ("CM", "CF", "CD"))
+    try:
+        start_all(nodes)
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.fixture
+def network(running_network: list[RunningNode]) -> list[RunningNode]:
+    """The module's CM, CF and CD, each with the default agreement with the others."""
+    for node in running_network:
+        for other in running_network:
+            if other is not node:
+                set_agreement(node, other.node_id, max_handling="AMBER")
+    return running_network
+
+
+def inbound_ids(node: RunningNode) -> list[str]:
+    return [str(a["alert_uuid"]) for a in inbound_alerts(node)]
+
+
+def new_inbound(node: RunningNode, before: list[str]) -> list[str]:
+    """The ids of ``node``'s inbound alerts that were not among ``before``."""
+    return [uuid for uuid in inbound_ids(node) if uuid not in before]
 
 
 def received(node: RunningNode, alert_uuid: str) -> list[dict[str, Any]]:
@@ -53,6 +92,10 @@ def set_agreement(node: RunningNode, peer: str, **agreement: Any) -> None:
 
 def test_broadcast_reaches_every_peer_once_and_sender_records_delivery(network):
     cm, cf, cd = network
+    received_before = {
+        p.node_id: metric_value(p, RECEIVED, peer="CM", type="alert") for p in (cf, cd)
+    }
+    sent_before = metric_value(cm, "kpnet_federation_messages_sent_total", type="alert")
     place = {"country": "CF", "locality": "Bangui"}
     sent = send_alert(cm, alert_json("Colis saisi à Bangui", place=place))
     assert sent["withheld"] == []
@@ -69,15 +112,18 @@ def test_broadcast_reaches_every_peer_once_and_sender_records_delivery(network):
     wait_for(lambda: recipient_states(cm, sent["id"]) == {"CF": "delivered", "CD": "delivered"})
     for peer in (cf, cd):
         assert (
-            metric_value(peer, "kpnet_federation_messages_received_total", peer="CM", type="alert")
+            metric_value(peer, RECEIVED, peer="CM", type="alert") - received_before[peer.node_id]
             == 1
         )
-    assert metric_value(cm, "kpnet_federation_messages_sent_total", type="alert") == 2
+    assert metric_value(cm, "kpnet_federation_messages_sent_total", type="alert") - sent_before == 2
     assert metric_value(cm, "kpnet_outbox_pending_count") == 0
 
 
 def test_alert_to_a_chosen_peer_reaches_only_that_peer(network):
     cm, cf, cd = network
+    cd_before = inbound_ids(cd)
+    received_before = metric_value(cd, RECEIVED, peer="CM")
+    rejected_before = metric_value(cd, "kpnet_federation_messages_rejected_total")
     chosen = send_alert(cm, alert_json("Pour la RCA seulement", recipients=["CF"]))
     assert [r["peer"] for r in chosen["recipients"]] == ["CF"]
 
@@ -96,22 +142,24 @@ def test_alert_to_a_chosen_peer_reaches_only_that_peer(network):
     later = send_alert(cm, alert_json("Pour tous"))
     wait_received(cd, later["alert_uuid"])
     wait_for(lambda: recipient_states(cm, later["id"]) == {"CF": "delivered", "CD": "delivered"})
-    assert [a["alert_uuid"] for a in inbound_alerts(cd)] == [later["alert_uuid"]]
-    assert metric_value(cd, "kpnet_federation_messages_received_total", peer="CM") == 1
-    assert metric_value(cd, "kpnet_federation_messages_rejected_total") == 0
+    assert new_inbound(cd, cd_before) == [later["alert_uuid"]]
+    assert metric_value(cd, RECEIVED, peer="CM") - received_before == 1
+    assert metric_value(cd, "kpnet_federation_messages_rejected_total") == rejected_before
 
 
 def test_unknown_or_own_recipient_is_refused(network):
     cm, _, _ = network
     with cm.api("analyst") as api:
+        outbound = api.get("/api/v1/alerts", params={"direction": "outbound"}).json()
         for recipients in (["ZA"], ["CM"], ["CF", "ZA"]):
             response = api.post("/api/v1/alerts", json=alert_json("x", recipients=recipients))
             assert response.status_code == 422, response.text
-        assert api.get("/api/v1/alerts", params={"direction": "outbound"}).json() == []
+        assert api.get("/api/v1/alerts", params={"direction": "outbound"}).json() == outbound
 
 
 def test_sharing_agreement_withholds_red_alert_from_peer_not_allowed_it(network):
     cm, cf, cd = network
+    cd_before = inbound_ids(cd)
     set_agreement(cm, "CF", max_handling="RED")  # CM may send RED to CF ...
     set_agreement(cf, "CM", max_handling="RED")  # ... and CF accepts RED from CM.
 
@@ -129,7 +177,7 @@ def test_sharing_agreement_withholds_red_alert_from_peer_not_allowed_it(network)
     # An AMBER alert sent after it reaches CD; the RED one never does.
     amber = send_alert(cm, alert_json("Saisie à Bangui"))
     wait_received(cd, amber["alert_uuid"])
-    assert [a["alert_uuid"] for a in inbound_alerts(cd)] == [amber["alert_uuid"]]
+    assert new_inbound(cd, cd_before) == [amber["alert_uuid"]]
     assert recipient_states(cm, red["id"]) == {"CF": "delivered", "CD": "withheld"}
 
 
@@ -137,6 +185,12 @@ def test_receiver_refuses_what_its_own_agreement_does_not_allow(network):
     """The agreement is checked again at the receiver: CM may send RED to CF, but CF
     has not agreed to take RED from CM, so CF refuses it and CM records the failure."""
     cm, cf, _ = network
+    rejected_before = metric_value(
+        cf, "kpnet_federation_messages_rejected_total", peer="CM", code="not_permitted"
+    )
+    failed_before = metric_value(
+        cm, "kpnet_federation_messages_failed_total", peer="CF", code="not_permitted"
+    )
     set_agreement(cm, "CF", max_handling="RED")
 
     red = send_alert(cm, alert_json("Rouge", handling="RED", recipients=["CF"]))
@@ -146,10 +200,12 @@ def test_receiver_refuses_what_its_own_agreement_does_not_allow(network):
         metric_value(
             cf, "kpnet_federation_messages_rejected_total", peer="CM", code="not_permitted"
         )
+        - rejected_before
         == 1
     )
     assert (
         metric_value(cm, "kpnet_federation_messages_failed_total", peer="CF", code="not_permitted")
+        - failed_before
         == 1
     )
     # Refused for good: not retried, and the peer is not put in backoff for it.
@@ -161,6 +217,7 @@ def test_receiver_refuses_what_its_own_agreement_does_not_allow(network):
 
 def test_update_and_retraction_propagate_to_every_receiver(network):
     cm, cf, cd = network
+    received_before = {p.node_id: metric_value(p, RECEIVED, peer="CM") for p in (cf, cd)}
     sent = send_alert(cm, alert_json("Suspect signalé à Berbérati", severity="warning"))
     for peer in (cf, cd):
         wait_received(peer, sent["alert_uuid"])
@@ -196,7 +253,7 @@ def test_update_and_retraction_propagate_to_every_receiver(network):
         assert alert["retract_reason"] == "Erreur d'identification"
         assert alert["revision"] == 2
         assert alert["title"] == "Suspect interpellé à Berbérati"
-        assert metric_value(peer, "kpnet_federation_messages_received_total", peer="CM") == 3
+        assert metric_value(peer, RECEIVED, peer="CM") - received_before[peer.node_id] == 3
 
 
 def test_update_above_a_peers_agreement_withdraws_the_alert_from_it(network):
@@ -224,6 +281,7 @@ def test_update_above_a_peers_agreement_withdraws_the_alert_from_it(network):
 
 def test_acknowledgements_come_back_to_the_sender_as_receipts(network):
     cm, cf, cd = network
+    receipts_before = metric_value(cm, RECEIVED, peer="CF", type="receipt")
     sent = send_alert(cm, alert_json("Faux certificat KP", category="fake_kp_certificate"))
     inbound = wait_received(cf, sent["alert_uuid"])
     wait_received(cd, sent["alert_uuid"])
@@ -240,9 +298,7 @@ def test_acknowledgements_come_back_to_the_sender_as_receipts(network):
         assert response.status_code == 200, response.text
         assert response.json()["acted_by"] == "officer-1"
     wait_for(lambda: recipient_states(cm, sent["id"]) == {"CF": "acted", "CD": "delivered"})
-    assert (
-        metric_value(cm, "kpnet_federation_messages_received_total", peer="CF", type="receipt") == 2
-    )
+    assert metric_value(cm, RECEIVED, peer="CF", type="receipt") - receipts_before == 2
     # Only received alerts are acknowledged.
     with cm.api("analyst") as api:
         response = api.post(f"/api/v1/alerts/{sent['id']}/ack", json={"status": "read"})
@@ -324,7 +380,7 @@ def test_live_stream_sees_alerts_received_by_another_process_on_the_database(
                 deadline=time.monotonic() + 30,
             )
         assert [e["alert_uuid"] for e in events] == [sent["alert_uuid"]]
-        assert metric_value(cf, "kpnet_federation_messages_received_total", peer="CM") == 1
+        assert metric_value(cf, RECEIVED, peer="CM") == 1
     finally:
         for node in (cm, cf):
             node.stop()

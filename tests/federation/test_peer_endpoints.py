@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import socketserver
 import subprocess
@@ -38,8 +37,8 @@ from node.services.actors import Actor
 from node.services.endpoint_policy import EndpointPolicy
 from node.services.peers import PeerRegistry
 from protocol import CardUpdate, NodeIdentity, make_card, seal, verify_card
-from tests.conftest import create_node, issue_tokens
-from tests.federation.conftest import KPNET, alert_json, alert_payload, wait_for
+from tests.conftest import create_node, issue_tokens, run_kpnet
+from tests.federation.conftest import alert_json, alert_payload, wait_for
 
 ATTACKS = [
     ("https://169.254.169.254/latest/meta-data", "endpoint_address_refused"),
@@ -142,14 +141,7 @@ def test_api_accepts_plain_http_only_where_allowed(
 
 
 def kpnet(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [KPNET, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **env},
-    )
+    return run_kpnet(*args, env=env)
 
 
 STRICT_ENV = {"KPNET_PEER_ALLOW_HTTP": "false", "KPNET_PEER_ALLOWED_NETWORKS": ""}

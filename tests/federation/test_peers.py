@@ -1,7 +1,8 @@
 """Peers: admission by card + fingerprint, status, sharing agreements, key rotation.
 
-The CLI runs as a subprocess (`kpnet peer ...`, `kpnet keys rotate`), the API in process
-(``TestClient``), and key rotation between real ``kpnet serve`` processes.
+The CLI runs in process through its entry point (`kpnet peer ...`, `kpnet keys rotate`),
+the API in process (``TestClient``), and key rotation between real ``kpnet serve``
+processes.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from protocol import (
     seal,
     verify_card,
 )
+from tests.conftest import run_kpnet
 from tests.federation.conftest import (
-    KPNET,
     RunningNode,
     alert_json,
     alert_payload,
@@ -106,9 +107,7 @@ def peers_of(node: Local) -> dict[str, str]:
 
 
 def kpnet(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [KPNET, *map(str, args)], capture_output=True, text=True, timeout=120, check=False
-    )
+    return run_kpnet(*args)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:

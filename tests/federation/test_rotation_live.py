@@ -17,9 +17,8 @@ import httpx
 import pytest
 
 from protocol import parse_json
-from tests.conftest import free_port
+from tests.conftest import free_port, run_kpnet
 from tests.federation.conftest import (
-    KPNET,
     RunningNode,
     alert_json,
     build_network,
@@ -37,13 +36,7 @@ DELIVERY_SECONDS = 90.0
 
 
 def rotate(node: RunningNode) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [KPNET, "keys", "rotate", "--data-dir", str(node.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_kpnet("keys", "rotate", "--data-dir", node.data_dir)
     assert result.returncode == 0, result.stderr
     return result
 

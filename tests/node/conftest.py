@@ -8,7 +8,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from node.app import create_app
-from node.bootstrap import init_node
 from node.config import Settings
 from node.db import make_engine
-from node.roles import ROLES
-from node.runtime import open_node
-from node.services.actors import Actor
-from node.services.tokens import TokenService
-from tests.conftest import fresh_postgres_database
+from tests.conftest import create_node, fresh_postgres_database, issue_tokens, run_kpnet
 
 KPNET = Path(sys.executable).parent / "kpnet"
 PG_URL = os.environ.get("KPNET_TEST_DATABASE_URL")
@@ -59,22 +53,8 @@ def shared_api(
     """Like ``api``, but one node per module and database: for tests that make their own
     objects and do not count what others made."""
     url = request.getfixturevalue("module_postgres_url") if request.param == "postgres" else None
-    settings = init_node(
-        tmp_path_factory.mktemp("shared") / "node",
-        node_id="CM",
-        name="Test node CM",
-        url="http://127.0.0.1:8100",
-        now=datetime.now(UTC),
-        database_url=url,
-    )
-    node = open_node(settings, migrate=False)
-    try:
-        with node.sessions() as session:
-            service = TokenService(session, Actor("test", "admin"), node.now())
-            tokens = {role: service.create(name=f"{role}-1", role=role)[1] for role in ROLES}
-            session.commit()
-    finally:
-        node.close()
+    settings = create_node(tmp_path_factory.mktemp("shared") / "node", database_url=url)
+    tokens = issue_tokens(settings)
     engine = make_engine(settings.sqlalchemy_url)
     try:
         with TestClient(create_app(settings)) as client:
@@ -179,6 +159,12 @@ def init_args(data_dir: Path, node_id: str = "CM") -> list[str | Path]:
     ]
 
 
+def clean_env(**extra: str) -> dict[str, str | None]:
+    """``cli_env`` as changes to this process's environment (None removes a variable)."""
+    removed: dict[str, str | None] = {k: None for k in os.environ if k.startswith("KPNET_")}
+    return {**removed, **extra}
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment without any KPNET_* setting of the developer's, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPNET_")}
@@ -188,7 +174,22 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def kpnet() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run the ``kpnet`` command; ``env`` entries are added to a clean environment."""
+    """Run a ``kpnet`` command in this process (``run_kpnet``), in an environment
+    without the developer's KPNET_* settings; ``env`` entries are added to it."""
+
+    def run(
+        *args: str | Path,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        return run_kpnet(*args, env=clean_env(**(env or {})))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def kpnet_process() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed ``kpnet`` command as a process; ``env`` entries are added to
+    a clean environment."""
 
     def run(
         *args: str | Path,

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import stat
+import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -57,11 +58,24 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.fixture
+def kpnet(
+    kpnet_process: Callable[..., subprocess.CompletedProcess[str]],
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The CLI tests run ``kpnet`` as a process: it derives keys at their real cost,
+    which ``quick_key_derivation`` lowers in this process."""
+    return kpnet_process
+
+
+def derive_keys_cheaply(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backup, "KDF_OPSLIMIT", argon2id.OPSLIMIT_MIN)
+    monkeypatch.setattr(backup, "KDF_MEMLIMIT", 8 * 1024 * 1024)
+
+
 @pytest.fixture(autouse=True)
 def quick_key_derivation(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process backups derive keys cheaply (the CLI tests keep the real cost)."""
-    monkeypatch.setattr(backup, "KDF_OPSLIMIT", argon2id.OPSLIMIT_MIN)
-    monkeypatch.setattr(backup, "KDF_MEMLIMIT", 8 * 1024 * 1024)
+    derive_keys_cheaply(monkeypatch)
 
 
 def populate(settings: Settings, tmp_path: Path) -> None:
@@ -510,10 +524,17 @@ def forge(archive: Path, out: Path, change: Callable[[dict[str, bytes]], None]) 
     return out
 
 
-@pytest.fixture
-def archive(sqlite_source: Settings, tmp_path: Path) -> Path:
-    path = tmp_path / "cm.tar.gz"
-    make_backup(sqlite_source, path)
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The archive of a populated SQLite node, made once: the tests given it only read
+    it (each alters a copy of its own)."""
+    base = tmp_path_factory.mktemp("archive")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        derive_keys_cheaply(monkeypatch)
+        settings = create_node(base / "cm")
+        populate(settings, base)
+        path = base / "cm.tar.gz"
+        make_backup(load_settings(settings.data_dir), path)
     return path
 
 

@@ -165,3 +165,25 @@ def test_existing_tokens_and_accounts_get_their_roles_clearance(empty_engine):
         config.attributes["connection"] = connection
         command.downgrade(config, "0007")
     assert "clearance" not in {c["name"] for c in inspect(empty_engine).get_columns("users")}
+
+
+def test_the_head_read_from_the_migration_files_is_alembics():
+    from alembic.script import ScriptDirectory
+
+    from node.db.migrate import alembic_config
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_a_database_one_migration_behind_is_upgraded_to_head(empty_engine):
+    from alembic.script import ScriptDirectory
+
+    from node.db.migrate import alembic_config
+
+    previous = ScriptDirectory.from_config(alembic_config()).get_revision(head_revision())
+    upgrade(empty_engine, previous.down_revision)
+    assert not is_up_to_date(empty_engine)
+
+    upgrade(empty_engine)
+
+    assert current_revision(empty_engine) == head_revision()

@@ -4,28 +4,18 @@ reason from its own log (the demo and the tests report start-up failures this wa
 from __future__ import annotations
 
 import socket
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from node.bootstrap import init_node
-from node.readiness import NodeNotReady, ServeProcess, last_lines
+from node.readiness import NodeNotReady, ServeProcess, last_lines, start_serve
 from tests.conftest import free_port
-from tests.node.conftest import KPNET, cli_env
 
 
 def serve(data_dir: Path, port: int) -> ServeProcess:
-    log = data_dir / "serve.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(KPNET), "serve", "--data-dir", str(data_dir), "--port", str(port)],
-            env=cli_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return ServeProcess(process, f"http://127.0.0.1:{port}", log)
+    return start_serve(data_dir, port, data_dir / "serve.log")
 
 
 @pytest.fixture
@@ -53,8 +43,7 @@ def test_a_node_that_starts_is_ready_and_answers(data_dir):
         started.wait_ready()
         assert started.process.poll() is None
     finally:
-        started.process.terminate()
-        started.process.wait(timeout=30)
+        started.stop()
 
 
 def test_last_lines_are_the_end_of_the_log(tmp_path):

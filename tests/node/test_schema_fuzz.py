@@ -14,7 +14,6 @@ is not a response to validate; test_streams covers it).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -31,10 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from node.app import create_app
-from node.bootstrap import init_node
-from node.runtime import open_node
-from node.services.actors import Actor
-from node.services.tokens import TokenService
+from tests.conftest import create_node, issue_tokens
 
 ROLES = ("admin", "analyst", "officer")
 CHECKS = [
@@ -55,23 +51,9 @@ def fuzzed_node(
 ) -> Iterator[tuple[Any, dict[str, str]]]:
     """The schema of a fresh node's app (delivery off), and one token per role."""
     url = request.getfixturevalue("module_postgres_url") if request.param == "postgres" else None
-    settings_ = init_node(
-        tmp_path_factory.mktemp("fuzz") / "node",
-        node_id="CM",
-        name="Fuzzed node",
-        url="http://127.0.0.1:8100",
-        now=datetime.now(UTC),
-        database_url=url,
-    )
+    settings_ = create_node(tmp_path_factory.mktemp("fuzz") / "node", database_url=url)
     settings_ = settings_.model_copy(update={"sender_enabled": False})
-    node = open_node(settings_, migrate=False)
-    try:
-        with node.sessions() as session:
-            service = TokenService(session, Actor("test", "admin"), node.now())
-            tokens = {role: service.create(name=f"{role}-1", role=role)[1] for role in ROLES}
-            session.commit()
-    finally:
-        node.close()
+    tokens = issue_tokens(settings_)
     app = create_app(settings_)
     try:
         schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path=STREAMS)
