@@ -15,7 +15,7 @@ from node.db.models import AuditEntry, RecordChange
 from node.services import csv_import
 from node.services.audit import verify_chain
 from node.services.csv_format import LICENSEES, escape_formula, read_date, unescape_formula
-from node.services.csv_import import sniff_delimiter
+from node.services.csv_text import sniff_delimiter
 
 LICENSEES_CSV = (
     "licence_number,licence_type,legal_name,trade_names,region,issued_on,status,"
