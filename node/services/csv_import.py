@@ -237,8 +237,8 @@ class CsvImport:
         seen: SeenLicenceNumbers,
         progress: Progress,
     ) -> Iterator[Window]:
-        """The valid rows, a window at a time, each checked against the file so far and
-        the database (a row with an error is left out and reported in ``errors``)."""
+        """The rows read into models, a window at a time, once checked against the rows
+        before them and the database; every error found is in ``errors``."""
         try:
             lines = text.lines()
             first = []  # up to the first line that is not empty: the header, for its delimiter
