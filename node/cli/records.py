@@ -26,12 +26,11 @@ def import_records(
     """Import records from a CSV file: every row, or none if one is invalid (docs/csv.md)."""
     from ..services.csv_import import import_csv
 
-    data = file.read_bytes()
-    with opened(data_dir) as node, progress_bar() as progress:
+    with file.open("rb") as source, opened(data_dir) as node, progress_bar() as progress:
         report = import_csv(
             node.sessions,
             kind,
-            data,
+            source,
             actor=CLI_ACTOR,
             now=node.now(),
             dry_run=dry_run,

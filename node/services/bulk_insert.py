@@ -10,7 +10,7 @@ writes the audit entries (one ``AuditLog.record_many`` for the lot) and commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import SimpleNamespace
@@ -36,7 +36,7 @@ _STATUS_CHANGES = table_of(LicenceStatusChange)
 
 
 @contextmanager
-def roomy_page_cache(session: Session) -> Iterator[None]:
+def roomy_page_cache(session: Session, kib: int = SQLITE_IMPORT_CACHE_KIB) -> Iterator[None]:
     """On SQLite, give the connection a large page cache while a bulk write runs.
 
     With the default 2 MB, a 100,000-row transaction spills its dirty pages to the WAL
@@ -49,7 +49,7 @@ def roomy_page_cache(session: Session) -> Iterator[None]:
     raw = session.connection().connection.dbapi_connection
     assert raw is not None
     before = raw.execute("PRAGMA cache_size").fetchone()[0]
-    raw.execute(f"PRAGMA cache_size = -{SQLITE_IMPORT_CACHE_KIB}")
+    raw.execute(f"PRAGMA cache_size = -{int(kib)}")
     try:
         yield
     finally:
@@ -66,8 +66,6 @@ class BulkInsert:
         self,
         registry_type: type[RecordRegistry[Any]],
         items: Sequence[BaseModel],
-        *,
-        progress: Callable[[str, int, int], None] | None = None,
     ) -> list[str]:
         """Insert ``items`` (validated ``*Create`` models) in order; return their refs."""
         registry = registry_type(self.session, self.actor, self.now)
@@ -75,8 +73,6 @@ class BulkInsert:
         try:
             for start in range(0, len(items), CHUNK):
                 refs.extend(self._chunk(registry, items[start : start + CHUNK]))
-                if progress:
-                    progress("write", len(refs), len(items))
         except IntegrityError:
             raise Conflict(
                 f"another {registry.kind} with the same licence number was registered while "

@@ -1,30 +1,31 @@
-"""Bulk import of licensees and subjects from CSV: all or nothing.
+"""Bulk import of licensees and subjects from CSV: all or nothing, in bounded memory.
 
-``CsvImport.run`` reads the whole file, validates every row (each with the same pydantic
-model the API uses, see ``csv_format``), checks licence numbers against the file itself
-and the database, and writes only if no row is invalid (``bulk_insert``). Errors name the
-row as a spreadsheet shows it (the header is row 1; a quoted cell spanning several lines
-is still one row) and the column by its header. ``import_csv`` runs one import in one
-transaction: the command line and the benchmark use it; the API route uses ``CsvImport``
-within its request session.
+``CsvImport.run`` reads the file a piece at a time (``csv_text``) and validates each row
+with the same pydantic model the API uses (``csv_format``). Rows go in windows of
+``WINDOW_ROWS``: each window's licence numbers are checked against the rows before it
+(``seen_numbers``) and the database, then, while no error has been found, the window is
+written (``bulk_insert``) inside a savepoint. The first error rolls the savepoint back
+and stops the writing; reading goes on to report every error. Errors name the row as a
+spreadsheet shows it (the header is row 1; a quoted cell spanning several lines is still
+one row) and the column by its header. ``import_csv`` runs one import in one
+transaction: the command line and the benchmark use it; the API and console routes use
+``CsvImport`` within their request session.
 """
 
 from __future__ import annotations
 
-import csv
 import gc
-import hashlib
-import io
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from itertools import chain
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from ..db import transaction
 from ..db.models import Licensee
@@ -32,18 +33,22 @@ from .actors import Actor
 from .audit import AuditEvent, AuditLog
 from .bulk_insert import BulkInsert, roomy_page_cache
 from .csv_format import FORMATS, RecordFormat
-from .records import fold
+from .csv_text import TextSource, UnreadableFile, column_key, read_records, sniff_delimiter
+from .seen_numbers import SeenLicenceNumbers
 
-MAX_IMPORT_BYTES = 50 * 1024 * 1024  # a larger file is refused before it is read
-MAX_CELL_CHARS = csv.field_size_limit()  # 128 Ki characters: a longer cell (or header) is refused
+MAX_IMPORT_BYTES = 50 * 1024 * 1024  # over the API and console; a larger upload is refused
 
 Progress = Callable[[str, int, int], None]
-"""Called as ``progress(phase, done, total)``; phases are ``validate`` and ``write``."""
+"""Called as ``progress(phase, done, total)`` with phases ``validate`` and ``write`` and
+counts of rows; ``total`` is estimated from the bytes read until the whole file is."""
 
 MAX_REPORTED_ERRORS = 1000  # the report lists the first ones; ``errors_total`` counts all
-_MAX_KEPT_ERRORS = 100_000  # bound memory on hopeless files before sorting
+WINDOW_ROWS = 5000  # rows validated, checked and written together
+SQLITE_CACHE_KIB = 64 * 1024
 _LOOKUP_CHUNK = 500
 _PROGRESS_EVERY = 1000
+
+Window = list[tuple[int, Any]]  # (row, validated model)
 
 
 @dataclass
@@ -66,85 +71,84 @@ class ImportReport:
 
 
 class _Errors:
-    """Collects errors, then sorts them by row and keeps the first ``MAX_REPORTED_ERRORS``."""
+    """Counts every error and keeps the first ``MAX_REPORTED_ERRORS`` by row.
+
+    Errors come a window of rows at a time, each window after the ones before it, so
+    what ``trim`` drops at the end of a window can never be among the first.
+    """
 
     def __init__(self) -> None:
         self.kept: list[tuple[int, int, str | None, str]] = []
         self.total = 0
-        self.rows: set[int] = set()
+        self.rows: set[int] = set()  # rows of the current window with an error
 
     def add(self, row: int, column: str | None, message: str, order: int = 0) -> None:
         self.total += 1
         self.rows.add(row)
-        if len(self.kept) < _MAX_KEPT_ERRORS:
-            self.kept.append((row, order, column, message))
+        self.kept.append((row, order, column, message))
+
+    def trim(self) -> None:
+        self.kept.sort(key=lambda e: (e[0], e[1]))
+        del self.kept[MAX_REPORTED_ERRORS:]
 
     def report(self) -> list[RowError]:
-        self.kept.sort(key=lambda e: (e[0], e[1]))
-        return [RowError(r, c, m) for r, _, c, m in self.kept[:MAX_REPORTED_ERRORS]]
+        self.trim()
+        return [RowError(r, c, m) for r, _, c, m in self.kept]
 
 
-class UnreadableFile(ValueError):
-    def __init__(self, row: int, message: str) -> None:
-        super().__init__(f"row {row}: {message}")
-        self.row = row
-        self.message = message
+class _Writes:
+    """The windows written so far, inside one savepoint; ``undo`` rolls them back."""
 
+    def __init__(self, session: Session, actor: Actor, now: datetime, fmt: RecordFormat) -> None:
+        self.session, self.actor, self.now, self.fmt = session, actor, now, fmt
+        self.written = 0
+        self._savepoint: SessionTransaction | None = None
 
-def decode(data: bytes) -> str:
-    """UTF-8 text without its BOM; ``UnreadableFile`` names the row of the first bad byte."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        row = data[: exc.start].count(b"\n") + 1
-        raise UnreadableFile(
-            row, 'the file is not UTF-8 text; save it as "CSV UTF-8" and try again'
-        ) from None
+    def write(self, window: Window) -> None:
+        if self._savepoint is None:
+            self._savepoint = self.session.begin_nested()
+        refs = BulkInsert(self.session, self.actor, self.now).insert(
+            self.fmt.registry, [model for _, model in window]
+        )
+        actor, kind, detail = str(self.actor), self.fmt.kind, {"version": 1, "source": "import"}
+        AuditLog(self.session).record_many(
+            (AuditEvent(actor, f"{kind}.create", kind, ref, detail) for ref in refs), now=self.now
+        )
+        self.written += len(refs)
 
+    def finish(self, sha256: str) -> None:
+        """Audit the completed import and keep what was written."""
+        kind = self.fmt.kind
+        AuditLog(self.session).record_many(
+            [
+                AuditEvent(
+                    str(self.actor),
+                    "import.completed",
+                    kind,
+                    None,
+                    {"kind": kind, "rows": self.written, "sha256": sha256},
+                )
+            ],
+            now=self.now,
+        )
+        if self._savepoint is not None:
+            self._savepoint.commit()
+            self._savepoint = None
 
-def sniff_delimiter(header_line: str, known: Iterable[str]) -> str:
-    """``;`` or ``,``: whichever splits the header into more known column names."""
-    names = set(known)
-
-    def score(delimiter: str) -> tuple[int, int]:
-        try:
-            cells = next(csv.reader([header_line], delimiter=delimiter), [])
-        except csv.Error:  # a cell over the limit: reported by ``read_records``
-            return 0, 0
-        return sum(_column_key(c) in names for c in cells), len(cells)
-
-    return max((";", ","), key=score)
-
-
-def _column_key(header: str) -> str:
-    return "_".join(fold(header).replace("-", " ").split())
-
-
-def read_records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(row number, cells) for every CSV record; blank lines count as rows."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    row = 0
-    while True:
-        row += 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            if "field limit" in str(exc):
-                raise UnreadableFile(
-                    row, f"a cell is longer than {MAX_CELL_CHARS} characters; is this a CSV file?"
-                ) from None
-            raise UnreadableFile(row, f"unreadable CSV ({exc})") from None
-        yield row, cells
+    def undo(self) -> None:
+        if self._savepoint is not None:
+            self._savepoint.rollback()
+            self._savepoint = None
+        self.written = 0
 
 
 class _CollectorPause:
-    """Pauses Python's cyclic garbage collector while any import runs (process-wide).
+    """Pauses Python's automatic cyclic garbage collection while any import runs
+    (process-wide); ``collect_young`` collects what the last window left.
 
-    An import holds about ten container objects per row (models, dicts, lists) until it
-    is written; each full collection traverses them all again, which costs ~40 % of a
-    100,000-row import. Reference counting still frees memory meanwhile.
+    The objects of a window survive its validation and land in the oldest generation,
+    whose collections traverse every object of the process again: a fifth of an import's
+    time. The young generations, collected after each window, hold that window's cycles.
     """
 
     def __init__(self) -> None:
@@ -167,6 +171,10 @@ class _CollectorPause:
                 if self._active == 0 and self._was_enabled:
                     gc.enable()
 
+    @staticmethod
+    def collect_young() -> None:
+        gc.collect(1)
+
 
 collector_paused = _CollectorPause()
 
@@ -178,87 +186,132 @@ class CsvImport:
         self.now = now
 
     def run(
-        self, kind: str, data: bytes, *, dry_run: bool = False, progress: Progress | None = None
+        self,
+        kind: str,
+        source: BinaryIO,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
     ) -> ImportReport:
-        """Validate ``data``; unless invalid or ``dry_run``, write every row. Never commits."""
+        """Validate the CSV file read from ``source``; unless it has an error or ``dry_run``
+        is set, write every row. Never commits, and leaves nothing written on an error."""
         fmt = FORMATS[kind]
-        report = ImportReport(kind=kind, sha256=hashlib.sha256(data).hexdigest(), dry_run=dry_run)
+        text = TextSource(source)
+        report = ImportReport(kind=kind, sha256="", dry_run=dry_run)
         errors = _Errors()
-        with collector_paused():
-            valid = self._validate(fmt, data, report, errors, progress or _quiet)
-            report.rows_valid = len(valid) - sum(row in errors.rows for row, _ in valid)
-            report.errors_total, report.errors = errors.total, errors.report()
-            if errors.total or dry_run:
-                return report
-            with roomy_page_cache(self.session):
-                refs = BulkInsert(self.session, self.actor, self.now).insert(
-                    fmt.registry, [model for _, model in valid], progress=progress
-                )
-                del valid
-                self._audit(fmt, refs, report)
-        report.written = len(refs)
+        progress = progress or _quiet
+        writes = _Writes(self.session, self.actor, self.now, fmt)
+        with (
+            collector_paused(),
+            roomy_page_cache(self.session, SQLITE_CACHE_KIB),
+            SeenLicenceNumbers() as seen,
+        ):
+            try:
+                for window in self._windows(fmt, text, report, errors, seen, progress):
+                    if errors.total:
+                        writes.undo()
+                    elif not dry_run:
+                        writes.write(window)
+                        progress("write", writes.written, _estimate(writes.written, text))
+                    collector_paused.collect_young()
+                text.drain()
+                report.sha256 = text.sha256
+                if errors.total or dry_run:
+                    writes.undo()
+                else:
+                    writes.finish(report.sha256)
+            except BaseException:
+                writes.undo()
+                raise
+        report.written = writes.written
+        report.errors_total, report.errors = errors.total, errors.report()
         return report
 
     # -- validation --------------------------------------------------------------------
-    def _validate(
+    def _windows(
         self,
         fmt: RecordFormat,
-        data: bytes,
+        text: TextSource,
         report: ImportReport,
         errors: _Errors,
+        seen: SeenLicenceNumbers,
         progress: Progress,
-    ) -> list[tuple[int, BaseModel]]:
+    ) -> Iterator[Window]:
+        """The rows read into models, a window at a time, once checked against the rows
+        before them and the database; every error found is in ``errors``."""
         try:
-            text = decode(data)
-            first_line = text.lstrip("\r\n").split("\n", 1)[0]
-            records = list(read_records(text, sniff_delimiter(first_line, fmt.column_names)))
+            lines = text.lines()
+            first = []  # up to the first line that is not empty: the header, for its delimiter
+            for line in lines:
+                first.append(line)
+                if line.strip("\r\n"):
+                    break
+            delimiter = sniff_delimiter(first[-1] if first else "", fmt.column_names)
+            records = read_records(chain(first, lines), delimiter)
+            # Blank lines before the header are skipped.
+            header_row, header = next(
+                ((n, c) for n, c in records if any(x.strip() for x in c)), (1, [])
+            )
+            if not header:
+                errors.add(
+                    header_row, None, "the file is empty; its first row must name the columns"
+                )
+                return
+            columns = self._check_header(fmt, header_row, header, errors)
+            order = {name: i for i, name in enumerate(fmt.column_names)}
+            window: Window = []
+            read = 0  # rows of this window
+            for row, cells in records:
+                if not any(c.strip() for c in cells):
+                    continue
+                report.rows_total += 1
+                if columns is None:
+                    continue  # a required column is missing: the rows are only counted
+                model = self._read_row(fmt, header, columns, order, row, cells, errors)
+                if model is not None:
+                    window.append((row, model))
+                read += 1
+                if report.rows_total % _PROGRESS_EVERY == 0:
+                    progress("validate", report.rows_total, _estimate(report.rows_total, text))
+                if read == WINDOW_ROWS:
+                    yield self._checked(fmt, window, header, columns, report, errors, seen)
+                    window, read = [], 0
         except UnreadableFile as exc:
             errors.add(exc.row, None, exc.message)
-            return []
-        while records and not any(c.strip() for c in records[0][1]):
-            records.pop(0)  # blank lines before the header
-        if not records:
-            errors.add(1, None, "the file is empty; its first row must name the columns")
-            return []
-        (header_row, header), rows = records[0], records[1:]
-        rows = [(n, cells) for n, cells in rows if any(c.strip() for c in cells)]
-        report.rows_total = len(rows)
-        columns = self._check_header(fmt, header_row, header, errors)
-        if columns is None:
-            return []
-        order = {name: i for i, name in enumerate(fmt.column_names)}
-        valid: list[tuple[int, BaseModel]] = []
-        for done, (row, cells) in enumerate(rows, 1):
-            if done % _PROGRESS_EVERY == 0:
-                progress("validate", done, len(rows))
-            extra = [c for c in cells[len(header) :] if c.strip()]
-            if extra:
+            return
+        progress("validate", report.rows_total, report.rows_total)
+        if columns is not None:
+            yield self._checked(fmt, window, header, columns, report, errors, seen)
+
+    def _read_row(
+        self,
+        fmt: RecordFormat,
+        header: list[str],
+        columns: list[str | None],
+        order: dict[str, int],
+        row: int,
+        cells: list[str],
+        errors: _Errors,
+    ) -> BaseModel | None:
+        extra = [c for c in cells[len(header) :] if c.strip()]
+        if extra:
+            errors.add(row, None, f"{len(cells)} cells, but the header names {len(header)} columns")
+            return None
+        values = {name: cell for name, cell in zip(columns, cells, strict=False) if name}
+        for name, cell in zip(columns, cells, strict=False):
+            if name is None and cell.strip():
                 errors.add(
-                    row, None, f"{len(cells)} cells, but the header names {len(header)} columns"
+                    row, None, f"a value ({cell.strip()[:40]!r}) under a column without a name"
                 )
-                continue
-            values = {name: cell for name, cell in zip(columns, cells, strict=False) if name}
-            for name, cell in zip(columns, cells, strict=False):
-                if name is None and cell.strip():
-                    errors.add(
-                        row, None, f"a value ({cell.strip()[:40]!r}) under a column without a name"
-                    )
-            model, problems = fmt.read_row(values)
-            for column, message in problems:
-                errors.add(
-                    row,
-                    header[columns.index(column)].strip() if column in columns else column,
-                    message,
-                    order.get(column, 0),
-                )
-            if model is not None:
-                valid.append((row, model))
-        progress("validate", len(rows), len(rows))
-        if fmt.name == "licensees":
-            self._check_licence_numbers(valid, header, columns, errors)
-        else:
-            self._check_linked_licences(valid, header, columns, errors)
-        return valid
+        model, problems = fmt.read_row(values)
+        for column, message in problems:
+            errors.add(
+                row,
+                header[columns.index(column)].strip() if column in columns else column,
+                message,
+                order.get(column, 0),
+            )
+        return model
 
     def _check_header(
         self, fmt: RecordFormat, row: int, header: list[str], errors: _Errors
@@ -271,7 +324,7 @@ class CsvImport:
         columns: list[str | None] = []
         known = set(fmt.column_names)
         for cell in header:
-            name = _column_key(cell)
+            name = column_key(cell)
             if not name:
                 columns.append(None)
             elif name not in known:
@@ -291,45 +344,53 @@ class CsvImport:
             errors.add(row, name, "required column is missing")
         return None if missing else columns
 
-    def _check_licence_numbers(
+    def _checked(
         self,
-        valid: list[tuple[int, Any]],
+        fmt: RecordFormat,
+        window: Window,
         header: list[str],
         columns: list[str | None],
+        report: ImportReport,
         errors: _Errors,
+        seen: SeenLicenceNumbers,
+    ) -> Window:
+        """``window`` after the checks across rows; counts its valid rows."""
+        if fmt.name == "licensees":
+            column = header[columns.index("licence_number")].strip()
+            self._check_licence_numbers(window, column, errors, seen)
+        elif "linked_licence_numbers" in columns:
+            column = header[columns.index("linked_licence_numbers")].strip()
+            self._check_linked_licences(window, column, errors)
+        report.rows_valid += sum(row not in errors.rows for row, _ in window)
+        errors.rows.clear()
+        errors.trim()
+        return window
+
+    def _check_licence_numbers(
+        self, window: Window, column: str, errors: _Errors, seen: SeenLicenceNumbers
     ) -> None:
-        column = header[columns.index("licence_number")].strip()
+        earlier = seen.earlier({model.licence_number for _, model in window})
         first_row: dict[str, int] = {}
-        for row, model in valid:
+        for row, model in window:
             number = model.licence_number
-            if number in first_row:
-                errors.add(
-                    row,
-                    column,
-                    f"licence number {number} already appears on row {first_row[number]}",
-                )
+            first = earlier[number][0] if number in earlier else first_row.get(number)
+            if first is not None:
+                errors.add(row, column, f"licence number {number} already appears on row {first}")
             else:
                 first_row[number] = row
         registered = self._registered(first_row)
-        for row, model in valid:
-            if model.licence_number in registered:
-                errors.add(
-                    row, column, f"licence number {model.licence_number} is already registered"
-                )
+        seen.add(first_row, registered)
+        for row, model in window:
+            number = model.licence_number
+            if number in registered or earlier.get(number, (0, False))[1]:
+                errors.add(row, column, f"licence number {number} is already registered")
 
-    def _check_linked_licences(
-        self,
-        valid: list[tuple[int, Any]],
-        header: list[str],
-        columns: list[str | None],
-        errors: _Errors,
-    ) -> None:
-        wanted = {n for _, model in valid for n in model.linked_licence_numbers}
+    def _check_linked_licences(self, window: Window, column: str, errors: _Errors) -> None:
+        wanted = {n for _, model in window for n in model.linked_licence_numbers}
         if not wanted:
             return
-        column = header[columns.index("linked_licence_numbers")].strip()
         registered = self._registered(wanted)
-        for row, model in valid:
+        for row, model in window:
             missing = [n for n in model.linked_licence_numbers if n not in registered]
             if missing:
                 errors.add(row, column, f"unknown licence numbers: {', '.join(missing)}")
@@ -349,25 +410,12 @@ class CsvImport:
             )
         return found
 
-    # -- writing -----------------------------------------------------------------------
-    def _audit(self, fmt: RecordFormat, refs: list[str], report: ImportReport) -> None:
-        actor = str(self.actor)
-        detail = {"version": 1, "source": "import"}
-        events = [AuditEvent(actor, f"{fmt.kind}.create", fmt.kind, ref, detail) for ref in refs]
-        events.append(
-            AuditEvent(
-                actor,
-                "import.completed",
-                fmt.kind,
-                None,
-                {
-                    "kind": fmt.kind,
-                    "rows": len(refs),
-                    "sha256": report.sha256,
-                },
-            )
-        )
-        AuditLog(self.session).record_many(events, now=self.now)
+
+def _estimate(rows: int, text: TextSource) -> int:
+    """The rows of the whole file, estimated from the share of its bytes read so far."""
+    if text.size is None or not text.bytes_read:
+        return rows
+    return max(rows, round(rows * text.size / text.bytes_read))
 
 
 def _quiet(phase: str, done: int, total: int) -> None:
@@ -377,7 +425,7 @@ def _quiet(phase: str, done: int, total: int) -> None:
 def import_csv(
     sessions: sessionmaker[Session],
     kind: str,
-    data: bytes,
+    source: BinaryIO,
     *,
     actor: Actor,
     now: datetime,
@@ -386,4 +434,4 @@ def import_csv(
 ) -> ImportReport:
     """One import in one transaction, committed only if every row was written."""
     with transaction(sessions) as session:
-        return CsvImport(session, actor, now).run(kind, data, dry_run=dry_run, progress=progress)
+        return CsvImport(session, actor, now).run(kind, source, dry_run=dry_run, progress=progress)

@@ -4,6 +4,7 @@ rows are the same rows, and ``kpnet kyc reindex`` rebuilds it."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -298,7 +299,9 @@ def test_a_csv_import_fills_the_index_as_a_rebuild_would(node):
         "personne;Marcel Ngouandjika;Le Colonel;12/06/1975;smuggling\n"
     )
     for kind, text in (("licensees", licensees), ("subjects", subjects)):
-        report = import_csv(node.sessions, kind, text.encode(), actor=ANALYST, now=node.now())
+        report = import_csv(
+            node.sessions, kind, io.BytesIO(text.encode()), actor=ANALYST, now=node.now()
+        )
         assert report.written, report.errors
     imported = index_state(node)
 

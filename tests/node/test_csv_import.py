@@ -4,6 +4,7 @@ spreadsheets, duplicate licence numbers, roles, the API and the command line."""
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any
 
 import pytest
@@ -12,11 +13,15 @@ from sqlalchemy.orm import Session
 
 from node.api.routes import transfer
 from node.db.models import AuditEntry, RecordChange
-from node.services import csv_import
+from node.runtime import open_node
+from node.services import csv_import, csv_text
+from node.services.actors import Actor
 from node.services.audit import verify_chain
 from node.services.csv_format import LICENSEES, escape_formula, read_date, unescape_formula
-from node.services.csv_import import sniff_delimiter
+from node.services.csv_import import import_csv
+from node.services.csv_text import sniff_delimiter
 
+ANALYST = Actor("analyste", "analyst")
 LICENSEES_CSV = (
     "licence_number,licence_type,legal_name,trade_names,region,issued_on,status,"
     "directors,beneficial_owners\n"
@@ -427,6 +432,100 @@ def test_error_list_is_capped_but_counted(api, monkeypatch):
     assert response.status_code == 422
     assert response.json()["errors_total"] == 12
     assert [row for row, _, _ in errors_of(response)] == [2, 3, 4, 5, 6]
+
+
+# -- files of many windows and many reads -----------------------------------------------
+
+
+@pytest.fixture(params=[1, 7])
+def small_pieces(request, monkeypatch):
+    """Windows of 4 rows, and reads of 1 or 7 bytes: a short file spans many of both, and
+    reads split the byte-order mark, accented letters and CRLF line endings."""
+    monkeypatch.setattr(csv_import, "WINDOW_ROWS", 4)
+    monkeypatch.setattr(csv_text, "READ_BYTES", request.param)
+
+
+def test_a_file_of_many_windows_imports_every_row(api, db, small_pieces):
+    body = (
+        "\ufeffLicence_Number;Licence_Type;Legal_Name;Address;Issued_On\r\n"
+        + "".join(
+            f'CF-BA-{n:03d};comptoir;Société Minière n°{n};"BP {n};\nBerbérati";15/01/2024\r\n'
+            for n in range(1, 23)
+        )
+    ).encode()
+    response = post_csv(api, "licensees", body)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["rows_total"], report["rows_valid"], report["written"]) == (22, 22, 22)
+    assert report["sha256"] == hashlib.sha256(body).hexdigest()
+    records = licensees_by_number(api)
+    assert sorted(records) == [f"CF-BA-{n:03d}" for n in range(1, 23)]
+    assert records["CF-BA-017"]["legal_name"] == "Société Minière n°17"
+    assert records["CF-BA-017"]["address"] == "BP 17;\nBerbérati"
+    with Session(db) as session:
+        actions = session.execute(select(AuditEntry.action).order_by(AuditEntry.seq)).scalars()
+        assert [a for a in actions if a != "token.create"][-23:] == ["licensee.create"] * 22 + [
+            "import.completed"
+        ]
+        assert verify_chain(session).ok
+
+
+def test_checks_span_windows_and_a_late_error_leaves_nothing_written(
+    api, make_licensee, row_counts, small_pieces
+):
+    make_licensee("CF-BA-900")
+    before = row_counts()
+    rows = [f"CF-BA-{n:03d},collector,Collecte {n}" for n in range(1, 20)]
+    rows[9] = "CF-BA-002,collector,Encore"  # row 11 repeats row 3, two windows earlier
+    rows[12] = "CF-BA-900,collector,Déjà"  # row 14: registered before the import
+    rows[16] = "CF-BA-002,collector,Encore"  # row 18
+    rows[18] = "CF-BA-019,bogus,Fin"  # row 20, in the last window
+    body = "licence_number,licence_type,legal_name\r\n" + "\r\n".join(rows) + "\r\n"
+    response = post_csv(api, "licensees", body)
+    assert response.status_code == 422
+    assert [(row, column) for row, column, _ in errors_of(response)] == [
+        (11, "licence_number"),
+        (14, "licence_number"),
+        (18, "licence_number"),
+        (20, "licence_type"),
+    ]
+    messages = [message for _, _, message in errors_of(response)]
+    assert messages[:3] == [
+        "licence number CF-BA-002 already appears on row 3",
+        "licence number CF-BA-900 is already registered",
+        "licence number CF-BA-002 already appears on row 3",
+    ]
+    report = response.json()
+    assert (report["rows_total"], report["rows_valid"], report["written"]) == (19, 15, 0)
+    assert row_counts() == before  # the first windows were written, then rolled back
+
+    # The command line's transaction commits whatever the import leaves: nothing.
+    node = open_node(api.settings, migrate=False)
+    try:
+        report = import_csv(
+            node.sessions, "licensees", io.BytesIO(body.encode()), actor=ANALYST, now=node.now()
+        )
+    finally:
+        node.close()
+    assert (report.errors_total, report.written) == (4, 0)
+    assert row_counts() == before
+
+
+def test_a_bad_byte_in_a_later_read_names_its_line_and_nothing_is_written(
+    api, row_counts, small_pieces
+):
+    before = row_counts()
+    body = (
+        "licence_number,licence_type,legal_name\n"
+        + "".join(f"CM-{n},collector,Nom {n}\n" for n in range(10))
+    ).encode() + b"CM-X,collector,Caf\xe9\n"
+    response = post_csv(api, "licensees", body)
+    assert response.status_code == 422
+    [(row, column, message)] = errors_of(response)
+    assert (row, column) == (12, None)
+    assert "not UTF-8" in message
+    assert response.json()["sha256"] == hashlib.sha256(body).hexdigest()
+    assert row_counts() == before
 
 
 # -- the command line -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
@@ -73,7 +74,7 @@ def import_records(
 ) -> Any:
     """All or nothing: every row is validated first, and nothing is written if one is
     invalid. UTF-8 (with or without BOM), `;` or `,` separated; see docs/csv.md."""
-    report = work.imports().run(kind, body, dry_run=dry_run)
+    report = work.imports().run(kind, io.BytesIO(body), dry_run=dry_run)
     if report.errors_total:
         return JSONResponse(asdict(report), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     work.commit()

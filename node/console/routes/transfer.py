@@ -3,6 +3,8 @@ the command line, with its per-row error report shown as a table. Analysts only.
 
 from __future__ import annotations
 
+import io
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -63,7 +65,7 @@ async def import_file(request: Request, posted: WriterForm) -> Response:
     dry_run = posted.text("dry_run") == "1"
 
     def run() -> ImportReport:
-        report = work.imports().run(kind, data, dry_run=dry_run)
+        report = work.imports().run(kind, io.BytesIO(data), dry_run=dry_run)
         if report.errors_total:
             work.rollback()
         else:
