@@ -7,6 +7,12 @@ beforehand, so the timed part is only what the receiver does: size and schema ch
 signature, decryption, de-duplication, storage, audit entry and the signed receipt.
 Envelopes go in batches, as the node's own outbox sender sends them. The same HTTP
 client, with the same concurrency, then times ``/livez``.
+
+The server's own CPU time (``/proc``), read just before and after the timed ingest, is
+divided by the messages accepted (``cpu_us_per_msg``) and compared with the ceiling
+measured in the same run (``ceiling_us_per_msg``): the CPU time this process takes to
+do with the protocol library alone what the node must do for each message — open the
+envelope (verify, decrypt, schema) and seal a signed receipt back — as ``cpu_ceiling_ratio``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ from ..runtime import open_node
 from ..services.actors import Actor
 from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
 from ..services.peers import PeerRegistry
+from .process_stats import cpu_seconds
 
 SETUP = Actor("bench", "admin")
 
@@ -69,7 +77,16 @@ def _alert(now: int, n: int) -> protocol.Alert:
     )
 
 
-def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Path, list[bytes]]:
+@dataclass(frozen=True)
+class _Prepared:
+    data_dir: Path  # the receiver's
+    envelopes: list[bytes]  # sealed by the sender to the receiver
+    receiver: protocol.NodeIdentity
+    directory: protocol.StaticDirectory  # the sender's keys, as the receiver knows them
+    sender: protocol.Recipient  # where the receiver seals its receipts to
+
+
+def _prepare(base: Path, database_url: str | None, messages: int) -> _Prepared:
     now = datetime.now(UTC)
     receiver = init_node(
         base / "CM",
@@ -102,7 +119,35 @@ def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Path,
     envelopes = [
         protocol.seal(sender_identity, recipient, _alert(ts, n), now=ts) for n in range(messages)
     ]
-    return receiver.data_dir, envelopes
+    sender_card = protocol.verify_card(sender.card_path.read_bytes())
+    return _Prepared(
+        receiver.data_dir,
+        envelopes,
+        load_identity(receiver.keys_dir, "CM"),
+        protocol.StaticDirectory({"CF": sender_card.public_keys()}),
+        protocol.Recipient("CF", sender_card.current_key("enc", ts)),
+    )
+
+
+def _ceiling_us(prepared: _Prepared) -> float:
+    """CPU µs per message of the protocol work alone: open each envelope and seal the
+    signed receipt the node answers it with (``InboundProcessor._receipt``)."""
+    now = int(time.time())
+    start = time.process_time()
+    for raw in prepared.envelopes:
+        message = protocol.open_envelope(
+            raw, identity=prepared.receiver, directory=prepared.directory, now=now
+        )
+        receipt = protocol.Receipt(message_id=message.id, status="delivered", at=now)
+        protocol.seal(
+            prepared.receiver,
+            prepared.sender,
+            receipt,
+            now=now,
+            ttl=7 * 86400,
+            in_reply_to=message.id,
+        )
+    return (time.process_time() - start) / len(prepared.envelopes) * 1e6
 
 
 async def _drive(
@@ -154,7 +199,8 @@ def run_ingest_bench(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kpnet-bench-") as tmp:
         echo(f"sealing {messages} alerts…")
-        data_dir, envelopes = _prepare(Path(tmp), database_url, messages)
+        prepared = _prepare(Path(tmp), database_url, messages)
+        data_dir, envelopes = prepared.data_dir, prepared.envelopes
         port = _free_port()
         env = {
             **os.environ,
@@ -180,10 +226,17 @@ def run_ingest_bench(
             ]
             # Warm up both paths (first requests import and compile lazily).
             asyncio.run(_drive(base + "/livez", [b""] * 50, concurrency, _ok))
+            # The ceiling is measured on either side of the ingest, so that a change in
+            # the machine's load during the run weighs on both figures alike.
+            echo("timing the protocol's own work per message…")
+            ceiling_us = _ceiling_us(prepared)
             echo(f"ingesting {messages} alerts in batches of {batch}…")
+            cpu_before = cpu_seconds(server.pid)
             accepted, ingest_s = asyncio.run(
                 _drive(base + "/federation/v1/messages", bodies, concurrency, _accepted)
             )
+            cpu_after = cpu_seconds(server.pid)
+            ceiling_us = (ceiling_us + _ceiling_us(prepared)) / 2
             if accepted != messages:
                 raise RuntimeError(f"only {accepted} of {messages} alerts were accepted")
             trivial_requests = max(2000, messages)
@@ -196,10 +249,16 @@ def run_ingest_bench(
             server.wait(timeout=30)
     ingest_per_s = accepted / ingest_s
     trivial_per_s = done / trivial_s
+    cpu_us = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu_us = (cpu_after - cpu_before) / accepted * 1e6
     return {
         "ingest_per_s": round(ingest_per_s, 1),
         "trivial_per_s": round(trivial_per_s, 1),
         "ratio": round(ingest_per_s / trivial_per_s, 3),
+        "cpu_us_per_msg": None if cpu_us is None else round(cpu_us, 1),
+        "ceiling_us_per_msg": round(ceiling_us, 1),
+        "cpu_ceiling_ratio": None if cpu_us is None else round(cpu_us / ceiling_us, 2),
         "database": "postgresql" if database_url else "sqlite",
         "batch": batch,
         "messages": messages,
