@@ -241,17 +241,20 @@ def run_ingest_bench(
                 raise RuntimeError(f"only {accepted} of {messages} alerts were accepted")
             trivial_requests = max(2000, messages)
             echo(f"timing {trivial_requests} requests to /livez…")
+            trivial_before = cpu_seconds(server.pid)
             done, trivial_s = asyncio.run(
                 _drive(base + "/livez", [b""] * trivial_requests, concurrency, _ok)
             )
+            trivial_after = cpu_seconds(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
     ingest_per_s = accepted / ingest_s
     trivial_per_s = done / trivial_s
-    cpu_us = None
-    if cpu_before is not None and cpu_after is not None:
-        cpu_us = (cpu_after - cpu_before) / accepted * 1e6
+    cpu_us = trivial_cpu_us = None
+    if None not in (cpu_before, cpu_after, trivial_before, trivial_after):
+        cpu_us = (cpu_after - cpu_before) / accepted * 1e6  # type: ignore[operator]
+        trivial_cpu_us = (trivial_after - trivial_before) / done * 1e6  # type: ignore[operator]
     return {
         "ingest_per_s": round(ingest_per_s, 1),
         "trivial_per_s": round(trivial_per_s, 1),
@@ -259,6 +262,9 @@ def run_ingest_bench(
         "cpu_us_per_msg": None if cpu_us is None else round(cpu_us, 1),
         "ceiling_us_per_msg": round(ceiling_us, 1),
         "cpu_ceiling_ratio": None if cpu_us is None else round(cpu_us / ceiling_us, 2),
+        # What the server spends on a request that does nothing: HTTP and the app's
+        # middleware, the floor under a single-envelope request.
+        "trivial_cpu_us_per_request": None if trivial_cpu_us is None else round(trivial_cpu_us, 1),
         "database": "postgresql" if database_url else "sqlite",
         "batch": batch,
         "messages": messages,

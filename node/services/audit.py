@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from protocol import canonical_json
@@ -54,6 +54,16 @@ def entry_hash(prev_hash: str, seq: int, at: datetime, event: AuditEvent) -> str
     return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + body).hexdigest()
 
 
+_HEAD = table_of(AuditHead)
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_INSERT_ENTRIES = insert(table_of(AuditEntry))
+
+
 class AuditLog:
     """Appends to the audit chain within the caller's transaction."""
 
@@ -73,10 +83,12 @@ class AuditLog:
         self.record_many([AuditEvent(actor, action, target_kind, target_id, detail or {})], now=now)
 
     def record_many(self, events: Iterable[AuditEvent], *, now: datetime) -> int:
-        head = self._session.execute(
-            select(AuditHead).where(AuditHead.id == 1).with_for_update()
-        ).scalar_one()
-        seq, prev = head.seq, head.hash
+        # The caller's pending objects are written first, as they always were; the
+        # chain's own rows and head then go by Core statements, without the ORM's
+        # bookkeeping.
+        self._session.flush()
+        connection = self._session.connection()
+        seq, prev = connection.execute(_LOCK_HEAD).one()
         rows: list[dict[str, Any]] = []
         for event in events:
             seq += 1
@@ -96,9 +108,8 @@ class AuditLog:
             )
             prev = digest
         if rows:
-            self._session.execute(insert(table_of(AuditEntry)), rows)  # Core: no ORM bookkeeping
-            head.seq, head.hash = seq, prev
-            self._session.flush()
+            connection.execute(_INSERT_ENTRIES, rows)
+            connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
         return len(rows)
 
 
