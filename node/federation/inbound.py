@@ -56,6 +56,8 @@ HTTP_STATUS = {
 }
 DEFAULT_REJECT_STATUS = 400
 MAX_BATCH_MESSAGES = 100  # envelopes in one request
+# A peer's last contact is kept to this precision: within it, a batch does not rewrite it.
+CONTACT_RESOLUTION = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -184,21 +186,16 @@ class InboundProcessor:
     ) -> list[InboundResult]:
         now = self.node.now()
         with self.node.sessions() as session:
-            headers = [self._peek(raw) for raw in raws]
             directory = PeerDirectory(session)
             if limiter is not None:
-                wait = limiter.take(self._rate_bucket(directory, headers[0]), len(raws))
+                wait = limiter.take(self._rate_bucket(directory, raws[0]), len(raws))
                 if wait > 0:
                     raise SlowDown(wait)
             batch = _Batch(
-                session,
-                now,
-                directory,
-                self._already_received(session, headers),
-                isolate,
-                QuotaDefaults.of(self.node.settings),
+                session, now, directory, {}, isolate, QuotaDefaults.of(self.node.settings)
             )
             opened = self._open_ahead(batch, raws)
+            self._already_received(batch, opened)
             self._find_alerts(batch, opened)
             results = [
                 self._one(batch, raw, opened[i] if i < len(opened) else None)
@@ -212,8 +209,9 @@ class InboundProcessor:
             if batch.received:
                 connection.execute(_INSERT_RECEIVED, batch.received)
             senders = {labels[0] for metric, labels in batch.counts if metric == "received"}
-            if senders:
-                connection.execute(_PEERS_HEARD, {"senders": list(senders), "now": now})
+            heard = [sender for sender in senders if self._news_of(batch, sender)]
+            if heard:
+                connection.execute(_PEERS_HEARD, {"senders": heard, "now": now})
             if batch.audit:
                 AuditLog(session).record_many(batch.audit, now=now)
             session.commit()
@@ -270,6 +268,19 @@ class InboundProcessor:
             for alert in batch.session.execute(select(Alert).where(Alert.id.in_(ids))).scalars():
                 batch.alerts[(alert.origin, alert.alert_uuid)] = alert
 
+    @staticmethod
+    def _news_of(batch: _Batch, sender: str) -> bool:
+        """Whether the peer's row must say it was heard from: it is in backoff, or its
+        last contact is older than ``CONTACT_RESOLUTION`` (a peer sending many batches a
+        second is not written to for each)."""
+        peer = batch.directory.peer(sender)
+        if peer is None:
+            return False
+        if peer.next_attempt_at is not None and peer.next_attempt_at > batch.now:
+            return True
+        last = peer.last_contact_at
+        return last is None or not timedelta(0) <= batch.now - last < CONTACT_RESOLUTION
+
     def _agreement(self, batch: _Batch, peer: Peer) -> SharingAgreement:
         if peer.node_id not in batch.agreements:
             batch.agreements[peer.node_id] = agreement_of(peer)
@@ -277,7 +288,10 @@ class InboundProcessor:
 
     def _one(self, batch: _Batch, raw: bytes, opened: _Opened | None) -> InboundResult:
         node, session, now = self.node, batch.session, batch.now
-        message = opened if opened is not None else self._open(batch, raw)
+        message = opened
+        if message is None:  # opened in its turn, after a card.update
+            message = self._open(batch, raw)
+            self._already_received(batch, [message])
         if isinstance(message, protocol.ProtocolError):
             return self._reject(batch, raw, message)
         existing = batch.known.get((message.sender, message.id))
@@ -341,39 +355,29 @@ class InboundProcessor:
             replies=tuple(ctx.replies),
         )
 
-    def _peek(self, raw: bytes) -> protocol.Header | None:
-        """The envelope's claimed (unverified) header, or None if it has none."""
+    def _rate_bucket(self, directory: PeerDirectory, first: bytes) -> str:
+        """Rate-limit key, from the first envelope's claimed (unverified) sender: it
+        when it is an admitted peer, else one shared bucket for everything else, so
+        invented sender ids neither grow the table nor buy a fresh allowance. (A forger
+        can still spend a real peer's allowance; see docs/protocol.md on rate limiting.)"""
         try:
-            return protocol.peek_header(raw, max_bytes=self.node.settings.max_message_bytes)
+            claimed = protocol.peek_header(first, max_bytes=self.node.settings.max_message_bytes)
         except protocol.ProtocolError:
-            return None
-
-    @staticmethod
-    def _rate_bucket(directory: PeerDirectory, first: protocol.Header | None) -> str:
-        """Rate-limit key: the claimed sender when it is an admitted peer, else one
-        shared bucket for everything else, so invented sender ids neither grow the
-        table nor buy a fresh allowance. (A forger can still spend a real peer's
-        allowance; see docs/protocol.md on rate limiting.)"""
-        if first is None or directory.peer(first.sender) is None:
             return "?"
-        return first.sender
+        return claimed.sender if directory.peer(claimed.sender) is not None else "?"
 
-    def _already_received(
-        self, session: Session, headers: list[protocol.Header | None]
-    ) -> dict[tuple[str, str], str]:
-        """Receipts of messages of this batch received before, looked up in one query by
-        their claimed (unverified) ids; a hit counts only after the envelope verifies."""
-        claimed = {(h.sender, h.id) for h in headers if h is not None}
-        if not claimed:
-            return {}
-        rows = (
-            session.connection()
-            .execute(_RECEIVED, {"ids": [message_id for _, message_id in claimed]})
-            .all()
+    def _already_received(self, batch: _Batch, opened: list[_Opened]) -> None:
+        """Add to ``batch.known`` the receipts of these opened envelopes' messages that
+        were received before (in earlier batches), looked up in one query."""
+        ids = {(m.sender, m.id) for m in opened if isinstance(m, protocol.OpenedMessage)}
+        if not ids:
+            return
+        rows = batch.session.connection().execute(
+            _RECEIVED, {"ids": [message_id for _, message_id in ids]}
         )
-        return {
-            (r.sender, r.message_id): r.receipt for r in rows if (r.sender, r.message_id) in claimed
-        }
+        for row in rows:
+            if (row.sender, row.message_id) in ids:
+                batch.known[(row.sender, row.message_id)] = row.receipt
 
     def _receipt(self, batch: _Batch, peer: Peer, message: protocol.OpenedMessage) -> str:
         now = batch.now
