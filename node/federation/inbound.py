@@ -131,8 +131,10 @@ _NOW = bindparam("now", type_=UTCDateTime())
 _ALERT_COLUMNS = [column.key for column in _ALERTS.columns if column.key != "id"]
 _INSERT_ALERTS = insert(_ALERTS)
 _INSERT_RECEIVED = insert(table_of(InboundMessage))
+# By sender and id, so that the unique index on (sender, message_id) finds them.
 _RECEIVED = select(InboundMessage.sender, InboundMessage.message_id, InboundMessage.receipt).where(
-    InboundMessage.message_id.in_(bindparam("ids", expanding=True))
+    InboundMessage.sender.in_(bindparam("senders", expanding=True)),
+    InboundMessage.message_id.in_(bindparam("ids", expanding=True)),
 )
 _STORED_ALERTS = select(_ALERTS.c.id, _ALERTS.c.origin, _ALERTS.c.alert_uuid).where(
     _ALERTS.c.origin.in_(bindparam("origins", expanding=True)),
@@ -373,7 +375,11 @@ class InboundProcessor:
         if not ids:
             return
         rows = batch.session.connection().execute(
-            _RECEIVED, {"ids": [message_id for _, message_id in ids]}
+            _RECEIVED,
+            {
+                "senders": list({sender for sender, _ in ids}),
+                "ids": [message_id for _, message_id in ids],
+            },
         )
         for row in rows:
             if (row.sender, row.message_id) in ids:
