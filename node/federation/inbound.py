@@ -15,8 +15,8 @@ envelope, so a refusal undoes only its own envelope's effects.
 What every envelope of a batch would look up alike is looked up once per batch: the
 sender's rate bucket, earlier receipts, the alerts the batch's envelopes name (after
 they are opened: an alert id is inside the encrypted payload), each sender's sharing
-agreement and the key its receipts are sealed to. The de-duplication rows are written
-together, with one statement, just before the audit entries.
+agreement and the key its receipts are sealed to. The batch's new alerts and its
+de-duplication rows are written with one statement each, just before the audit entries.
 """
 
 from __future__ import annotations
