@@ -44,17 +44,22 @@ def check_keys(value: Any) -> Any:
 
 def check_tree(value: Any) -> Any:
     """``value`` itself, after :func:`check_text` on every string and member name in it
-    (nested dicts and lists); other values are left to the schema."""
+    (nested dicts and lists); other values are left to the schema.
+
+    The strings are gathered first and searched once, joined by a newline (a character
+    the rule allows, so no refused character is added or hidden)."""
+    strings: list[str] = []
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            check_text(item)
+            strings.append(item)
         elif isinstance(item, dict):
             for key, member in item.items():
                 if isinstance(key, str):
-                    check_text(key)
+                    strings.append(key)
                 stack.append(member)
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
+    check_text("\n".join(strings))
     return value
