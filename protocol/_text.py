@@ -19,11 +19,16 @@ _NONCHARACTERS = "".join(
 )
 UNSTORABLE = re.compile(f"[\x00\ud800-\udfff\ufdd0-\ufdef{_NONCHARACTERS}]")
 UNSTORABLE_MESSAGE = "contains U+0000, a lone surrogate or a Unicode non-character"
+# Every refused character, and every other character beyond U+FFFF: a class of ranges
+# only, which the regex engine scans about ten times faster than UNSTORABLE's list of
+# single code points above U+FFFF. Text without such characters is searched once.
+_SUSPECT = re.compile("[\x00\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff\U00010000-\U0010ffff]")
 
 
 def check_text(value: str) -> str:
     """``value`` itself, or ``ValueError`` if it holds a character the protocol refuses."""
-    if UNSTORABLE.search(value):
+    suspect = _SUSPECT.search(value)
+    if suspect and UNSTORABLE.search(value, suspect.start()):
         raise ValueError(UNSTORABLE_MESSAGE)
     return value
 

@@ -53,22 +53,22 @@ COMPRESS_FROM = 1024  # bytes: smaller answers go as they are
 UNREAD = {"Connection": "close"}
 
 
-def _envelopes(body: bytes, max_bytes: int) -> tuple[list[bytes], bool]:
+def _envelopes(body: bytes) -> tuple[list[bytes], bool]:
     """The envelopes of the body, and whether it was a batch. Each item of a batch is
-    passed on in canonical form when it is within the size limit (bigger ones as they
-    came, refused ``too_large`` unparsed). Raises ``TooManyItems`` or
-    ``protocol.Malformed`` as ``split_batch`` does."""
+    passed on as it came, like a single envelope: the opener checks its size, parses it
+    and verifies the signature over the canonical form of what it parsed. Raises
+    ``TooManyItems`` or ``protocol.Malformed`` as ``split_batch`` does."""
     items = split_batch(body, MAX_BATCH_MESSAGES)
     if items is None:
         return [body], False
-    return [_canonical(item, max_bytes) for item in items], True
+    return items, True
 
 
 def _process(node: Node, body: bytes, limiter: RateLimiter) -> tuple[bool, list[InboundResult]]:
     """Whether the body is a batch, and the results of its envelopes (none for an empty
     batch): cut and processed in one worker thread. Raises as ``_envelopes`` does, and
     as ``InboundProcessor.process_batch`` does (``SlowDown``, database errors)."""
-    envelopes, is_batch = _envelopes(body, node.settings.max_message_bytes)
+    envelopes, is_batch = _envelopes(body)
     if not envelopes:
         return is_batch, []
     return is_batch, InboundProcessor(node).process_batch(envelopes, limiter=limiter)
@@ -78,15 +78,6 @@ def _early(start: bytes) -> None:
     """Refuse a batch from its first bytes when they already say it (at most 64 KiB
     scanned, so this stays on the event loop)."""
     refuse_early(start, MAX_BATCH_MESSAGES)
-
-
-def _canonical(item: bytes, max_bytes: int) -> bytes:
-    if len(item) > max_bytes:
-        return item
-    try:
-        return protocol.canonical_json(protocol.parse_json(item))
-    except (protocol.ProtocolError, TypeError, ValueError):
-        return item  # reported as malformed by the opener
 
 
 @router.post(
