@@ -183,9 +183,7 @@ def _crypto(prepared: _Prepared) -> _Crypto:
         receiver_enc=prepared.receiver.encryption_secret,
         envelopes=envelopes,
         receipt_signed=protocol.canonical_json(receipt),
-        receipt_plaintext=os.urandom(
-            len(protocol.b64decode(receipt["ciphertext"])) - box_overhead
-        ),
+        receipt_plaintext=os.urandom(len(protocol.b64decode(receipt["ciphertext"])) - box_overhead),
     )
 
 

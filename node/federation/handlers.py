@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +29,12 @@ from ..services.kyc_answers import answer_query
 from ..services.outbox import DEFAULT_TTL, enqueue
 from ..services.peer_quotas import QuotaDefaults, QuotaKind, take
 from ..services.peers import PeerRegistry
+
+# A new alert's row, by column (every column but ``id``; those not set are NULL), with
+# the attributes of an ``Alert``: not an ORM object, since it is written with the
+# batch's others in one Core statement (``inbound``) and nothing reads it back.
+NewAlert = SimpleNamespace
+NEW_ALERT_COLUMNS = tuple(column.key for column in Alert.__table__.columns if column.key != "id")
 
 
 class NotPermitted(protocol.EnvelopeError):
@@ -65,11 +72,11 @@ class Context:
     # The alerts of this batch, by (origin, alert id): those its envelopes name, looked
     # up together before they are handled (None: not stored yet), and those it created.
     # The batch flushes once at the end, so later envelopes of it find them here.
-    alerts: dict[tuple[str, str], Alert | None] = field(default_factory=dict)
+    alerts: dict[tuple[str, str], Alert | NewAlert | None] = field(default_factory=dict)
     # Alerts received for the first time in this batch: not added to the session, but
     # written together when the batch ends (``inbound``), with what later envelopes of
     # the batch changed in them.
-    created: list[Alert] = field(default_factory=list)
+    created: list[NewAlert] = field(default_factory=list)
     quotas: QuotaDefaults = field(default_factory=QuotaDefaults)
     audit: list[AuditEvent] = field(default_factory=list)
     new_alert: bool = False
@@ -101,7 +108,7 @@ def _alert_values(payload: protocol.Alert) -> dict[str, object]:
     }
 
 
-def _find_alert(ctx: Context, alert_uuid: str) -> Alert | None:
+def _find_alert(ctx: Context, alert_uuid: str) -> Alert | NewAlert | None:
     key = (ctx.peer.node_id, alert_uuid)
     if key not in ctx.alerts:  # not looked up with the batch's others
         with ctx.session.no_autoflush:
@@ -121,19 +128,22 @@ def handle_alert(ctx: Context) -> None:
         raise NotPermitted(refusal)
     alert = _find_alert(ctx, payload.alert_id)
     if alert is None:
-        alert = Alert(
-            alert_uuid=payload.alert_id,
-            direction="inbound",
-            origin=ctx.peer.node_id,
-            status="active",
-            created_by=ctx.peer.node_id,
-            received_at=ctx.now,
-            updated_at=ctx.now,
-            source_message_id=ctx.message.id,
-            **_alert_values(payload),
+        created = NewAlert(
+            **{
+                **dict.fromkeys(NEW_ALERT_COLUMNS),
+                **_alert_values(payload),
+                "alert_uuid": payload.alert_id,
+                "direction": "inbound",
+                "origin": ctx.peer.node_id,
+                "status": "active",
+                "created_by": ctx.peer.node_id,
+                "received_at": ctx.now,
+                "updated_at": ctx.now,
+                "source_message_id": ctx.message.id,
+            }
         )
-        ctx.created.append(alert)
-        ctx.alerts[(ctx.peer.node_id, payload.alert_id)] = alert
+        ctx.created.append(created)
+        ctx.alerts[(ctx.peer.node_id, payload.alert_id)] = created
         ctx.new_alert = True
     elif payload.revision > alert.revision:
         for name, value in _alert_values(payload).items():

@@ -39,7 +39,7 @@ from ..services.audit import AuditEvent, AuditLog
 from ..services.errors import ServiceError
 from ..services.peer_quotas import QuotaDefaults
 from ..services.peers import PeerDirectory, agreement_of, current_encryption_key
-from .handlers import HANDLERS, Context, NotPermitted
+from .handlers import HANDLERS, Context, NewAlert, NotPermitted
 from .ratelimit import RateLimiter
 
 # HTTP status for a single rejected envelope, by error code.
@@ -96,8 +96,10 @@ class _Batch:
     known: dict[tuple[str, str], str]  # (sender, message id) -> receipt, already received
     isolate: bool  # a savepoint per envelope
     quotas: QuotaDefaults
-    alerts: dict[tuple[str, str], Alert | None] = field(default_factory=dict)  # handlers.Context
-    created: list[Alert] = field(default_factory=list)  # see handlers.Context
+    alerts: dict[tuple[str, str], Alert | NewAlert | None] = field(
+        default_factory=dict
+    )  # handlers.Context
+    created: list[NewAlert] = field(default_factory=list)  # see handlers.Context
     audit: list[AuditEvent] = field(default_factory=list)
     # Counted only once the batch commits: (metric, labels).
     counts: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
@@ -128,7 +130,6 @@ _Opened = protocol.OpenedMessage | protocol.ProtocolError
 # The statements every batch runs, built once (Core: they skip the ORM's bookkeeping).
 _ALERTS, _PEERS = table_of(Alert), table_of(Peer)
 _NOW = bindparam("now", type_=UTCDateTime())
-_ALERT_COLUMNS = [column.key for column in _ALERTS.columns if column.key != "id"]
 _INSERT_ALERTS = insert(_ALERTS)
 _INSERT_RECEIVED = insert(table_of(InboundMessage))
 # By sender and id, so that the unique index on (sender, message_id) finds them.
@@ -152,11 +153,6 @@ _PEERS_HEARD = (
         ),
     )
 )
-
-
-def _row_of(alert: Alert) -> dict[str, Any]:
-    """A new (transient) alert's values, by column, for a bulk insert."""
-    return {key: getattr(alert, key) for key in _ALERT_COLUMNS}
 
 
 class InboundProcessor:
@@ -207,7 +203,7 @@ class InboundProcessor:
             # transaction reads these rows back.
             connection = session.connection()
             if batch.created:
-                connection.execute(_INSERT_ALERTS, [_row_of(alert) for alert in batch.created])
+                connection.execute(_INSERT_ALERTS, [vars(alert) for alert in batch.created])
             if batch.received:
                 connection.execute(_INSERT_RECEIVED, batch.received)
             senders = {labels[0] for metric, labels in batch.counts if metric == "received"}
