@@ -57,13 +57,17 @@ def check_tree(value: Any) -> Any:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
+        kind = type(item)  # exact types first: parsed JSON holds nothing else
+        if kind is str or (kind is not dict and isinstance(item, str)):
             strings.append(item)
-        elif isinstance(item, dict):
+        elif kind is dict or isinstance(item, dict):
             for key, member in item.items():
-                if isinstance(key, str):
+                if type(key) is str or isinstance(key, str):
                     strings.append(key)
-                stack.append(member)
+                if type(member) is str:
+                    strings.append(member)
+                else:
+                    stack.append(member)
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
     check_text("\n".join(strings))
