@@ -42,7 +42,7 @@ from ._errors import (
     WrongRecipient,
 )
 from ._keys import NODE_ID_RE, NodeIdentity, PublicKey, is_node_id
-from ._messages import MESSAGE_TYPES, CardUpdate, Payload
+from ._messages import MESSAGE_TYPES, CardUpdate, Payload, validate_payload
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -393,7 +393,7 @@ def _open(
 def _validate_payload(header: Header, data: Any, now: int, clock_skew: int) -> Payload:
     model = MESSAGE_TYPES[header.type]
     try:
-        payload = model.model_validate(data)
+        payload = validate_payload(model, data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"

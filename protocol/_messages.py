@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     model_validator,
 )
 
@@ -64,13 +65,27 @@ Score = Annotated[int, Field(ge=0, le=1000)]
 LicenceNumber = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
+_TEXT_ROOT = "kpnet.text_root"  # validation context: the value whose text is checked
+
+
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     @model_validator(mode="before")
     @classmethod
-    def _storable_text(cls, data: Any) -> Any:
+    def _storable_text(cls, data: Any, info: ValidationInfo) -> Any:
+        # Validated by validate_payload, only the root checks its text (its whole tree,
+        # once); the payloads nested in it (parties, places…) skip theirs.
+        context = info.context
+        if isinstance(context, dict) and context.get(_TEXT_ROOT, data) is not data:
+            return data
         return check_tree(data)
+
+
+def validate_payload(model: type[Payload], data: Any) -> Payload:
+    """``model.model_validate(data)``, the text of ``data`` checked once as a whole
+    rather than again by each payload nested in it."""
+    return model.model_validate(data, context={_TEXT_ROOT: data})
 
 
 class IdentityDocument(Payload):

@@ -19,11 +19,16 @@ _NONCHARACTERS = "".join(
 )
 UNSTORABLE = re.compile(f"[\x00\ud800-\udfff\ufdd0-\ufdef{_NONCHARACTERS}]")
 UNSTORABLE_MESSAGE = "contains U+0000, a lone surrogate or a Unicode non-character"
+# Every refused character, and every other character beyond U+FFFF: a class of ranges
+# only, which the regex engine scans about ten times faster than UNSTORABLE's list of
+# single code points above U+FFFF. Text without such characters is searched once.
+_SUSPECT = re.compile("[\x00\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff\U00010000-\U0010ffff]")
 
 
 def check_text(value: str) -> str:
     """``value`` itself, or ``ValueError`` if it holds a character the protocol refuses."""
-    if UNSTORABLE.search(value):
+    suspect = _SUSPECT.search(value)
+    if suspect and UNSTORABLE.search(value, suspect.start()):
         raise ValueError(UNSTORABLE_MESSAGE)
     return value
 
@@ -44,17 +49,26 @@ def check_keys(value: Any) -> Any:
 
 def check_tree(value: Any) -> Any:
     """``value`` itself, after :func:`check_text` on every string and member name in it
-    (nested dicts and lists); other values are left to the schema."""
+    (nested dicts and lists); other values are left to the schema.
+
+    The strings are gathered first and searched once, joined by a newline (a character
+    the rule allows, so no refused character is added or hidden)."""
+    strings: list[str] = []
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            check_text(item)
-        elif isinstance(item, dict):
+        kind = type(item)  # exact types first: parsed JSON holds nothing else
+        if kind is str or (kind is not dict and isinstance(item, str)):
+            strings.append(item)
+        elif kind is dict or isinstance(item, dict):
             for key, member in item.items():
-                if isinstance(key, str):
-                    check_text(key)
-                stack.append(member)
+                if type(key) is str or isinstance(key, str):
+                    strings.append(key)
+                if type(member) is str:
+                    strings.append(member)
+                else:
+                    stack.append(member)
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
+    check_text("\n".join(strings))
     return value

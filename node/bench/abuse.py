@@ -41,6 +41,7 @@ from ..federation.refusals import ACTION as SUMMARY_ACTION
 from ..readiness import start_serve
 from ..runtime import open_node
 from .ingest import _free_port
+from .process_stats import cpu_seconds, peak_rss_mb
 
 PATH = "/federation/v1/messages"
 BIG = 26_000_000  # bytes of junk per large body (the limit is 100 x 256 KiB)
@@ -173,26 +174,6 @@ def _audit_rows(settings: Settings) -> tuple[int, int]:
     return int(total - summaries), int(summaries)
 
 
-def _peak_rss_mb(pid: int) -> float | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """CPU time the process has used so far (Linux), user and system."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_abuse_bench(
     *,
     seconds: float = 20.0,
@@ -226,14 +207,14 @@ def run_abuse_bench(
                 echo(f"timing {samples} requests to /livez on the idle node…")
                 idle = _time_livez(client, lambda n: n >= samples)
                 rows_before, summaries_before = _audit_rows(settings)
-                cpu_before = _cpu_seconds(server.pid)
+                cpu_before = cpu_seconds(server.pid)
                 echo(f"timing /livez for {seconds:.0f} s while junk is posted…")
                 with _Junk(port) as junk:
                     deadline = time.monotonic() + seconds
                     busy = _time_livez(client, lambda n: time.monotonic() >= deadline)
-                cpu_after = _cpu_seconds(server.pid)
+                cpu_after = cpu_seconds(server.pid)
                 rows_after, summaries_after = _audit_rows(settings)
-            peak = _peak_rss_mb(server.pid)
+            peak = peak_rss_mb(server.pid)
         finally:
             serving.stop()
     idle_p99, busy_p99 = _p99(idle) * 1000, _p99(busy) * 1000

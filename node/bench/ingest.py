@@ -7,6 +7,17 @@ beforehand, so the timed part is only what the receiver does: size and schema ch
 signature, decryption, de-duplication, storage, audit entry and the signed receipt.
 Envelopes go in batches, as the node's own outbox sender sends them. The same HTTP
 client, with the same concurrency, then times ``/livez``.
+
+The server's own CPU time (``/proc``), read just before and after the timed ingest, is
+divided by the messages accepted (``cpu_us_per_msg``) and compared with the ceiling
+measured in this process in the same run, before and after the ingest
+(``ceiling_us_per_msg``): the CPU time of the cryptography alone that the node must do
+for each message, with PyNaCl's primitives on the same inputs — the Ed25519
+verification of each prepared envelope's signed bytes and the crypto_box
+(X25519 + XSalsa20-Poly1305) opening of its own ciphertext, then the Ed25519 signature
+and the crypto_box sealing of a receipt as large as the node's real receipt. It leaves
+out everything else the protocol library does (JSON, canonical form, base64, schema
+and text checks). Their quotient is ``cpu_ceiling_ratio``.
 """
 
 from __future__ import annotations
@@ -16,11 +27,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from nacl.bindings import crypto_box_easy, crypto_box_open_easy
+from nacl.signing import VerifyKey
 
 import protocol
 
@@ -31,6 +45,7 @@ from ..runtime import open_node
 from ..services.actors import Actor
 from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
 from ..services.peers import PeerRegistry
+from .process_stats import cpu_seconds
 
 SETUP = Actor("bench", "admin")
 
@@ -66,7 +81,16 @@ def _alert(now: int, n: int) -> protocol.Alert:
     )
 
 
-def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Path, list[bytes]]:
+@dataclass(frozen=True)
+class _Prepared:
+    data_dir: Path  # the receiver's
+    envelopes: list[bytes]  # sealed by the sender to the receiver
+    receiver: protocol.NodeIdentity
+    directory: protocol.StaticDirectory  # the sender's keys, as the receiver knows them
+    sender: protocol.Recipient  # where the receiver seals its receipts to
+
+
+def _prepare(base: Path, database_url: str | None, messages: int) -> _Prepared:
     now = datetime.now(UTC)
     receiver = init_node(
         base / "CM",
@@ -99,7 +123,81 @@ def _prepare(base: Path, database_url: str | None, messages: int) -> tuple[Path,
     envelopes = [
         protocol.seal(sender_identity, recipient, _alert(ts, n), now=ts) for n in range(messages)
     ]
-    return receiver.data_dir, envelopes
+    sender_card = protocol.verify_card(sender.card_path.read_bytes())
+    return _Prepared(
+        receiver.data_dir,
+        envelopes,
+        load_identity(receiver.keys_dir, "CM"),
+        protocol.StaticDirectory({"CF": sender_card.public_keys()}),
+        protocol.Recipient("CF", sender_card.current_key("enc", ts)),
+    )
+
+
+@dataclass(frozen=True)
+class _Crypto:
+    """What the ceiling times, taken from the prepared envelopes and one real receipt."""
+
+    verify: Callable[[bytes, bytes], bytes]  # the sender's Ed25519 key
+    sender_enc: bytes  # the sender's X25519 public key
+    receiver_enc: bytes  # the receiver's X25519 secret key
+    envelopes: list[tuple[bytes, bytes, bytes, bytes]]  # signed bytes, signature, nonce, ciphertext
+    receipt_signed: bytes  # a real receipt's signed bytes
+    receipt_plaintext: bytes  # as long as a real receipt's encrypted document
+
+
+def _crypto(prepared: _Prepared) -> _Crypto:
+    now = int(time.time())
+    envelopes = []
+    for raw in prepared.envelopes:
+        doc = protocol.parse_json(raw)
+        signature = doc.pop("signature")
+        envelopes.append(
+            (
+                protocol.canonical_json(doc),
+                protocol.b64decode(signature),
+                protocol.b64decode(doc["nonce"]),
+                protocol.b64decode(doc["ciphertext"]),
+            )
+        )
+    message = protocol.peek_header(prepared.envelopes[0])
+    receipt = protocol.parse_json(
+        protocol.seal(
+            prepared.receiver,
+            prepared.sender,
+            protocol.Receipt(message_id=message.id, status="delivered", at=now),
+            now=now,
+            ttl=7 * 86400,
+            in_reply_to=message.id,
+        )
+    )
+    del receipt["signature"]
+    box_overhead = 16  # crypto_box's Poly1305 tag
+    keys = prepared.directory.keys_for(message.sender) or ()
+    key = {k.use: k.key for k in keys if k.kid in (message.sender_sig_kid, message.sender_enc_kid)}
+    return _Crypto(
+        verify=VerifyKey(key["sig"]).verify,
+        sender_enc=key["enc"],
+        receiver_enc=prepared.receiver.encryption_secret,
+        envelopes=envelopes,
+        receipt_signed=protocol.canonical_json(receipt),
+        receipt_plaintext=os.urandom(len(protocol.b64decode(receipt["ciphertext"])) - box_overhead),
+    )
+
+
+def _ceiling_us(crypto: _Crypto, receiver: protocol.NodeIdentity) -> float:
+    """CPU µs per message of the cryptography alone, with PyNaCl: for each envelope, the
+    Ed25519 verification of its signed bytes and the crypto_box opening of its own
+    ciphertext; then the Ed25519 signature and crypto_box sealing of a receipt of a real
+    receipt's size, back to the sender."""
+    start = time.process_time()
+    for signed, signature, nonce, ciphertext in crypto.envelopes:
+        crypto.verify(signed, signature)
+        crypto_box_open_easy(ciphertext, nonce, crypto.sender_enc, crypto.receiver_enc)
+        receiver.sign(crypto.receipt_signed)
+        crypto_box_easy(
+            crypto.receipt_plaintext, os.urandom(24), crypto.sender_enc, crypto.receiver_enc
+        )
+    return (time.process_time() - start) / len(crypto.envelopes) * 1e6
 
 
 async def _drive(
@@ -151,7 +249,8 @@ def run_ingest_bench(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kpnet-bench-") as tmp:
         echo(f"sealing {messages} alerts…")
-        data_dir, envelopes = _prepare(Path(tmp), database_url, messages)
+        prepared = _prepare(Path(tmp), database_url, messages)
+        data_dir, envelopes = prepared.data_dir, prepared.envelopes
         port = _free_port()
         env = {
             "KPNET_SENDER_ENABLED": "false",
@@ -168,25 +267,45 @@ def run_ingest_bench(
             ]
             # Warm up both paths (first requests import and compile lazily).
             asyncio.run(_drive(base + "/livez", [b""] * 50, concurrency, _ok))
+            # The ceiling is measured on either side of the ingest, so that a change in
+            # the machine's load during the run weighs on both figures alike.
+            echo("timing the cryptography per message…")
+            crypto = _crypto(prepared)
+            ceiling_us = _ceiling_us(crypto, prepared.receiver)
             echo(f"ingesting {messages} alerts in batches of {batch}…")
+            cpu_before = cpu_seconds(server.pid)
             accepted, ingest_s = asyncio.run(
                 _drive(base + "/federation/v1/messages", bodies, concurrency, _accepted)
             )
+            cpu_after = cpu_seconds(server.pid)
+            ceiling_us = (ceiling_us + _ceiling_us(crypto, prepared.receiver)) / 2
             if accepted != messages:
                 raise RuntimeError(f"only {accepted} of {messages} alerts were accepted")
             trivial_requests = max(2000, messages)
             echo(f"timing {trivial_requests} requests to /livez…")
+            trivial_before = cpu_seconds(server.pid)
             done, trivial_s = asyncio.run(
                 _drive(base + "/livez", [b""] * trivial_requests, concurrency, _ok)
             )
+            trivial_after = cpu_seconds(server.pid)
         finally:
             serving.stop()
     ingest_per_s = accepted / ingest_s
     trivial_per_s = done / trivial_s
+    cpu_us = trivial_cpu_us = None
+    if None not in (cpu_before, cpu_after, trivial_before, trivial_after):
+        cpu_us = (cpu_after - cpu_before) / accepted * 1e6  # type: ignore[operator]
+        trivial_cpu_us = (trivial_after - trivial_before) / done * 1e6  # type: ignore[operator]
     return {
         "ingest_per_s": round(ingest_per_s, 1),
         "trivial_per_s": round(trivial_per_s, 1),
         "ratio": round(ingest_per_s / trivial_per_s, 3),
+        "cpu_us_per_msg": None if cpu_us is None else round(cpu_us, 1),
+        "ceiling_us_per_msg": round(ceiling_us, 1),
+        "cpu_ceiling_ratio": None if cpu_us is None else round(cpu_us / ceiling_us, 2),
+        # What the server spends on a request that does nothing: HTTP and the app's
+        # middleware, the floor under a single-envelope request.
+        "trivial_cpu_us_per_request": None if trivial_cpu_us is None else round(trivial_cpu_us, 1),
         "database": "postgresql" if database_url else "sqlite",
         "batch": batch,
         "messages": messages,

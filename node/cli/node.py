@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 from typing import Annotated
@@ -64,6 +65,9 @@ def serve(
     try:
         node = open_node(settings)  # database reached and migrated, keys and card usable
         app = create_app(settings, opened=node)
+        # What start-up built (modules, the app, its schemas) lives as long as the
+        # process: out of the collector's generations, full collections skip it.
+        gc.freeze()
         config = uvicorn.Config(
             app,
             host=host,

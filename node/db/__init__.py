@@ -6,6 +6,13 @@ Alembic migrations in ``migrations/``, which are the only way the schema changes
 """
 
 from .migrate import is_up_to_date, upgrade
-from .session import make_engine, make_session_factory, transaction
+from .session import make_engine, make_session_factory, reading, transaction
 
-__all__ = ["is_up_to_date", "make_engine", "make_session_factory", "transaction", "upgrade"]
+__all__ = [
+    "is_up_to_date",
+    "make_engine",
+    "make_session_factory",
+    "reading",
+    "transaction",
+    "upgrade",
+]

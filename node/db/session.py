@@ -1,8 +1,9 @@
 """Engines and sessions.
 
 SQLite gets WAL, foreign keys and a busy timeout, and every transaction starts with
-``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing half-way.
-``postgresql://`` URLs use psycopg 3.
+``BEGIN IMMEDIATE`` so concurrent writers queue instead of failing half-way; a session
+opened with ``reading`` only reads, and its transaction is a plain ``BEGIN`` that neither
+waits for the write lock nor holds it. ``postgresql://`` URLs use psycopg 3.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_SECONDS = 30  # how long a SQLite connection waits for another's lock
+# The execution option that marks a session's transaction as read-only (``reading``).
+READ_ONLY_OPTION = "kpnet_read_only"
 
 
 def normalise_url(url: str) -> str:
@@ -70,11 +73,23 @@ def _configure_sqlite(engine: Engine, *, read_only: bool = False) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        reads_only = read_only or connection.get_execution_options().get(READ_ONLY_OPTION)
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that only reads (nothing it does is committed). On SQLite its
+    transaction is a plain ``BEGIN``: a snapshot that does not queue behind the node's
+    writers for the write lock, nor make them wait for it."""
+    with factory() as session:
+        session.connection(execution_options={READ_ONLY_OPTION: True})
+        yield session
+        session.rollback()
 
 
 @contextmanager

@@ -28,6 +28,8 @@ _SPACE = re.compile(rb"[ \t\r\n]*+")
 _NOT_MARK = re.compile(rb'[^\[\]{}"]*+')
 _IN_STRING = re.compile(rb'(?:[^"\\]++|\\.)*+', re.DOTALL)
 _SCALAR = re.compile(rb"[^,\]\s]*+")
+# A flat object whose strings hold no escape (an envelope: _flat_object_end).
+_FLAT_OBJECT = re.compile(rb'\{(?:[^"\[\]{}]++|"[^"]*+")*+\}')
 
 
 class TooManyItems(ValueError):
@@ -110,6 +112,10 @@ def _value_end(body: bytes, pos: int) -> int:
         if end == pos:
             raise protocol.Malformed(f"batch: an item is missing at byte {pos}")
         return end
+    if first == ord("{"):
+        flat = _flat_object_end(body, pos)
+        if flat is not None:
+            return flat
     depth = marks = 0
     while True:
         at = _run(_NOT_MARK, body, pos)
@@ -131,6 +137,22 @@ def _value_end(body: bytes, pos: int) -> int:
             if depth == 0:
                 return at + 1
         pos = at + 1
+
+
+def _flat_object_end(body: bytes, pos: int) -> int | None:
+    """Where the object starting at ``pos`` ends, when it is flat (no object or array
+    inside: an envelope), without escapes, within one window and with no more marks
+    than ``MAX_MARKS``: what the scan of ``_value_end`` would find there, in one match.
+    None leaves the object to that scan (which also says what is wrong with it)."""
+    match = _FLAT_OBJECT.match(body, pos, min(len(body), pos + WINDOW))
+    if match is None:
+        return None
+    end = match.end()
+    # Without a backslash, a quote always ends its string, as _FLAT_OBJECT assumes; the
+    # marks are the two braces and one per string: half the quotes.
+    if body.find(b"\\", pos, end) >= 0 or 2 + body.count(b'"', pos, end) // 2 > MAX_MARKS:
+        return None
+    return end
 
 
 def _string_end(body: bytes, pos: int) -> int:

@@ -2,6 +2,7 @@
 
 Handlers run inside the transaction that records the message as received, so a
 message's effects and its de-duplication row commit together or not at all. A handler
+checks before it changes anything: what it creates or changes is final for the batch. A handler
 raises ``NotPermitted`` when our sharing agreement with the sender refuses what it sent,
 and ``QuotaExceeded`` when the sender has used up its daily quota of what it sent.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 import protocol
 
 from ..db.models import Alert, AlertRecipient, OutboxMessage, Peer
+from ..schemas.agreements import SharingAgreement
 from ..services.actors import Actor
 from ..services.audit import AuditEvent
 from ..services.disclosures import record_request, record_response
@@ -25,7 +28,13 @@ from ..services.kyc import record_answer
 from ..services.kyc_answers import answer_query
 from ..services.outbox import DEFAULT_TTL, enqueue
 from ..services.peer_quotas import QuotaDefaults, QuotaKind, take
-from ..services.peers import PeerRegistry, agreement_of
+from ..services.peers import PeerRegistry
+
+# A new alert's row, by column (every column but ``id``; those not set are NULL), with
+# the attributes of an ``Alert``: not an ORM object, since it is written with the
+# batch's others in one Core statement (``inbound``) and nothing reads it back.
+NewAlert = SimpleNamespace
+NEW_ALERT_COLUMNS = tuple(column.key for column in Alert.__table__.columns if column.key != "id")
 
 
 class NotPermitted(protocol.EnvelopeError):
@@ -59,9 +68,15 @@ class Context:
     now: datetime
     identity: protocol.NodeIdentity
     kyc_min_score: int
-    # Alerts this batch created or touched, by (origin, alert id): the batch flushes once
-    # at the end, so later envelopes of the same batch find them here.
-    alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)
+    agreement: SharingAgreement  # ours with the sender, read once per batch
+    # The alerts of this batch, by (origin, alert id): those its envelopes name, looked
+    # up together before they are handled (None: not stored yet), and those it created.
+    # The batch flushes once at the end, so later envelopes of it find them here.
+    alerts: dict[tuple[str, str], Alert | NewAlert | None] = field(default_factory=dict)
+    # Alerts received for the first time in this batch: not added to the session, but
+    # written together when the batch ends (``inbound``), with what later envelopes of
+    # the batch changed in them.
+    created: list[NewAlert] = field(default_factory=list)
     quotas: QuotaDefaults = field(default_factory=QuotaDefaults)
     audit: list[AuditEvent] = field(default_factory=list)
     new_alert: bool = False
@@ -93,42 +108,42 @@ def _alert_values(payload: protocol.Alert) -> dict[str, object]:
     }
 
 
-def _find_alert(ctx: Context, alert_uuid: str) -> Alert | None:
+def _find_alert(ctx: Context, alert_uuid: str) -> Alert | NewAlert | None:
     key = (ctx.peer.node_id, alert_uuid)
-    if key not in ctx.alerts:
+    if key not in ctx.alerts:  # not looked up with the batch's others
         with ctx.session.no_autoflush:
-            found = ctx.session.execute(
+            ctx.alerts[key] = ctx.session.execute(
                 select(Alert).where(
                     Alert.origin == ctx.peer.node_id, Alert.alert_uuid == alert_uuid
                 )
             ).scalar_one_or_none()
-        if found is None:
-            return None
-        ctx.alerts[key] = found
     return ctx.alerts[key]
 
 
 def handle_alert(ctx: Context) -> None:
     payload = ctx.message.payload
     assert isinstance(payload, protocol.Alert)
-    refusal = agreement_of(ctx.peer).alert_refusal(payload.category, payload.handling)
+    refusal = ctx.agreement.alert_refusal(payload.category, payload.handling)
     if refusal:
         raise NotPermitted(refusal)
     alert = _find_alert(ctx, payload.alert_id)
     if alert is None:
-        alert = Alert(
-            alert_uuid=payload.alert_id,
-            direction="inbound",
-            origin=ctx.peer.node_id,
-            status="active",
-            created_by=ctx.peer.node_id,
-            received_at=ctx.now,
-            updated_at=ctx.now,
-            source_message_id=ctx.message.id,
-            **_alert_values(payload),
+        created = NewAlert(
+            **{
+                **dict.fromkeys(NEW_ALERT_COLUMNS),
+                **_alert_values(payload),
+                "alert_uuid": payload.alert_id,
+                "direction": "inbound",
+                "origin": ctx.peer.node_id,
+                "status": "active",
+                "created_by": ctx.peer.node_id,
+                "received_at": ctx.now,
+                "updated_at": ctx.now,
+                "source_message_id": ctx.message.id,
+            }
         )
-        ctx.session.add(alert)
-        ctx.alerts[(ctx.peer.node_id, payload.alert_id)] = alert
+        ctx.created.append(created)
+        ctx.alerts[(ctx.peer.node_id, payload.alert_id)] = created
         ctx.new_alert = True
     elif payload.revision > alert.revision:
         for name, value in _alert_values(payload).items():
@@ -194,7 +209,7 @@ def _reply(ctx: Context, payload: protocol.Payload, ttl: int = DEFAULT_TTL) -> N
 
 
 def _take_quota(ctx: Context, kind: QuotaKind) -> None:
-    limit = ctx.quotas.limit(agreement_of(ctx.peer), kind)
+    limit = ctx.quotas.limit(ctx.agreement, kind)
     if not take(ctx.session, ctx.peer.node_id, kind, limit, ctx.now):
         raise QuotaExceeded(
             f"{ctx.peer.node_id} has used its {limit} {kind} messages of this UTC day"
@@ -204,7 +219,7 @@ def _take_quota(ctx: Context, kind: QuotaKind) -> None:
 def handle_kyc_query(ctx: Context) -> None:
     payload = ctx.message.payload
     assert isinstance(payload, protocol.KycQuery)
-    agreement = agreement_of(ctx.peer)
+    agreement = ctx.agreement
     if not agreement.kyc_record_kinds:
         raise NotPermitted("KYC queries are not in the sharing agreement")
     # The query's expiry is its asker's deadline: past it, nobody waits for the answer.

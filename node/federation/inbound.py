@@ -11,6 +11,12 @@ cause them) are tallied for one aggregated audit entry per interval (``refusals`
 A batch is one database transaction and one commit. Handlers refuse (``NotPermitted``)
 before changing anything; should one refuse, the batch is redone with a savepoint per
 envelope, so a refusal undoes only its own envelope's effects.
+
+What every envelope of a batch would look up alike is looked up once per batch: the
+sender's rate bucket, earlier receipts, the alerts the batch's envelopes name (after
+they are opened: an alert id is inside the encrypted payload), each sender's sharing
+agreement and the key its receipts are sealed to. The batch's new alerts and its
+de-duplication rows are written with one statement each, just before the audit entries.
 """
 
 from __future__ import annotations
@@ -19,19 +25,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, case, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import protocol
 
-from ..db.models import InboundMessage, Peer
+from ..db.models import Alert, InboundMessage, Peer, table_of
+from ..db.types import UTCDateTime
 from ..runtime import Node
+from ..schemas.agreements import SharingAgreement
 from ..services.audit import AuditEvent, AuditLog
 from ..services.errors import ServiceError
 from ..services.peer_quotas import QuotaDefaults
-from ..services.peers import PeerDirectory, current_encryption_key
-from .handlers import HANDLERS, Context, NotPermitted
+from ..services.peers import PeerDirectory, agreement_of, current_encryption_key
+from .handlers import HANDLERS, Context, NewAlert, NotPermitted
+from .ratelimit import RateLimiter
 
 # HTTP status for a single rejected envelope, by error code.
 HTTP_STATUS = {
@@ -47,6 +56,8 @@ HTTP_STATUS = {
 }
 DEFAULT_REJECT_STATUS = 400
 MAX_BATCH_MESSAGES = 100  # envelopes in one request
+# A peer's last contact is kept to this precision: within it, a batch does not rewrite it.
+CONTACT_RESOLUTION = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -84,14 +95,64 @@ class _Batch:
     directory: PeerDirectory
     known: dict[tuple[str, str], str]  # (sender, message id) -> receipt, already received
     isolate: bool  # a savepoint per envelope
-    alerts: dict[tuple[str, str], Any] = field(default_factory=dict)  # see handlers.Context
+    quotas: QuotaDefaults
+    alerts: dict[tuple[str, str], Alert | NewAlert | None] = field(
+        default_factory=dict
+    )  # handlers.Context
+    created: list[NewAlert] = field(default_factory=list)  # see handlers.Context
     audit: list[AuditEvent] = field(default_factory=list)
     # Counted only once the batch commits: (metric, labels).
     counts: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)  # de-duplication rows
+    agreements: dict[str, SharingAgreement] = field(default_factory=dict)  # by peer
+    # Where receipts to a peer are sealed to, by (peer, card serial): a card.update in
+    # the batch changes it for the envelopes after it.
+    recipients: dict[tuple[str, int], protocol.Recipient] = field(default_factory=dict)
 
 
 class _Isolate(Exception):
     """A handler refused inside a batch run without savepoints: redo it with them."""
+
+
+class SlowDown(Exception):
+    """The batch's sender is over its rate: nothing was processed; retry after ``wait``
+    seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"retry after {wait:.1f} s")
+        self.wait = wait
+
+
+# An envelope opened ahead of its turn, or why it could not be.
+_Opened = protocol.OpenedMessage | protocol.ProtocolError
+
+
+# The statements every batch runs, built once (Core: they skip the ORM's bookkeeping).
+_ALERTS, _PEERS = table_of(Alert), table_of(Peer)
+_NOW = bindparam("now", type_=UTCDateTime())
+_INSERT_ALERTS = insert(_ALERTS)
+_INSERT_RECEIVED = insert(table_of(InboundMessage))
+# By sender and id, so that the unique index on (sender, message_id) finds them.
+_RECEIVED = select(InboundMessage.sender, InboundMessage.message_id, InboundMessage.receipt).where(
+    InboundMessage.sender.in_(bindparam("senders", expanding=True)),
+    InboundMessage.message_id.in_(bindparam("ids", expanding=True)),
+)
+_STORED_ALERTS = select(_ALERTS.c.id, _ALERTS.c.origin, _ALERTS.c.alert_uuid).where(
+    _ALERTS.c.origin.in_(bindparam("origins", expanding=True)),
+    _ALERTS.c.alert_uuid.in_(bindparam("alert_ids", expanding=True)),
+)
+# A verified message from a peer: it was heard from now; if it was in backoff, it is
+# back, deliver to it now.
+_PEERS_HEARD = (
+    update(_PEERS)
+    .where(_PEERS.c.node_id.in_(bindparam("senders", expanding=True)))
+    .values(
+        last_contact_at=_NOW,
+        next_attempt_at=case(
+            (_PEERS.c.next_attempt_at > _NOW, _NOW), else_=_PEERS.c.next_attempt_at
+        ),
+    )
+)
 
 
 class InboundProcessor:
@@ -102,10 +163,15 @@ class InboundProcessor:
     def process(self, raw: bytes) -> InboundResult:
         return self.process_batch([raw])[0]
 
-    def process_batch(self, raws: list[bytes]) -> list[InboundResult]:
+    def process_batch(
+        self, raws: list[bytes], *, limiter: RateLimiter | None = None
+    ) -> list[InboundResult]:
+        """Process one request's envelopes. With ``limiter``, the batch first takes one
+        token per envelope from its sender's bucket (the claimed sender when it is a
+        peer, else one shared bucket), or raises ``SlowDown`` having done nothing."""
         try:
             try:
-                return self._process_together(raws, isolate=False)
+                return self._process_together(raws, isolate=False, limiter=limiter)
             except _Isolate:
                 return self._process_together(raws, isolate=True)
         except IntegrityError:
@@ -113,21 +179,37 @@ class InboundProcessor:
             # so those become duplicates and the rest are accepted.
             return [self._process_together([raw], isolate=True)[0] for raw in raws]
 
-    def _process_together(self, raws: list[bytes], *, isolate: bool) -> list[InboundResult]:
+    def _process_together(
+        self, raws: list[bytes], *, isolate: bool, limiter: RateLimiter | None = None
+    ) -> list[InboundResult]:
         now = self.node.now()
         with self.node.sessions() as session:
+            directory = PeerDirectory(session)
+            if limiter is not None:
+                wait = limiter.take(self._rate_bucket(directory, raws[0]), len(raws))
+                if wait > 0:
+                    raise SlowDown(wait)
             batch = _Batch(
-                session, now, PeerDirectory(session), self._already_received(session, raws), isolate
+                session, now, directory, {}, isolate, QuotaDefaults.of(self.node.settings)
             )
-            results = [self._one(batch, raw) for raw in raws]
+            opened = self._open_ahead(batch, raws)
+            self._already_received(batch, opened)
+            self._find_alerts(batch, opened)
+            results = [
+                self._one(batch, raw, opened[i] if i < len(opened) else None)
+                for i, raw in enumerate(raws)
+            ]
+            # Core statements, without the ORM's bookkeeping per object: nothing in this
+            # transaction reads these rows back.
+            connection = session.connection()
+            if batch.created:
+                connection.execute(_INSERT_ALERTS, [vars(alert) for alert in batch.created])
+            if batch.received:
+                connection.execute(_INSERT_RECEIVED, batch.received)
             senders = {labels[0] for metric, labels in batch.counts if metric == "received"}
-            for sender in senders:
-                peer = batch.directory.peer(sender)
-                if peer is not None:
-                    peer.last_contact_at = now
-                    # A verified message from a peer in backoff: it is back, deliver now.
-                    if peer.next_attempt_at is not None and peer.next_attempt_at > now:
-                        peer.next_attempt_at = now
+            heard = [sender for sender in senders if self._news_of(batch, sender)]
+            if heard:
+                connection.execute(_PEERS_HEARD, {"senders": heard, "now": now})
             if batch.audit:
                 AuditLog(session).record_many(batch.audit, now=now)
             session.commit()
@@ -143,12 +225,73 @@ class InboundProcessor:
                 counters[metric].labels(*labels).inc()
         return results
 
-    def _one(self, batch: _Batch, raw: bytes) -> InboundResult:
-        node, session, now = self.node, batch.session, batch.now
+    def _open(self, batch: _Batch, raw: bytes) -> _Opened:
         try:
-            message = node.open_envelope(raw, directory=batch.directory, now=now)
+            return self.node.open_envelope(raw, directory=batch.directory, now=batch.now)
         except protocol.ProtocolError as exc:
-            return self._reject(batch, raw, exc)
+            return exc
+
+    def _open_ahead(self, batch: _Batch, raws: list[bytes]) -> list[_Opened]:
+        """Open the batch's envelopes before handling any, up to and including the
+        first ``card.update``: handling it may change the keys the rest are opened with,
+        so those are opened in their turn."""
+        opened: list[_Opened] = []
+        for raw in raws:
+            opened.append(self._open(batch, raw))
+            if isinstance(opened[-1], protocol.OpenedMessage) and opened[-1].type == "card.update":
+                break
+        return opened
+
+    def _find_alerts(self, batch: _Batch, opened: list[_Opened]) -> None:
+        """Look up, in one query, the alerts the opened envelopes name; those not found
+        are remembered as absent (``None``)."""
+        wanted = {
+            (message.sender, message.payload.alert_id)
+            for message in opened
+            if isinstance(message, protocol.OpenedMessage)
+            and isinstance(message.payload, protocol.Alert | protocol.AlertRetract)
+        }
+        if not wanted:
+            return
+        batch.alerts.update(dict.fromkeys(wanted))
+        stored = batch.session.connection().execute(
+            _STORED_ALERTS,
+            {
+                "origins": list({origin for origin, _ in wanted}),
+                "alert_ids": list({alert_id for _, alert_id in wanted}),
+            },
+        )
+        ids = [row.id for row in stored if (row.origin, row.alert_uuid) in wanted]
+        if ids:  # updates and retractions: loaded whole, to be changed
+            for alert in batch.session.execute(select(Alert).where(Alert.id.in_(ids))).scalars():
+                batch.alerts[(alert.origin, alert.alert_uuid)] = alert
+
+    @staticmethod
+    def _news_of(batch: _Batch, sender: str) -> bool:
+        """Whether the peer's row must say it was heard from: it is in backoff, or its
+        last contact is older than ``CONTACT_RESOLUTION`` (a peer sending many batches a
+        second is not written to for each)."""
+        peer = batch.directory.peer(sender)
+        if peer is None:
+            return False
+        if peer.next_attempt_at is not None and peer.next_attempt_at > batch.now:
+            return True
+        last = peer.last_contact_at
+        return last is None or not timedelta(0) <= batch.now - last < CONTACT_RESOLUTION
+
+    def _agreement(self, batch: _Batch, peer: Peer) -> SharingAgreement:
+        if peer.node_id not in batch.agreements:
+            batch.agreements[peer.node_id] = agreement_of(peer)
+        return batch.agreements[peer.node_id]
+
+    def _one(self, batch: _Batch, raw: bytes, opened: _Opened | None) -> InboundResult:
+        node, session, now = self.node, batch.session, batch.now
+        message = opened
+        if message is None:  # opened in its turn, after a card.update
+            message = self._open(batch, raw)
+            self._already_received(batch, [message])
+        if isinstance(message, protocol.ProtocolError):
+            return self._reject(batch, raw, message)
         existing = batch.known.get((message.sender, message.id))
         if existing is not None:
             batch.counts.append(("duplicate", (message.sender, message.type)))
@@ -162,8 +305,10 @@ class InboundProcessor:
             now,
             node.sealing,
             node.settings.kyc_answer_min_score,
+            self._agreement(batch, peer),
             batch.alerts,
-            quotas=QuotaDefaults.of(node.settings),
+            batch.created,
+            quotas=batch.quotas,
         )
         savepoint = session.begin_nested() if batch.isolate else None
         try:
@@ -174,16 +319,16 @@ class InboundProcessor:
             savepoint.rollback()
             refusal = exc if isinstance(exc, NotPermitted) else NotPermitted(str(exc))
             return self._reject(batch, raw, refusal, message)
-        receipt = self._receipt(peer, message, now)
-        session.add(
-            InboundMessage(
-                sender=message.sender,
-                message_id=message.id,
-                msg_type=message.type,
-                received_at=now,
-                expires_at=datetime.fromtimestamp(message.header.expires_at, UTC),
-                receipt=receipt,
-            )
+        receipt = self._receipt(batch, peer, message)
+        batch.received.append(
+            {
+                "sender": message.sender,
+                "message_id": message.id,
+                "msg_type": message.type,
+                "received_at": now,
+                "expires_at": datetime.fromtimestamp(message.header.expires_at, UTC),
+                "receipt": receipt,
+            }
         )
         if savepoint is not None:
             savepoint.commit()
@@ -208,29 +353,42 @@ class InboundProcessor:
             replies=tuple(ctx.replies),
         )
 
-    def _already_received(self, session: Session, raws: list[bytes]) -> dict[tuple[str, str], str]:
-        """Receipts of messages of this batch received before, looked up in one query by
-        their claimed (unverified) ids; a hit counts only after the envelope verifies."""
-        claimed: set[tuple[str, str]] = set()
-        for raw in raws:
-            try:
-                header = protocol.peek_header(raw, max_bytes=self.node.settings.max_message_bytes)
-            except protocol.ProtocolError:
-                continue
-            claimed.add((header.sender, header.id))
-        if not claimed:
-            return {}
-        rows = session.execute(
-            select(InboundMessage.sender, InboundMessage.message_id, InboundMessage.receipt).where(
-                InboundMessage.message_id.in_([message_id for _, message_id in claimed])
-            )
-        ).all()
-        return {
-            (r.sender, r.message_id): r.receipt for r in rows if (r.sender, r.message_id) in claimed
-        }
+    def _rate_bucket(self, directory: PeerDirectory, first: bytes) -> str:
+        """Rate-limit key, from the first envelope's claimed (unverified) sender: it
+        when it is an admitted peer, else one shared bucket for everything else, so
+        invented sender ids neither grow the table nor buy a fresh allowance. (A forger
+        can still spend a real peer's allowance; see docs/protocol.md on rate limiting.)"""
+        try:
+            claimed = protocol.peek_header(first, max_bytes=self.node.settings.max_message_bytes)
+        except protocol.ProtocolError:
+            return "?"
+        return claimed.sender if directory.peer(claimed.sender) is not None else "?"
 
-    def _receipt(self, peer: Peer, message: protocol.OpenedMessage, now: datetime) -> str:
-        recipient = protocol.Recipient(peer.node_id, current_encryption_key(peer, now))
+    def _already_received(self, batch: _Batch, opened: list[_Opened]) -> None:
+        """Add to ``batch.known`` the receipts of these opened envelopes' messages that
+        were received before (in earlier batches), looked up in one query."""
+        ids = {(m.sender, m.id) for m in opened if isinstance(m, protocol.OpenedMessage)}
+        if not ids:
+            return
+        rows = batch.session.connection().execute(
+            _RECEIVED,
+            {
+                "senders": list({sender for sender, _ in ids}),
+                "ids": [message_id for _, message_id in ids],
+            },
+        )
+        for row in rows:
+            if (row.sender, row.message_id) in ids:
+                batch.known[(row.sender, row.message_id)] = row.receipt
+
+    def _receipt(self, batch: _Batch, peer: Peer, message: protocol.OpenedMessage) -> str:
+        now = batch.now
+        key = (peer.node_id, peer.card_serial)
+        if key not in batch.recipients:
+            batch.recipients[key] = protocol.Recipient(
+                peer.node_id, current_encryption_key(peer, now)
+            )
+        recipient = batch.recipients[key]
         payload = protocol.Receipt(
             message_id=message.id, status="delivered", at=int(now.timestamp())
         )

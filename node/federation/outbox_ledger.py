@@ -22,6 +22,7 @@ from sqlalchemy import Select, or_, select, update
 
 import protocol
 
+from ..db import reading
 from ..db.models import AlertRecipient, OutboxMessage, Peer
 from ..runtime import Node
 from ..services.audit import AuditEvent, AuditLog
@@ -100,7 +101,7 @@ class OutboxLedger:
         """Active peers with messages due and no backoff; and peers in backoff because
         they could not be reached or did not answer in time (to probe)."""
         now = self.node.now()
-        with self.node.sessions() as session:
+        with reading(self.node.sessions) as session:
             due = session.execute(
                 select(Peer.node_id, Peer.endpoint)
                 .where(

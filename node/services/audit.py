@@ -24,11 +24,6 @@ from protocol import canonical_json
 from ..db.models import AuditEntry, AuditHead, table_of
 
 GENESIS_HASH = "0" * 64
-_head = table_of(AuditHead)
-_LOCK_HEAD = select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
-_MOVE_HEAD = (
-    update(_head).where(_head.c.id == 1).values(seq=bindparam("seq"), hash=bindparam("hash"))
-)
 
 
 @dataclass(frozen=True)
@@ -59,6 +54,16 @@ def entry_hash(prev_hash: str, seq: int, at: datetime, event: AuditEvent) -> str
     return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + body).hexdigest()
 
 
+_HEAD = table_of(AuditHead)
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_INSERT_ENTRIES = insert(table_of(AuditEntry))
+
+
 class AuditLog:
     """Appends to the audit chain within the caller's transaction."""
 
@@ -78,10 +83,12 @@ class AuditLog:
         self.record_many([AuditEvent(actor, action, target_kind, target_id, detail or {})], now=now)
 
     def record_many(self, events: Iterable[AuditEvent], *, now: datetime) -> int:
-        # The caller's pending changes go first, as before the entries that record them;
-        # the head is read and moved with Core (no ORM object to load and flush again).
+        # The caller's pending objects are written first, as they always were; the
+        # chain's own rows and head then go by Core statements, without the ORM's
+        # bookkeeping.
         self._session.flush()
-        seq, prev = self._session.execute(_LOCK_HEAD).one()
+        connection = self._session.connection()
+        seq, prev = connection.execute(_LOCK_HEAD).one()
         rows: list[dict[str, Any]] = []
         for event in events:
             seq += 1
@@ -101,8 +108,8 @@ class AuditLog:
             )
             prev = digest
         if rows:
-            self._session.execute(insert(table_of(AuditEntry)), rows)  # Core: no ORM bookkeeping
-            self._session.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
+            connection.execute(_INSERT_ENTRIES, rows)
+            connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
         return len(rows)
 
 

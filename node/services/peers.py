@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from protocol import (
@@ -219,6 +219,10 @@ class PeerRegistry:
         return peer
 
 
+# Built once: the directory runs it for every inbound batch.
+_PEER_BY_NODE_ID = select(Peer).where(Peer.node_id == bindparam("node_id"))
+
+
 class PeerDirectory:
     """The protocol's ``KeyDirectory`` over the peers table: unknown or removed peers
     are unknown senders; suspended peers are refused as inactive."""
@@ -232,7 +236,7 @@ class PeerDirectory:
         """The peer row (looked up once per directory, i.e. per batch)."""
         if node_id not in self._peers:
             self._peers[node_id] = self.session.execute(
-                select(Peer).where(Peer.node_id == node_id)
+                _PEER_BY_NODE_ID, {"node_id": node_id}
             ).scalar_one_or_none()
         return self._peers[node_id]
 

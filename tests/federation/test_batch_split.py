@@ -86,3 +86,13 @@ def test_a_prefix_refuses_what_it_already_shows() -> None:
         refuse_early(b"[" + b"{}," * 101, 100)
     with pytest.raises(TooComplex):
         refuse_early(b"[" * 100, 100)
+
+
+def test_flat_envelopes_are_cut_whole_whatever_their_strings_hold() -> None:
+    items = [b'{"a": "}{][", "b": 1}', b'{"a": "x\\"}", "b": "\\\\"}', b'{"c": "\\\\\\""}', b"{}"]
+    assert split_batch(b"[" + b", ".join(items) + b"]", 100) == items
+
+
+def test_a_flat_item_with_more_parts_than_any_envelope_is_refused() -> None:
+    with pytest.raises(TooComplex):
+        split_batch(b"[{" + b",".join([b'"":1'] * 2000) + b"}]", 100)

@@ -12,11 +12,12 @@ sender keeps the messages and tries again.
 
 Nothing is parsed whole: a batch is cut into its items by a bounded scan that stops at
 the 101st item (``federation.batch_split``), and every parse, decompression and
-signature check runs in a worker thread, never on the event loop. Refusals before the
-sender's signature verifies are counted per client address: an address refused more
-often than ``refusal_rate_per_address`` allows gets 429 before its body is read (held
-up to a second first, so that ignoring ``Retry-After`` does not pay). They
-are not audited one by one (see ``federation.refusals``).
+signature check runs in a worker thread (one per request: the envelopes are cut and
+processed together), never on the event loop. Refusals before the sender's signature
+verifies are counted per client address: an address refused more often than
+``refusal_rate_per_address`` allows gets 429 before its body is read (held up to a
+second first, so that ignoring ``Retry-After`` does not pay). They are not audited one
+by one (see ``federation.refusals``).
 """
 
 from __future__ import annotations
@@ -28,15 +29,14 @@ import math
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 import protocol
 
-from ...db.models import Peer
 from ...db.writable import space_problem
 from ...federation.batch_split import TooComplex, TooManyItems, refuse_early, split_batch
-from ...federation.inbound import MAX_BATCH_MESSAGES, InboundProcessor, InboundResult
+from ...federation.inbound import MAX_BATCH_MESSAGES, InboundProcessor, InboundResult, SlowDown
+from ...federation.ratelimit import RateLimiter
 from ...runtime import Node
 from ...web.bodies import Truncated, UnsupportedEncoding, decoded, read_body
 from ...web.request import NodeDep, deliver_soon
@@ -53,30 +53,31 @@ COMPRESS_FROM = 1024  # bytes: smaller answers go as they are
 UNREAD = {"Connection": "close"}
 
 
-def _envelopes(body: bytes, max_bytes: int) -> tuple[list[bytes], bool]:
+def _envelopes(body: bytes) -> tuple[list[bytes], bool]:
     """The envelopes of the body, and whether it was a batch. Each item of a batch is
-    passed on in canonical form when it is within the size limit (bigger ones as they
-    came, refused ``too_large`` unparsed). Raises ``TooManyItems`` or
-    ``protocol.Malformed`` as ``split_batch`` does."""
+    passed on as it came, like a single envelope: the opener checks its size, parses it
+    and verifies the signature over the canonical form of what it parsed. Raises
+    ``TooManyItems`` or ``protocol.Malformed`` as ``split_batch`` does."""
     items = split_batch(body, MAX_BATCH_MESSAGES)
     if items is None:
         return [body], False
-    return [_canonical(item, max_bytes) for item in items], True
+    return items, True
+
+
+def _process(node: Node, body: bytes, limiter: RateLimiter) -> tuple[bool, list[InboundResult]]:
+    """Whether the body is a batch, and the results of its envelopes (none for an empty
+    batch): cut and processed in one worker thread. Raises as ``_envelopes`` does, and
+    as ``InboundProcessor.process_batch`` does (``SlowDown``, database errors)."""
+    envelopes, is_batch = _envelopes(body)
+    if not envelopes:
+        return is_batch, []
+    return is_batch, InboundProcessor(node).process_batch(envelopes, limiter=limiter)
 
 
 def _early(start: bytes) -> None:
     """Refuse a batch from its first bytes when they already say it (at most 64 KiB
     scanned, so this stays on the event loop)."""
     refuse_early(start, MAX_BATCH_MESSAGES)
-
-
-def _canonical(item: bytes, max_bytes: int) -> bytes:
-    if len(item) > max_bytes:
-        return item
-    try:
-        return protocol.canonical_json(protocol.parse_json(item))
-    except (protocol.ProtocolError, TypeError, ValueError):
-        return item  # reported as malformed by the opener
 
 
 @router.post(
@@ -103,7 +104,9 @@ async def receive_messages(request: Request, node: NodeDep) -> Response:
     except TooComplex as exc:
         return _answer({"results": [_refused(request, address, exc).to_json()]}, 200, UNREAD)
     try:
-        body = None if raw is None else await run_in_threadpool(decoded, raw, encoding, limit)
+        body = raw
+        if raw is not None and encoding is not None:
+            body = await run_in_threadpool(decoded, raw, encoding, limit)
     except UnsupportedEncoding as exc:
         refusals.spend(address, 1)
         node.metrics.refuse_unauthenticated("unsupported_encoding")
@@ -115,24 +118,21 @@ async def receive_messages(request: Request, node: NodeDep) -> Response:
     if space_problem(node.engine, settings.min_free_disk_bytes) is not None:
         return _unavailable()
     try:
-        envelopes, is_batch = await run_in_threadpool(_envelopes, body, settings.max_message_bytes)
+        is_batch, results = await run_in_threadpool(
+            _process, node, body, request.app.state.rate_limiter
+        )
     except TooManyItems as exc:
         return _refuse_unread(request, address, protocol.TooLarge(str(exc)))
     except protocol.Malformed as exc:  # answered as a batch of one refused item
         result = _refused(request, address, exc)
         return _answer({"results": [result.to_json()]})
-    if not envelopes:  # an empty batch: nothing to answer for
-        return _answer({"results": []})
-    limiter = request.app.state.rate_limiter
-    bucket = await run_in_threadpool(_rate_bucket, node, envelopes[0])
-    wait = limiter.take(bucket, len(envelopes))
-    if wait > 0:
-        return _slow_down(wait)
-    try:
-        results = await run_in_threadpool(InboundProcessor(node).process_batch, envelopes)
+    except SlowDown as exc:
+        return _slow_down(exc.wait)
     except OperationalError as exc:  # the database cannot be written (or reached) now
         log.warning("inbound batch not stored, refused as retryable: %s", exc.orig)
         return _unavailable()
+    if not results:  # an empty batch: nothing to answer for
+        return _answer({"results": []})
     if any(r.unauthenticated for r in results):
         refusals.spend(address, 1)
     if any(r.new_alert for r in results):
@@ -197,17 +197,3 @@ def _refuse_unread(
 ) -> Response:
     result = _refused(request, address, exc)
     return _answer({"error": result.error, "detail": result.detail}, result.http_status, headers)
-
-
-def _rate_bucket(node: Node, raw: bytes) -> str:
-    """Rate-limit key: the claimed sender when it is an admitted peer, else one shared
-    bucket for everything else, so invented sender ids neither grow the table nor buy a
-    fresh allowance. (A forger can still spend a real peer's allowance; see
-    docs/protocol.md on rate limiting.)"""
-    try:
-        claimed = protocol.peek_header(raw, max_bytes=node.settings.max_message_bytes).sender
-    except protocol.ProtocolError:
-        return "?"
-    with node.sessions() as session:
-        known = session.execute(select(Peer.id).where(Peer.node_id == claimed)).first()
-    return claimed if known is not None else "?"
