@@ -10,6 +10,7 @@ status and the last lines of its own log, which say why.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -80,6 +81,13 @@ class ServeProcess:
         return NodeNotReady(
             f"the node at {self.url} {what}; the last lines of {self.log}:\n" + last_lines(self.log)
         )
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on just now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def kpnet_command() -> str:

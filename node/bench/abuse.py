@@ -20,7 +20,6 @@ is every other row, target 0.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import socket
 import tempfile
 import threading
@@ -38,9 +37,8 @@ from ..bootstrap import init_node
 from ..config import Settings, load_settings
 from ..db.models import AuditEntry
 from ..federation.refusals import ACTION as SUMMARY_ACTION
-from ..readiness import start_serve
+from ..readiness import free_port, start_serve
 from ..runtime import open_node
-from .ingest import _free_port
 from .process_stats import cpu_seconds, peak_rss_mb
 
 PATH = "/federation/v1/messages"
@@ -182,7 +180,7 @@ def run_abuse_bench(
     echo: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kpnet-bench-") as tmp:
-        port = _free_port()
+        port = free_port()
         init_node(
             Path(tmp) / "CM",
             node_id="CM",

@@ -23,6 +23,7 @@ and text checks). Their quotient is ``cpu_ceiling_ratio``.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 import uuid
@@ -40,7 +41,7 @@ import protocol
 
 from ..bootstrap import init_node
 from ..keystore import load_identity
-from ..readiness import start_serve
+from ..readiness import free_port, start_serve
 from ..runtime import open_node
 from ..services.actors import Actor
 from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
@@ -50,15 +51,7 @@ from .process_stats import cpu_seconds
 SETUP = Actor("bench", "admin")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _alert(now: int, n: int) -> protocol.Alert:
+def sample_alert(now: int, n: int) -> protocol.Alert:
     return protocol.Alert(
         alert_id=str(uuid.uuid4()),
         category="seizure",
@@ -121,7 +114,8 @@ def _prepare(base: Path, database_url: str | None, messages: int) -> _Prepared:
         node.close()
     ts = int(now.timestamp())
     envelopes = [
-        protocol.seal(sender_identity, recipient, _alert(ts, n), now=ts) for n in range(messages)
+        protocol.seal(sender_identity, recipient, sample_alert(ts, n), now=ts)
+        for n in range(messages)
     ]
     sender_card = protocol.verify_card(sender.card_path.read_bytes())
     return _Prepared(
@@ -251,7 +245,7 @@ def run_ingest_bench(
         echo(f"sealing {messages} alerts…")
         prepared = _prepare(Path(tmp), database_url, messages)
         data_dir, envelopes = prepared.data_dir, prepared.envelopes
-        port = _free_port()
+        port = free_port()
         env = {
             "KPNET_SENDER_ENABLED": "false",
             "KPNET_PEER_RATE_PER_SECOND": "1000000",
@@ -273,21 +267,21 @@ def run_ingest_bench(
             crypto = _crypto(prepared)
             ceiling_us = _ceiling_us(crypto, prepared.receiver)
             echo(f"ingesting {messages} alerts in batches of {batch}…")
-            cpu_before = cpu_seconds(server.pid)
+            cpu_before = cpu_seconds(serving.process.pid)
             accepted, ingest_s = asyncio.run(
                 _drive(base + "/federation/v1/messages", bodies, concurrency, _accepted)
             )
-            cpu_after = cpu_seconds(server.pid)
+            cpu_after = cpu_seconds(serving.process.pid)
             ceiling_us = (ceiling_us + _ceiling_us(crypto, prepared.receiver)) / 2
             if accepted != messages:
                 raise RuntimeError(f"only {accepted} of {messages} alerts were accepted")
             trivial_requests = max(2000, messages)
             echo(f"timing {trivial_requests} requests to /livez…")
-            trivial_before = cpu_seconds(server.pid)
+            trivial_before = cpu_seconds(serving.process.pid)
             done, trivial_s = asyncio.run(
                 _drive(base + "/livez", [b""] * trivial_requests, concurrency, _ok)
             )
-            trivial_after = cpu_seconds(server.pid)
+            trivial_after = cpu_seconds(serving.process.pid)
         finally:
             serving.stop()
     ingest_per_s = accepted / ingest_s

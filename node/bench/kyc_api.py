@@ -24,11 +24,10 @@ from sqlalchemy.orm import Session
 
 from ..db.models import Licensee, Subject
 from ..matching.index import parse_match_id
-from ..readiness import ServeProcess
+from ..readiness import ServeProcess, free_port
 from ..runtime import Node
 from ..services.actors import Actor
 from ..services.tokens import TokenService
-from .ingest import _free_port
 from .kyc_queries import LabelledQuery
 
 SETUP = Actor("bench", "admin")
@@ -74,7 +73,7 @@ class ServedChecks:
                 name="bench officer", role="officer"
             )
             session.commit()
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "KPNET_SENDER_ENABLED": "false"}
         kpnet = str(Path(sys.executable).parent / "kpnet")
         data_dir = str(self.node.settings.data_dir)

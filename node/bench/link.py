@@ -37,7 +37,7 @@ import protocol
 from ..bootstrap import init_node
 from ..config import Settings, load_settings
 from ..db.models import OutboxMessage, Peer
-from ..readiness import ServeProcess, start_serve
+from ..readiness import ServeProcess, free_port, start_serve
 from ..runtime import open_node
 from ..schemas.alerts import AlertCreate
 from ..services.actors import Actor
@@ -45,7 +45,7 @@ from ..services.alerts import AlertService
 from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
 from ..services.peers import PeerRegistry
 from .faulty_link import FaultyLink, LinkShape
-from .ingest import _accepted, _drive, _free_port
+from .ingest import _accepted, _drive
 
 SETUP = Actor("bench", "admin")
 ANALYST = Actor("bench", "analyst")
@@ -87,7 +87,7 @@ class _Pair:
     def __init__(self, base: Path, link: FaultyLink, cf_port: int) -> None:
         now = datetime.now(UTC)
         self.base = base
-        self.ports = {"CM": _free_port(), "CF": cf_port}
+        self.ports = {"CM": free_port(), "CF": cf_port}
         self.settings: dict[str, Settings] = {}
         for node_id in ("CM", "CF"):
             init_node(
@@ -219,7 +219,7 @@ def run_link_bench(
     echo: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kpnet-bench-link-") as tmp:
-        cf_port = _free_port()
+        cf_port = free_port()
         link = FaultyLink(cf_port, LinkShape(seed=1)).start()
         pair = _Pair(Path(tmp), link, cf_port)
         try:

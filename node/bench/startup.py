@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..bootstrap import init_node
-from ..readiness import kpnet_command, start_serve
-from .abuse import _cpu_seconds
-from .ingest import _free_port
+from ..readiness import free_port, kpnet_command, start_serve
+from .process_stats import cpu_seconds
 
 POLL_SECONDS = 0.02
 IMPORT_APP = (
@@ -54,7 +53,7 @@ def _serve_seconds(data_dir: Path, port: int, log: Path) -> tuple[float, float]:
     try:
         serving.wait_ready(interval=POLL_SECONDS)
         wall = time.perf_counter() - started
-        return wall, _cpu_seconds(serving.process.pid) or 0.0
+        return wall, cpu_seconds(serving.process.pid) or 0.0
     finally:
         serving.stop()
 
@@ -63,7 +62,7 @@ def run_startup_bench(
     *, runs: int = 5, imports: int = 3, echo: Callable[[str], None] = lambda _: None
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kpnet-bench-") as tmp:
-        port = _free_port()
+        port = free_port()
         data_dir = Path(tmp) / "CM"
         init_node(
             data_dir,

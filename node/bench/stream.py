@@ -37,7 +37,7 @@ import protocol
 from ..bootstrap import init_node
 from ..config import Settings
 from ..keystore import load_identity
-from ..readiness import ServeProcess
+from ..readiness import ServeProcess, free_port
 from ..roles import cleared_for
 from ..runtime import open_node
 from ..schemas.agreements import SharingAgreement
@@ -46,8 +46,8 @@ from ..services.endpoint_policy import LOOPBACK_PEERS, EndpointPolicy
 from ..services.peers import PeerRegistry
 from ..services.tokens import TokenService
 from ..services.users import UserAccounts
-from .abuse import _cpu_seconds
-from .ingest import SETUP, _alert, _free_port
+from .ingest import SETUP, sample_alert
+from .process_stats import cpu_seconds
 
 HANDLINGS = ("GREEN", "AMBER", "RED")
 # (role, clearance) of the API tokens, in turn.
@@ -140,7 +140,7 @@ def _prepare(
             protocol.seal(
                 sender_identity,
                 recipient,
-                _alert(ts, n).model_copy(update={"handling": handling}),
+                sample_alert(ts, n).model_copy(update={"handling": handling}),
                 now=ts,
             ),
         )
@@ -202,11 +202,11 @@ async def _deliver(
     async with httpx.AsyncClient(timeout=60) as client:
         echo(f"delivering {alerts} alerts with no stream open…")
         await _post(client, url, envelopes[0][1])  # warm-up
-        cpu_start = _cpu_seconds(pid) or 0.0
+        cpu_start = cpu_seconds(pid) or 0.0
         for _, envelope in envelopes[1 : alerts + 1]:
             await _post(client, url, envelope)
             await asyncio.sleep(pause)
-        cpu_alone = (_cpu_seconds(pid) or 0.0) - cpu_start
+        cpu_alone = (cpu_seconds(pid) or 0.0) - cpu_start
         opened = [asyncio.Event() for _ in readers]
         holders = [
             asyncio.create_task(_hold_open(port, reader, event))
@@ -223,7 +223,7 @@ async def _deliver(
             echo(f"{len(readers)} streams open; delivering {alerts} alerts…")
             for n, (handling, envelope) in enumerate(streamed):
                 if n == warm_up:
-                    cpu_start = _cpu_seconds(pid) or 0.0
+                    cpu_start = cpu_seconds(pid) or 0.0
                 cleared = [r for r in readers if cleared_for(r.clearance, handling)]
                 sent = time.perf_counter()
                 await _post(client, url, envelope)
@@ -234,7 +234,7 @@ async def _deliver(
                     first_ms.append(min(times) * 1000)
                     last_ms.append(max(times) * 1000)
                 await asyncio.sleep(pause)
-            cpu_streamed = (_cpu_seconds(pid) or 0.0) - cpu_start
+            cpu_streamed = (cpu_seconds(pid) or 0.0) - cpu_start
         finally:
             for holder in holders:
                 holder.cancel()
@@ -297,7 +297,7 @@ def run_stream_bench(
         echo(f"preparing a node with {streams} readers…")
         settings, envelopes = _prepare(Path(tmp), database_url, 1 + 2 * alerts + warm_up)
         readers = _readers(settings, streams, console)
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "KPNET_SENDER_ENABLED": "false",
