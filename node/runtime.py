@@ -64,19 +64,22 @@ class Node:
     ) -> protocol.OpenedMessage:
         """Open an envelope addressed to this node. One sealed to an encryption key this
         process does not hold yet is retried once the keys are reloaded: another process
-        may just have rotated them."""
+        may just have rotated them (or another thread of this one may have reloaded them
+        since this attempt began: then the forced check finds nothing new, but the keys
+        differ from those tried)."""
         while True:
+            identity = self.identity
             try:
                 return protocol.open_envelope(
                     raw,
-                    identity=self.identity,
+                    identity=identity,
                     directory=directory,
                     now=int(now.timestamp()),
                     max_bytes=self.settings.max_message_bytes,
                     clock_skew=self.settings.clock_skew_seconds,
                 )
             except protocol.WrongRecipient:
-                if not self.keys.refresh(force=True):
+                if not self.keys.refresh(force=True) and self.identity is identity:
                     raise
 
     def close(self) -> None:
